@@ -1,0 +1,280 @@
+"""The CSV manifest: one row per custom domain to move to a new certificate.
+
+Everything is validated before anything is called: a manifest with one bad row yields
+every problem at once (``FILE:LINE:COL: column: reason``) and no AWS call is made.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import io
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+REQUIRED_COLUMNS = ("account_id", "region", "user_pool_id", "domain", "certificate_arn")
+OPTIONAL_COLUMNS = ("role_arn", "external_id")
+KNOWN_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+_ACCOUNT = re.compile(r"\d{12}")
+_POOL_ID = re.compile(r"([a-z]{2}(?:-[a-z]+)+-\d)_([0-9a-zA-Z]+)")
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+_CERT_ARN = re.compile(
+    r"arn:aws:acm:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):certificate/"
+    r"(?P<id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+)
+_ROLE_ARN = re.compile(r"arn:aws:iam::(?P<account>\d{12}):role/(?:[\x21-\x7e]*/)?(?P<name>[\w+=,.@-]{1,64})")
+_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
+CERT_REGION = "us-east-1"  # CloudFront (and so Cognito custom domains) only takes us-east-1 certificates
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One validated manifest row. ``line`` is the 1-based line where the row starts."""
+
+    line: int
+    account_id: str
+    region: str
+    user_pool_id: str
+    domain: str
+    certificate_arn: str
+    role_arn: str | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    path: str
+    line: int
+    column: int  # 1-based field number; 1 for whole-row and file problems
+    column_name: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}:{self.column}:"
+        return f"{where} {self.column_name}: {self.reason}" if self.column_name else f"{where} {self.reason}"
+
+
+class ManifestError(Exception):
+    """The manifest is invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    path: str
+    rows: tuple[Row, ...]
+    fingerprint: str
+
+    @property
+    def accounts(self) -> set[str]:
+        return {r.account_id for r in self.rows}
+
+    @property
+    def regions(self) -> set[str]:
+        return {r.region for r in self.rows}
+
+
+@cache
+def cognito_regions() -> frozenset[str]:
+    """Regions of the aws partition where Cognito user pools exist, from botocore's endpoint data."""
+    import botocore.session
+
+    return frozenset(botocore.session.get_session().get_available_regions("cognito-idp"))
+
+
+def validate_domain(domain: str) -> str | None:
+    """Return why ``domain`` is not a valid custom domain name, or None."""
+    if not domain:
+        return "is empty"
+    if len(domain) > 253:
+        return f"is {len(domain)} characters long (at most 253)"
+    labels = domain.split(".")
+    if len(labels) < 2:
+        return "must be a full domain name with at least two labels (a prefix domain has no certificate)"
+    for label in labels:
+        if not label:
+            return "has an empty label"
+        if len(label) > 63:
+            return f"label {label[:20]!r}... is {len(label)} characters long (at most 63)"
+        if not _LABEL.fullmatch(label):
+            if label.startswith("-") or label.endswith("-"):
+                return f"label {label!r} starts or ends with a hyphen"
+            return f"label {label!r} may hold only lowercase letters, digits and hyphens"
+    return None
+
+
+def _check_row(cells: dict[str, str]) -> list[tuple[str, str]]:
+    """Rule violations of one row as (column, reason) pairs."""
+    errors: list[tuple[str, str]] = []
+    account = cells["account_id"]
+    if not _ACCOUNT.fullmatch(account):
+        errors.append(("account_id", f"{account!r} is not a 12-digit AWS account id"))
+    region = cells["region"]
+    region_ok = region in cognito_regions()
+    if not region_ok:
+        hint = difflib.get_close_matches(region, sorted(cognito_regions()), n=1)
+        more = f" (did you mean {hint[0]!r}?)" if hint else ""
+        errors.append(("region", f"{region!r} is not an AWS region with Cognito user pools{more}"))
+    pool = cells["user_pool_id"]
+    m = _POOL_ID.fullmatch(pool)
+    if not m:
+        errors.append(("user_pool_id", f"{pool!r} is not a user pool id of the form <region>_<id>"))
+    elif region_ok and m.group(1) != region:
+        errors.append(("user_pool_id", f"{pool!r} belongs to region {m.group(1)}, not to the row's {region}"))
+    reason = validate_domain(cells["domain"])
+    if reason:
+        errors.append(("domain", f"{cells['domain']!r} {reason}"))
+    cert = cells["certificate_arn"]
+    cm = _CERT_ARN.fullmatch(cert)
+    if not cm:
+        errors.append(
+            ("certificate_arn", f"{cert!r} is not an ACM certificate ARN (arn:aws:acm:us-east-1:<account>:certificate/<uuid>)")
+        )
+    else:
+        if cm.group("region") != CERT_REGION:
+            errors.append(
+                ("certificate_arn", f"certificate is in {cm.group('region')}; Cognito custom domains need one in {CERT_REGION}")
+            )
+        if cm.group("account") != account:
+            errors.append(("certificate_arn", f"certificate belongs to account {cm.group('account')}, not to the row's {account}"))
+    role = cells.get("role_arn", "")
+    if role:
+        rm = _ROLE_ARN.fullmatch(role)
+        if not rm:
+            errors.append(("role_arn", f"{role!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"))
+        elif rm.group("account") != account:
+            errors.append(("role_arn", f"role belongs to account {rm.group('account')}, not to the row's {account}"))
+    external = cells.get("external_id", "")
+    if external and not _EXTERNAL_ID.fullmatch(external):
+        errors.append(("external_id", "must be 2 to 1224 characters of letters, digits and +=,.@:/-_"))
+    return errors
+
+
+def _decode(path: str, data: bytes) -> str | Problem:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        before = data[:offset]
+        line = before.count(b"\n") + 1
+        column = offset - (before.rfind(b"\n") + 1) + 1
+        return Problem(path, line, column, None, f"byte 0x{data[offset]:02x} is not UTF-8 (the manifest must be UTF-8)")
+
+
+class _CsvError(Exception):
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line, self.reason = line, reason
+
+
+def _records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """CSV records with the line each starts on; blank lines are skipped."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise _CsvError(reader.line_num or start, str(exc)) from None
+        if record and any(cell.strip() for cell in record):
+            yield start, record
+        start = reader.line_num + 1
+
+
+def parse(path: str | Path, data: bytes | None = None) -> Manifest:
+    """Read and validate a manifest; raise ManifestError listing every problem."""
+    name = str(path)
+    if data is None:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ManifestError([Problem(name, 1, 1, None, f"cannot read: {exc.strerror}")]) from None
+    text = _decode(name, data)
+    if isinstance(text, Problem):
+        raise ManifestError([text])
+    problems: list[Problem] = []
+    rows: list[Row] = []
+    records = _records(text)
+    try:
+        first = next(records, None)
+        if first is None:
+            raise ManifestError([Problem(name, 1, 1, None, "the manifest is empty (a header row is required)")])
+        header_line, raw_header = first
+        header = [h.strip() for h in raw_header]
+        index: dict[str, int] = {}
+        for i, col in enumerate(header):
+            if col in index:
+                problems.append(Problem(name, header_line, i + 1, col, "column appears twice in the header"))
+            elif col not in KNOWN_COLUMNS:
+                hint = difflib.get_close_matches(col, KNOWN_COLUMNS, n=1)
+                more = f" (did you mean {hint[0]!r}?)" if hint else ""
+                problems.append(
+                    Problem(name, header_line, i + 1, col or "<empty>", f"unknown column{more}; known: {', '.join(KNOWN_COLUMNS)}")
+                )
+            else:
+                index[col] = i
+        for col in REQUIRED_COLUMNS:
+            if col not in index:
+                problems.append(Problem(name, header_line, 1, col, "required column is missing from the header"))
+        if problems:
+            raise ManifestError(problems)
+        seen: dict[str, int] = {}
+        for line, record in records:
+            if len(record) != len(header):
+                problems.append(
+                    Problem(name, line, min(len(record), len(header)) + 1, None,
+                            f"row has {len(record)} fields, the header has {len(header)}")
+                )
+                continue
+            cells = {col: record[i].strip() for col, i in index.items()}
+            row_errors = _check_row(cells)
+            for col, reason in row_errors:
+                problems.append(Problem(name, line, index[col] + 1, col, reason))
+            domain = cells["domain"]
+            if domain in seen:
+                problems.append(
+                    Problem(name, line, index["domain"] + 1, "domain", f"{domain!r} is already listed on line {seen[domain]}")
+                )
+                continue
+            seen[domain] = line
+            if not row_errors:
+                rows.append(
+                    Row(
+                        line=line,
+                        account_id=cells["account_id"],
+                        region=cells["region"],
+                        user_pool_id=cells["user_pool_id"],
+                        domain=domain,
+                        certificate_arn=cells["certificate_arn"],
+                        role_arn=cells.get("role_arn") or None,
+                        external_id=cells.get("external_id") or None,
+                    )
+                )
+    except _CsvError as exc:
+        problems.append(Problem(name, exc.line, 1, None, f"malformed CSV: {exc.reason}"))
+    if problems:
+        raise ManifestError(problems)
+    if not rows:
+        raise ManifestError([Problem(name, 2, 1, None, "the manifest has a header but no rows")])
+    return Manifest(name, tuple(rows), fingerprint(rows))
+
+
+def fingerprint(rows: Sequence[Row]) -> str:
+    """A digest of what the manifest asks for, independent of row order, spacing and column order."""
+    digest = hashlib.sha256()
+    for row in sorted(rows, key=lambda r: r.domain):
+        fields = (row.account_id, row.region, row.user_pool_id, row.domain, row.certificate_arn,
+                  row.role_arn or "", row.external_id or "")
+        digest.update("\x1f".join(fields).encode())
+        digest.update(b"\x1e")
+    return digest.hexdigest()

@@ -1,0 +1,44 @@
+"""A row's result, as the checkpoint stores it and the report prints it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    UPDATED = "updated"  # we wrote the new certificate
+    UNCHANGED = "unchanged"  # already on the target certificate: no write
+    FAILED = "failed"  # see error_code / error_message; retried on the next run
+    SKIPPED = "skipped"  # not attempted (the run stopped before reaching it)
+    IN_FLIGHT = "in_flight"  # checkpoint only: a write was about to be sent
+
+
+DONE = frozenset({Status.UPDATED, Status.UNCHANGED})
+
+
+@dataclass(slots=True)
+class Outcome:
+    domain: str
+    status: Status
+    certificate_arn: str
+    previous_certificate_arn: str | None = None
+    cloudfront_domain: str | None = None
+    attempts: int = 0
+    error_code: str | None = None
+    error_message: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["status"] = str(self.status)
+        return d
+
+
+OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

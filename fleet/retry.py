@@ -1,0 +1,131 @@
+"""Which AWS errors are worth another attempt, and how long to wait before it.
+
+The engine owns retries: botocore is configured for a single attempt (see ``credentials.client_config``)
+so attempts are never multiplied, every attempt passes through our rate limiters, and every attempt
+is counted in the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import aiohttp
+import botocore.exceptions
+import tenacity
+
+# Codes that mean "slow down" (botocore's standard mode list plus Cognito's TooManyRequestsException,
+# which legacy mode misses: boto/botocore#1732).
+THROTTLING_CODES = frozenset({
+    "TooManyRequestsException", "ThrottlingException", "Throttling", "ThrottledException",
+    "RequestThrottledException", "RequestThrottled", "RequestLimitExceeded", "SlowDown",
+    "ProvisionedThroughputExceededException", "BandwidthLimitExceeded", "PriorRequestNotComplete",
+    "EC2ThrottledException", "TransactionInProgressException",
+})
+# Transient server-side conditions. LimitExceededException is deliberately absent: Cognito uses it
+# for hard limits that no retry will lift.
+TRANSIENT_CODES = frozenset({
+    "InternalErrorException", "InternalError", "InternalFailure", "ServiceUnavailable",
+    "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
+    "ConcurrentModificationException", "IDPCommunicationError",
+})
+_CONNECTION_ERRORS = (
+    botocore.exceptions.HTTPClientError,  # connection closed/reset, read/connect timeouts, proxy errors
+    botocore.exceptions.EndpointConnectionError,
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What went wrong with a call, ready for the report."""
+
+    code: str
+    message: str
+    retryable: bool
+    throttled: bool = False
+
+
+def classify(exc: BaseException) -> Failure:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code") or "Unknown")
+        message = str(err.get("Message") or exc)
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if code in THROTTLING_CODES or status == 429:
+            return Failure(code, message, retryable=True, throttled=True)
+        if code in TRANSIENT_CODES or status >= 500:
+            return Failure(code, message, retryable=True)
+        return Failure(code, message, retryable=False)
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return Failure(type(exc).__name__, str(exc) or type(exc).__name__, retryable=True)
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return Failure(type(exc).__name__, str(exc), retryable=False)
+    return Failure(type(exc).__name__, str(exc), retryable=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffPolicy:
+    """Exponential backoff with full jitter: sleep U(0, min(cap, base * 2**(attempt-1)))."""
+
+    max_attempts: int = 8
+    base: float = 0.5
+    cap: float = 20.0
+
+    def wait(self) -> tenacity.wait.wait_base:
+        return tenacity.wait_random_exponential(multiplier=self.base, max=self.cap)
+
+
+class AttemptCounter:
+    """Counts attempts and throttles of one row across its calls."""
+
+    __slots__ = ("attempts", "throttles")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.throttles = 0
+
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+
+async def call_with_retry(
+    attempt: Callable[[], Awaitable[T]],
+    policy: BackoffPolicy,
+    counter: AttemptCounter,
+    sleep: Sleep = asyncio.sleep,
+    on_retry: Callable[[Failure, float], None] | None = None,
+) -> T:
+    """Run ``attempt`` until it succeeds, fails for good, or attempts run out (then re-raise)."""
+
+    def retryable(exc: BaseException) -> bool:
+        failure = classify(exc)
+        if failure.throttled:
+            counter.throttles += 1
+        return failure.retryable
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        if on_retry is not None and state.outcome is not None and state.next_action is not None:
+            exc = state.outcome.exception()
+            if exc is not None:
+                on_retry(classify(exc), state.next_action.sleep)
+
+    retrying = tenacity.AsyncRetrying(
+        stop=tenacity.stop_after_attempt(policy.max_attempts),
+        wait=policy.wait(),
+        retry=tenacity.retry_if_exception(retryable),
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    result: T
+    async for try_ in retrying:
+        with try_:
+            counter.attempts += 1
+            result = await attempt()
+    return result

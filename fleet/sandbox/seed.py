@@ -1,0 +1,144 @@
+"""Build a multi-account fleet in a sandbox and write the manifest that migrates it.
+
+Each (account, region) gets K user pools, each with a custom domain on an OLD wildcard certificate;
+each domain gets its own NEW certificate. Everything goes through the AWS API (boto3 over HTTP), so
+it also seeds a sandbox running in another process.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from fleet.sandbox.server import HUB_CREDENTIALS
+
+ROLE_NAME = "CognitoFleetRole"
+FIRST_ACCOUNT = 200000000000
+
+
+@dataclass(frozen=True, slots=True)
+class SeededDomain:
+    account_id: str
+    region: str
+    user_pool_id: str
+    domain: str
+    old_certificate_arn: str
+    new_certificate_arn: str
+
+
+@cache
+def _key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())  # CloudFront accepts EC_prime256v1; fast to make
+
+
+def make_certificate(names: Sequence[str], days: int = 365) -> tuple[bytes, bytes]:
+    """A self-signed certificate for ``names`` (the first is the CN) and its key, both PEM."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    key = _key()
+    now = datetime.datetime.now(datetime.UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def account_ids(count: int, first: int = FIRST_ACCOUNT) -> list[str]:
+    return [f"{first + i:012d}" for i in range(count)]
+
+
+class Seeder:
+    def __init__(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+        self._config = Config(retries={"mode": "standard", "max_attempts": 10})
+        self._local = threading.local()
+
+    def _hub_sts(self) -> Any:
+        if not hasattr(self._local, "sts"):
+            self._local.sts = boto3.client(
+                "sts", region_name="us-east-1", endpoint_url=self.endpoint_url, config=self._config,
+                aws_access_key_id=HUB_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=HUB_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            )
+        return self._local.sts
+
+    def session(self, account_id: str) -> boto3.Session:
+        creds = self._hub_sts().assume_role(
+            RoleArn=f"arn:aws:iam::{account_id}:role/{ROLE_NAME}", RoleSessionName="cognito-fleet-seed"
+        )["Credentials"]
+        return boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+
+    def client(self, session: boto3.Session, service: str, region: str) -> Any:
+        return session.client(service, region_name=region, endpoint_url=self.endpoint_url, config=self._config)
+
+    def import_certificate(self, acm: Any, names: Sequence[str], days: int = 365) -> str:
+        cert, key = make_certificate(names, days)
+        return str(acm.import_certificate(Certificate=cert, PrivateKey=key)["CertificateArn"])
+
+    def seed_account(self, account_id: str, regions: Sequence[str], per_region: int) -> list[SeededDomain]:
+        session = self.session(account_id)
+        acm = self.client(session, "acm", "us-east-1")
+        out: list[SeededDomain] = []
+        for region in regions:
+            zone = f"{region}.a{account_id}.example.com"
+            old = self.import_certificate(acm, [f"*.{zone}"])
+            cognito = self.client(session, "cognito-idp", region)
+            for j in range(per_region):
+                domain = f"auth{j}.{zone}"
+                pool = cognito.create_user_pool(PoolName=f"pool-{j}")["UserPool"]["Id"]
+                new = self.import_certificate(acm, [domain])
+                kwargs: dict[str, Any] = {"Domain": domain, "UserPoolId": pool,
+                                          "CustomDomainConfig": {"CertificateArn": old}}
+                if j % 2:
+                    kwargs["ManagedLoginVersion"] = 2  # a mix of classic and managed login
+                cognito.create_user_pool_domain(**kwargs)
+                out.append(SeededDomain(account_id, region, pool, domain, old, new))
+        return out
+
+
+def seed_fleet(endpoint_url: str, accounts: int, regions: Sequence[str], domains_per_account: int,
+               first_account: int = FIRST_ACCOUNT, workers: int = 8) -> list[SeededDomain]:
+    """Seed ``accounts`` accounts, each with ``domains_per_account`` custom domains in every region."""
+    if not 1 <= domains_per_account <= 4:
+        raise ValueError("AWS allows 1 to 4 custom domains per account and region")
+    seeder = Seeder(endpoint_url)
+    ids = account_ids(accounts, first_account)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(lambda a: seeder.seed_account(a, regions, domains_per_account), ids)
+        return [d for account in results for d in account]
+
+
+def write_manifest(domains: Sequence[SeededDomain], path: str | Path) -> Path:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["account_id", "region", "user_pool_id", "domain", "certificate_arn"])
+        for d in domains:
+            writer.writerow([d.account_id, d.region, d.user_pool_id, d.domain, d.new_certificate_arn])
+    return target

@@ -1,0 +1,131 @@
+"""The sandbox's knobs and counters, shared by the HTTP layer and the tests that read them."""
+
+from __future__ import annotations
+
+import collections
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# AWS's default Cognito quotas per account and region (requests per second), by category.
+AWS_QUOTAS = {"UserPoolResourceUpdate": 15.0, "UserPoolResourceRead": 20.0, "UserPoolRead": 15.0}
+OPERATION_CATEGORY = {
+    "UpdateUserPoolDomain": "UserPoolResourceUpdate",
+    "CreateUserPoolDomain": "UserPoolResourceUpdate",
+    "DeleteUserPoolDomain": "UserPoolResourceUpdate",
+    "DescribeUserPoolDomain": "UserPoolResourceRead",
+    "DescribeUserPool": "UserPoolRead",
+    "ListUserPools": "UserPoolRead",
+}
+POOL_QUOTA = 5.0  # per user pool, per operation
+
+
+@dataclass
+class Knobs:
+    """Behaviour of the sandbox; every rate is a probability per Cognito call."""
+
+    latency: float = 0.0  # seconds added to every Cognito call (plus up to 20% jitter)
+    throttle_rate: float = 0.0  # TooManyRequestsException (HTTP 400)
+    error_rate: float = 0.0  # InternalErrorException (HTTP 500)
+    reset_rate: float = 0.0  # connection dropped without a response
+    seed: int = 1
+    enforce_quotas: bool = False  # AWS's per-account quotas (scaled by quota_scale)
+    quota_scale: float = 1.0
+    propagation_delay: float = 0.0  # seconds a domain stays UPDATING after a write
+    credential_lifetime: float | None = None  # cap assumed-role credentials' lifetime (seconds)
+    deny_accounts: set[str] = field(default_factory=set)  # AssumeRole into these is AccessDenied
+    external_ids: dict[str, str] = field(default_factory=dict)  # account -> the ExternalId its role requires
+
+    def update(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            if not hasattr(self, key):
+                raise KeyError(f"unknown sandbox knob {key!r}")
+            if key == "deny_accounts":
+                value = set(value)
+            setattr(self, key, value)
+
+
+class TokenBucket:
+    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
+        self.rate, self.capacity, self.tokens = rate, max(rate, 1.0), max(rate, 1.0)
+        self.clock, self.stamp = clock, clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class SandboxState:
+    """Thread-safe: the werkzeug server handles each connection in its own thread."""
+
+    def __init__(self, knobs: Knobs | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.knobs = knobs or Knobs()
+        self.clock = clock
+        self.lock = threading.RLock()
+        self._rng = random.Random(self.knobs.seed)
+        self._buckets: dict[tuple[str, ...], TokenBucket] = {}
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.writes: collections.Counter[str] = collections.Counter()  # UpdateUserPoolDomain per domain
+        self.faults: collections.Counter[str] = collections.Counter()
+        self.assume_role_calls: collections.Counter[str] = collections.Counter()  # per target account
+        self.events: list[tuple[str, str]] = []  # (operation, domain) of every Describe/Update, in order
+
+    def configure(self, **values: Any) -> None:
+        with self.lock:
+            self.knobs.update(values)
+            if "seed" in values:
+                self._rng = random.Random(self.knobs.seed)
+
+    def count_fault(self, kind: str) -> None:
+        with self.lock:
+            self.faults[kind] += 1
+
+    def roll(self) -> float:
+        with self.lock:
+            return self._rng.random()
+
+    def allow(self, account: str, region: str, operation: str, pool: str | None) -> bool:
+        """Apply AWS's quotas: False means the call is throttled."""
+        category = OPERATION_CATEGORY.get(operation)
+        if not self.knobs.enforce_quotas or category is None:
+            return True
+        scale = self.knobs.quota_scale
+        keys = [((account, region, category), AWS_QUOTAS[category] * scale)]
+        if pool:
+            keys.append(((account, region, pool, operation), POOL_QUOTA * scale))
+        with self.lock:
+            buckets = []
+            for key, rate in keys:
+                bucket = self._buckets.get(key)
+                if bucket is None:
+                    bucket = self._buckets[key] = TokenBucket(rate, self.clock)
+                buckets.append(bucket)
+            return all([b.take() for b in buckets])
+
+    def reset_counters(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.writes.clear()
+            self.faults.clear()
+            self.assume_role_calls.clear()
+            self.events.clear()
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            knobs = asdict(self.knobs)
+            knobs["deny_accounts"] = sorted(self.knobs.deny_accounts)
+            return {
+                "calls": dict(self.calls),
+                "writes": dict(self.writes),
+                "faults": dict(self.faults),
+                "assume_role_calls": dict(self.assume_role_calls),
+                "knobs": knobs,
+            }
