@@ -28,6 +28,9 @@ class Sandbox:
     def __init__(self, port: int = 0, knobs: Knobs | None = None) -> None:
         from moto.moto_server.werkzeug_app import MotoRequestHandler
 
+        from fleet.sandbox import speedups
+
+        speedups.apply()
         for name in ("werkzeug", "moto"):
             logging.getLogger(name).setLevel(logging.ERROR)
         self.state = SandboxState(knobs)

@@ -1,0 +1,82 @@
+"""Shared fixtures: one sandbox for the session (moto + fidelity layer over HTTP on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from fleet.checkpoint import Checkpoint
+from fleet.credentials import AwsSettings
+from fleet.engine import EngineSettings
+from fleet.manifest import parse
+from fleet.pipeline import RunResult, migrate
+from fleet.retry import BackoffPolicy
+from fleet.sandbox.demo import isolate_from_real_aws
+from fleet.sandbox.seed import SeededDomain, Seeder, seed_fleet, write_manifest
+from fleet.sandbox.server import Sandbox
+from fleet.sandbox.state import Knobs
+
+_accounts = itertools.count(300000000000, 1000)  # each test seeds its own, disjoint accounts
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    isolate_from_real_aws()
+    with Sandbox() as box:
+        yield box
+
+
+@pytest.fixture
+def box(sandbox: Sandbox) -> Sandbox:
+    """The session sandbox with default knobs and zeroed counters."""
+    sandbox.state.knobs = Knobs()
+    sandbox.state.configure(seed=1)
+    sandbox.state.reset_counters()
+    return sandbox
+
+
+class Fleet:
+    def __init__(self, box: Sandbox, tmp: Path, domains: list[SeededDomain]) -> None:
+        self.box, self.tmp, self.domains = box, tmp, domains
+        self.manifest = write_manifest(domains, tmp / "manifest.csv")
+        self.checkpoint = tmp / "checkpoint.sqlite"
+        self.report = tmp / "report.csv"
+
+    def settings(self, **overrides: Any) -> EngineSettings:
+        policy = BackoffPolicy(max_attempts=overrides.pop("max_attempts", 8), base=0.01, cap=0.05)
+        aws = AwsSettings(endpoint_url=self.box.endpoint, **overrides.pop("aws", {}))
+        return EngineSettings(policy=policy, aws=aws, **overrides)
+
+    def run(self, manifest: Path | None = None, **overrides: Any) -> RunResult:
+        return migrate(manifest or self.manifest, self.checkpoint, self.report, self.settings(**overrides))
+
+    def cognito(self, account_id: str, region: str) -> Any:
+        return Seeder(self.box.endpoint).client(Seeder(self.box.endpoint).session(account_id), "cognito-idp", region)
+
+    def describe(self, d: SeededDomain) -> dict[str, Any]:
+        """Read a domain back through the API, as a user would."""
+        out = self.cognito(d.account_id, d.region).describe_user_pool_domain(Domain=d.domain)
+        return dict(out["DomainDescription"])
+
+    def open_checkpoint(self, manifest: Path | None = None) -> Checkpoint:
+        m = parse(manifest or self.manifest)
+        return Checkpoint(self.checkpoint, m.fingerprint, m.path)
+
+
+@pytest.fixture
+def make_fleet(box: Sandbox, tmp_path: Path) -> Any:
+    def make(accounts: int = 3, regions: Sequence[str] = ("us-east-1", "eu-west-1"), per_region: int = 2) -> Fleet:
+        domains = seed_fleet(box.endpoint, accounts, regions, per_region, first_account=next(_accounts))
+        box.state.reset_counters()
+        return Fleet(box, tmp_path, domains)
+
+    return make
+
+
+def hub_client(box: Sandbox, service: str, region: str = "us-east-1") -> Any:
+    return boto3.client(service, region_name=region, endpoint_url=box.endpoint)
