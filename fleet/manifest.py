@@ -115,7 +115,8 @@ def _check_row(cells: dict[str, str]) -> list[tuple[str, str]]:
     """Rule violations of one row as (column, reason) pairs."""
     errors: list[tuple[str, str]] = []
     account = cells["account_id"]
-    if not _ACCOUNT.fullmatch(account):
+    account_ok = bool(_ACCOUNT.fullmatch(account))
+    if not account_ok:
         errors.append(("account_id", f"{account!r} is not a 12-digit AWS account id"))
     region = cells["region"]
     region_ok = region in cognito_regions()
@@ -143,14 +144,14 @@ def _check_row(cells: dict[str, str]) -> list[tuple[str, str]]:
             errors.append(
                 ("certificate_arn", f"certificate is in {cm.group('region')}; Cognito custom domains need one in {CERT_REGION}")
             )
-        if cm.group("account") != account:
+        if account_ok and cm.group("account") != account:
             errors.append(("certificate_arn", f"certificate belongs to account {cm.group('account')}, not to the row's {account}"))
     role = cells.get("role_arn", "")
     if role:
         rm = _ROLE_ARN.fullmatch(role)
         if not rm:
             errors.append(("role_arn", f"{role!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"))
-        elif rm.group("account") != account:
+        elif account_ok and rm.group("account") != account:
             errors.append(("role_arn", f"role belongs to account {rm.group('account')}, not to the row's {account}"))
     external = cells.get("external_id", "")
     if external and not _EXTERNAL_ID.fullmatch(external):
@@ -229,6 +230,7 @@ def parse(path: str | Path, data: bytes | None = None) -> Manifest:
         if problems:
             raise ManifestError(problems)
         seen: dict[str, int] = {}
+        roles: dict[str, tuple[str, str, int]] = {}  # account -> (role_arn, external_id, line)
         for line, record in records:
             if len(record) != len(header):
                 problems.append(
@@ -247,6 +249,14 @@ def parse(path: str | Path, data: bytes | None = None) -> Manifest:
                 )
                 continue
             seen[domain] = line
+            # AssumeRole happens once per account: its rows must agree on how.
+            how = (cells.get("role_arn", ""), cells.get("external_id", ""))
+            first = roles.setdefault(cells["account_id"], (*how, line))
+            if not row_errors and first[:2] != how:
+                col = "role_arn" if first[0] != how[0] else "external_id"
+                problems.append(Problem(name, line, index[col] + 1, col,
+                                        f"differs from line {first[2]} for the same account {cells['account_id']}"))
+                continue
             if not row_errors:
                 rows.append(
                     Row(
