@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 
 from fleet.checkpoint import Checkpoint
 from fleet.credentials import AwsSettings
@@ -46,6 +47,7 @@ class Fleet:
         self.manifest = write_manifest(domains, tmp / "manifest.csv")
         self.checkpoint = tmp / "checkpoint.sqlite"
         self.report = tmp / "report.csv"
+        self._clients: dict[tuple[str, str], Any] = {}
 
     def settings(self, **overrides: Any) -> EngineSettings:
         policy = BackoffPolicy(max_attempts=overrides.pop("max_attempts", 8), base=0.01, cap=0.05)
@@ -56,7 +58,15 @@ class Fleet:
         return migrate(manifest or self.manifest, self.checkpoint, self.report, self.settings(**overrides))
 
     def cognito(self, account_id: str, region: str) -> Any:
-        return Seeder(self.box.endpoint).client(Seeder(self.box.endpoint).session(account_id), "cognito-idp", region)
+        """A plain boto3 client of the account, without botocore retries (tests see every error)."""
+        key = (account_id, region)
+        if key not in self._clients:
+            seeder = Seeder(self.box.endpoint)
+            self._clients[key] = seeder.session(account_id).client(
+                "cognito-idp", region_name=region, endpoint_url=self.box.endpoint,
+                config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+            )
+        return self._clients[key]
 
     def describe(self, d: SeededDomain) -> dict[str, Any]:
         """Read a domain back through the API, as a user would."""
