@@ -95,7 +95,8 @@ class Checkpoint:
 
         def write() -> None:
             self._db.execute(
-                f"INSERT OR REPLACE INTO outcomes ({cols}) VALUES ({marks})", [values[c] for c in OUTCOME_FIELDS]
+                f"INSERT OR REPLACE INTO outcomes ({cols}) VALUES ({marks})",
+                [values[c] for c in OUTCOME_FIELDS],
             )
 
         await self._write(write)

@@ -46,31 +46,74 @@ def validate(manifest: Path) -> None:
 
 def run_options(fn: Any) -> Any:
     options = [
-        click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
-                     help="SQLite checkpoint [default: beside the manifest, NAME.checkpoint.sqlite]"),
-        click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
-                     help="CSV report; JSON Lines go beside it [default: beside the manifest, NAME.report.csv]"),
-        click.option("--concurrency", type=click.IntRange(1, 1024), default=64, show_default=True,
-                     help="Calls in flight at once, over all accounts."),
-        click.option("--account-concurrency", type=click.IntRange(1, 4096), default=32, show_default=True,
-                     help="Accounts worked on at once (each holds its own clients)."),
-        click.option("--rate-per-account", type=click.FloatRange(0.01, 100), default=DEFAULT_RATE_PER_ACCOUNT,
-                     show_default=True,
-                     help="Cognito calls per second per account and region (AWS's write quota is 15/s, "
-                          "shared with the account's own traffic)."),
-        click.option("--max-attempts", type=click.IntRange(1, 50), default=8, show_default=True,
-                     help="Attempts per call for throttling, 5xx and connection errors."),
-        click.option("--role-name", default="CognitoFleetRole", show_default=True,
-                     help="Role assumed in each account when a row has no role_arn."),
+        click.option(
+            "--checkpoint",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="SQLite checkpoint [default: beside the manifest, NAME.checkpoint.sqlite]",
+        ),
+        click.option(
+            "--report",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="CSV report; JSON Lines go beside it [default: beside the manifest, NAME.report.csv]",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 1024),
+            default=64,
+            show_default=True,
+            help="Calls in flight at once, over all accounts.",
+        ),
+        click.option(
+            "--account-concurrency",
+            type=click.IntRange(1, 4096),
+            default=32,
+            show_default=True,
+            help="Accounts worked on at once (each holds its own clients).",
+        ),
+        click.option(
+            "--rate-per-account",
+            type=click.FloatRange(0.01, 100),
+            default=DEFAULT_RATE_PER_ACCOUNT,
+            show_default=True,
+            help="Cognito calls per second per account and region (AWS's write quota is 15/s, "
+            "shared with the account's own traffic).",
+        ),
+        click.option(
+            "--max-attempts",
+            type=click.IntRange(1, 50),
+            default=8,
+            show_default=True,
+            help="Attempts per call for throttling, 5xx and connection errors.",
+        ),
+        click.option(
+            "--role-name",
+            default="CognitoFleetRole",
+            show_default=True,
+            help="Role assumed in each account when a row has no role_arn.",
+        ),
         click.option("--external-id", help="ExternalId for AssumeRole when a row has none."),
-        click.option("--session-duration", type=click.IntRange(900, 43200), default=3600, show_default=True,
-                     help="Assumed-role session length in seconds (refreshed before expiry)."),
+        click.option(
+            "--session-duration",
+            type=click.IntRange(900, 43200),
+            default=3600,
+            show_default=True,
+            help="Assumed-role session length in seconds (refreshed before expiry).",
+        ),
         click.option("--profile", help="AWS profile of the hub (calling) identity."),
         click.option("--endpoint-url", help="Send every AWS call here (e.g. the sandbox)."),
-        click.option("--log-format", type=click.Choice(["auto", "json", "console"]), default="auto",
-                     show_default=True, help="auto: console on a terminal, JSON lines otherwise."),
-        click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
-                     show_default=True),
+        click.option(
+            "--log-format",
+            type=click.Choice(["auto", "json", "console"]),
+            default="auto",
+            show_default=True,
+            help="auto: console on a terminal, JSON lines otherwise.",
+        ),
+        click.option(
+            "--log-level",
+            type=click.Choice(["debug", "info", "warning", "error"]),
+            default="info",
+            show_default=True,
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -85,8 +128,11 @@ def engine_settings(opts: dict[str, Any]) -> EngineSettings:
         rate_per_account=opts["rate_per_account"],
         policy=BackoffPolicy(max_attempts=opts["max_attempts"]),
         aws=AwsSettings(
-            profile=opts["profile"], endpoint_url=opts["endpoint_url"], role_name=opts["role_name"],
-            external_id=opts["external_id"], session_name=f"cognito-fleet-{run_id}",
+            profile=opts["profile"],
+            endpoint_url=opts["endpoint_url"],
+            role_name=opts["role_name"],
+            external_id=opts["external_id"],
+            session_name=f"cognito-fleet-{run_id}",
             session_duration=opts["session_duration"],
         ),
     )
@@ -97,8 +143,13 @@ def execute(manifest: Path, opts: dict[str, Any]) -> RunResult:
     logs.configure(opts["log_format"], opts["log_level"])
     default_checkpoint, default_report = default_paths(manifest)
     try:
-        return migrate(manifest, opts["checkpoint"] or default_checkpoint, opts["report"] or default_report,
-                       engine_settings(opts), logs.RowLogger())
+        return migrate(
+            manifest,
+            opts["checkpoint"] or default_checkpoint,
+            opts["report"] or default_report,
+            engine_settings(opts),
+            logs.RowLogger(),
+        )
     except ManifestError as exc:
         click.echo(str(exc), err=True)
         click.echo(f"{manifest}: {len(exc.problems)} problem(s); nothing was called", err=True)
@@ -125,21 +176,40 @@ def run(manifest: Path, **opts: Any) -> None:
 
 
 @main.command(epilog=EXIT_HELP)
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("cognito-fleet-demo"),
-              show_default=True, help="Where the demo's manifest, checkpoint and report go.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("cognito-fleet-demo"),
+    show_default=True,
+    help="Where the demo's manifest, checkpoint and report go.",
+)
 @click.option("--accounts", type=click.IntRange(1, 500), default=6, show_default=True)
 @click.option("--regions", default="us-east-1,eu-west-1", show_default=True)
-@click.option("--domains-per-account", type=click.IntRange(1, 4), default=2, show_default=True,
-              help="Custom domains per account and region.")
+@click.option(
+    "--domains-per-account",
+    type=click.IntRange(1, 4),
+    default=2,
+    show_default=True,
+    help="Custom domains per account and region.",
+)
 @click.option("--latency", type=float, default=0.03, show_default=True, help="Sandbox latency per call (s).")
 @click.option("--throttle-rate", type=float, default=0.05, show_default=True, help="Sandbox throttle rate.")
-def demo(workdir: Path, accounts: int, regions: str, domains_per_account: int, latency: float,
-         throttle_rate: float) -> None:
+def demo(
+    workdir: Path, accounts: int, regions: str, domains_per_account: int, latency: float, throttle_rate: float
+) -> None:
     """Start the local sandbox, seed a multi-account fleet, migrate it, print the summary."""
     from fleet.sandbox.demo import run_demo
 
-    sys.exit(run_demo(workdir, accounts, [r.strip() for r in regions.split(",") if r.strip()],
-                      domains_per_account, latency, throttle_rate))
+    sys.exit(
+        run_demo(
+            workdir,
+            accounts,
+            [r.strip() for r in regions.split(",") if r.strip()],
+            domains_per_account,
+            latency,
+            throttle_rate,
+        )
+    )
 
 
 from fleet.sandbox.cli import sandbox  # noqa: E402  (registers the `sandbox` group)

@@ -64,7 +64,9 @@ class Hub:
     async def __aenter__(self) -> Hub:
         self._sts = await self._stack.enter_async_context(
             self._session.client(
-                "sts", region_name=self.settings.sts_region, endpoint_url=self.settings.endpoint_url,
+                "sts",
+                region_name=self.settings.sts_region,
+                endpoint_url=self.settings.endpoint_url,
                 config=self._config,
             )
         )
@@ -106,8 +108,11 @@ class Hub:
         # that would mean an AssumeRole before every call, so scale the margins to the duration.
         duration = settings.session_duration
         credentials = AioRefreshableCredentials.create_from_metadata(
-            metadata, refresh_using=fetch, method="sts-assume-role",
-            advisory_timeout=min(15 * 60, duration / 3), mandatory_timeout=min(10 * 60, duration / 5),
+            metadata,
+            refresh_using=fetch,
+            method="sts-assume-role",
+            advisory_timeout=min(15 * 60, duration / 3),
+            mandatory_timeout=min(10 * 60, duration / 5),
         )
         return AccountSession(account_id, credentials, self)
 
@@ -134,7 +139,9 @@ class AccountSession:
             if key not in self._clients:
                 self._clients[key] = await self._stack.enter_async_context(
                     self._session.client(
-                        service, region_name=region, endpoint_url=self._settings.endpoint_url,
+                        service,
+                        region_name=region,
+                        endpoint_url=self._settings.endpoint_url,
                         config=self._config,
                     )
                 )

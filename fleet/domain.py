@@ -74,8 +74,9 @@ def _check_description(row: Row, description: dict[str, Any]) -> str | None:
 async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Outcome:
     """Move one domain to its target certificate; never raises for AWS errors, returns a failed outcome."""
     counter = AttemptCounter()
-    outcome = Outcome(domain=row.domain, status=Status.FAILED, certificate_arn=row.certificate_arn,
-                      started_at=utc_now())
+    outcome = Outcome(
+        domain=row.domain, status=Status.FAILED, certificate_arn=row.certificate_arn, started_at=utc_now()
+    )
     # A row whose write was sent before (in flight at a crash, or failed after sending it) knows the
     # certificate it had: if the domain is now on the target, that write took effect.
     previous = None
@@ -94,8 +95,14 @@ async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Out
         else:
             outcome.previous_certificate_arn = current
             await ctx.checkpoint.record(
-                Outcome(domain=row.domain, status=Status.IN_FLIGHT, certificate_arn=row.certificate_arn,
-                        previous_certificate_arn=current, attempts=counter.attempts, started_at=outcome.started_at)
+                Outcome(
+                    domain=row.domain,
+                    status=Status.IN_FLIGHT,
+                    certificate_arn=row.certificate_arn,
+                    previous_certificate_arn=current,
+                    attempts=counter.attempts,
+                    started_at=outcome.started_at,
+                )
             )
             request: dict[str, Any] = {
                 "Domain": row.domain,

@@ -75,16 +75,21 @@ async def run_rows(
             started, t0 = utc_now(), clock()
             try:
                 session = await hub.assume(
-                    account_id, role_arn_for(account_id, settings.aws, first.role_arn),
+                    account_id,
+                    role_arn_for(account_id, settings.aws, first.role_arn),
                     first.external_id or settings.aws.external_id,
                 )
             except Exception as exc:  # the account is unreachable: fail its rows, keep going
                 failure = classify(exc)
                 for row in account_rows:
                     outcome = Outcome(
-                        domain=row.domain, status=Status.FAILED, certificate_arn=row.certificate_arn,
-                        error_code=failure.code, error_message=f"AssumeRole: {failure.message}",
-                        started_at=started, finished_at=utc_now(),
+                        domain=row.domain,
+                        status=Status.FAILED,
+                        certificate_arn=row.certificate_arn,
+                        error_code=failure.code,
+                        error_message=f"AssumeRole: {failure.message}",
+                        started_at=started,
+                        finished_at=utc_now(),
                     )
                     await checkpoint.record(outcome)
                     obs.row_done(row, outcome, clock() - t0)
@@ -98,9 +103,13 @@ async def run_rows(
             async with anyio.create_task_group() as rows_tg:
                 for region, region_rows in _by_region(account_rows).items():
                     ctx = RowContext(
-                        cognito=await session.client("cognito-idp", region), limits=limits,
-                        region_limits=limits.for_region(), policy=settings.policy, sleep=sleep,
-                        checkpoint=checkpoint, on_retry=obs.retry,
+                        cognito=await session.client("cognito-idp", region),
+                        limits=limits,
+                        region_limits=limits.for_region(),
+                        policy=settings.policy,
+                        sleep=sleep,
+                        checkpoint=checkpoint,
+                        on_retry=obs.retry,
                     )
                     for row in region_rows:
                         rows_tg.start_soon(_run_row, ctx, row)

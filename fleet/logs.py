@@ -51,11 +51,23 @@ class RowLogger(Observer):
     def row_done(self, row: Row, outcome: Outcome, seconds: float) -> None:
         level = self.log.warning if outcome.error_code else self.log.info
         level(
-            "row", account=row.account_id, region=row.region, domain=row.domain, status=str(outcome.status),
-            attempts=outcome.attempts, duration_ms=round(seconds * 1000), error_code=outcome.error_code,
+            "row",
+            account=row.account_id,
+            region=row.region,
+            domain=row.domain,
+            status=str(outcome.status),
+            attempts=outcome.attempts,
+            duration_ms=round(seconds * 1000),
+            error_code=outcome.error_code,
             error=outcome.error_message,
         )
 
     def retry(self, row: Row, failure: Failure, delay: float) -> None:
-        self.log.debug("retry", account=row.account_id, domain=row.domain, error_code=failure.code,
-                       throttled=failure.throttled, sleep_s=round(delay, 3))
+        self.log.debug(
+            "retry",
+            account=row.account_id,
+            domain=row.domain,
+            error_code=failure.code,
+            throttled=failure.throttled,
+            sleep_s=round(delay, 3),
+        )

@@ -137,15 +137,26 @@ def _check_row(cells: dict[str, str]) -> list[tuple[str, str]]:
     cm = _CERT_ARN.fullmatch(cert)
     if not cm:
         errors.append(
-            ("certificate_arn", f"{cert!r} is not an ACM certificate ARN (arn:aws:acm:us-east-1:<account>:certificate/<uuid>)")
+            (
+                "certificate_arn",
+                f"{cert!r} is not an ACM certificate ARN (arn:aws:acm:us-east-1:<account>:certificate/<uuid>)",
+            )
         )
     else:
         if cm.group("region") != CERT_REGION:
             errors.append(
-                ("certificate_arn", f"certificate is in {cm.group('region')}; Cognito custom domains need one in {CERT_REGION}")
+                (
+                    "certificate_arn",
+                    f"certificate is in {cm.group('region')}; Cognito custom domains need one in {CERT_REGION}",
+                )
             )
         if account_ok and cm.group("account") != account:
-            errors.append(("certificate_arn", f"certificate belongs to account {cm.group('account')}, not to the row's {account}"))
+            errors.append(
+                (
+                    "certificate_arn",
+                    f"certificate belongs to account {cm.group('account')}, not to the row's {account}",
+                )
+            )
     role = cells.get("role_arn", "")
     if role:
         rm = _ROLE_ARN.fullmatch(role)
@@ -220,7 +231,13 @@ def parse(path: str | Path, data: bytes | None = None) -> Manifest:
                 hint = difflib.get_close_matches(col, KNOWN_COLUMNS, n=1)
                 more = f" (did you mean {hint[0]!r}?)" if hint else ""
                 problems.append(
-                    Problem(name, header_line, i + 1, col or "<empty>", f"unknown column{more}; known: {', '.join(KNOWN_COLUMNS)}")
+                    Problem(
+                        name,
+                        header_line,
+                        i + 1,
+                        col or "<empty>",
+                        f"unknown column{more}; known: {', '.join(KNOWN_COLUMNS)}",
+                    )
                 )
             else:
                 index[col] = i
@@ -234,8 +251,13 @@ def parse(path: str | Path, data: bytes | None = None) -> Manifest:
         for line, record in records:
             if len(record) != len(header):
                 problems.append(
-                    Problem(name, line, min(len(record), len(header)) + 1, None,
-                            f"row has {len(record)} fields, the header has {len(header)}")
+                    Problem(
+                        name,
+                        line,
+                        min(len(record), len(header)) + 1,
+                        None,
+                        f"row has {len(record)} fields, the header has {len(header)}",
+                    )
                 )
                 continue
             cells = {col: record[i].strip() for col, i in index.items()}
@@ -245,17 +267,30 @@ def parse(path: str | Path, data: bytes | None = None) -> Manifest:
             domain = cells["domain"]
             if domain in seen:
                 problems.append(
-                    Problem(name, line, index["domain"] + 1, "domain", f"{domain!r} is already listed on line {seen[domain]}")
+                    Problem(
+                        name,
+                        line,
+                        index["domain"] + 1,
+                        "domain",
+                        f"{domain!r} is already listed on line {seen[domain]}",
+                    )
                 )
                 continue
             seen[domain] = line
             # AssumeRole happens once per account: its rows must agree on how.
             how = (cells.get("role_arn", ""), cells.get("external_id", ""))
-            first = roles.setdefault(cells["account_id"], (*how, line))
-            if not row_errors and first[:2] != how:
-                col = "role_arn" if first[0] != how[0] else "external_id"
-                problems.append(Problem(name, line, index[col] + 1, col,
-                                        f"differs from line {first[2]} for the same account {cells['account_id']}"))
+            role_line = roles.setdefault(cells["account_id"], (*how, line))
+            if not row_errors and role_line[:2] != how:
+                col = "role_arn" if role_line[0] != how[0] else "external_id"
+                problems.append(
+                    Problem(
+                        name,
+                        line,
+                        index[col] + 1,
+                        col,
+                        f"differs from line {role_line[2]} for the same account {cells['account_id']}",
+                    )
+                )
                 continue
             if not row_errors:
                 rows.append(
@@ -283,8 +318,15 @@ def fingerprint(rows: Sequence[Row]) -> str:
     """A digest of what the manifest asks for, independent of row order, spacing and column order."""
     digest = hashlib.sha256()
     for row in sorted(rows, key=lambda r: r.domain):
-        fields = (row.account_id, row.region, row.user_pool_id, row.domain, row.certificate_arn,
-                  row.role_arn or "", row.external_id or "")
+        fields = (
+            row.account_id,
+            row.region,
+            row.user_pool_id,
+            row.domain,
+            row.certificate_arn,
+            row.role_arn or "",
+            row.external_id or "",
+        )
         digest.update("\x1f".join(fields).encode())
         digest.update(b"\x1e")
     return digest.hexdigest()

@@ -43,8 +43,13 @@ class RunResult:
         return EXIT_OK if ok == sum(self.counts.values()) else EXIT_FAILED_ROWS
 
 
-def migrate(manifest_path: str | Path, checkpoint_path: Path, report_path: Path,
-            settings: EngineSettings, observer: Observer | None = None) -> RunResult:
+def migrate(
+    manifest_path: str | Path,
+    checkpoint_path: Path,
+    report_path: Path,
+    settings: EngineSettings,
+    observer: Observer | None = None,
+) -> RunResult:
     """Validate (raises ManifestError), open the checkpoint (raises CheckpointMismatch), run, report."""
     manifest = parse(manifest_path)
     checkpoint = Checkpoint(checkpoint_path, manifest.fingerprint, manifest.path)

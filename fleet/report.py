@@ -21,8 +21,19 @@ from fleet.manifest import Row
 from fleet.outcome import Outcome, Status
 
 COLUMNS = (
-    "account_id", "region", "user_pool_id", "domain", "previous_certificate_arn", "certificate_arn",
-    "status", "cloudfront_domain", "attempts", "error_code", "error_message", "started_at", "finished_at",
+    "account_id",
+    "region",
+    "user_pool_id",
+    "domain",
+    "previous_certificate_arn",
+    "certificate_arn",
+    "status",
+    "cloudfront_domain",
+    "attempts",
+    "error_code",
+    "error_message",
+    "started_at",
+    "finished_at",
 )
 
 
@@ -49,7 +60,9 @@ def record(row: Row, outcome: Outcome | None) -> dict[str, object]:
     """One report line; a row without a final outcome is 'skipped'."""
     if outcome is None or outcome.status is Status.IN_FLIGHT:
         outcome = Outcome(
-            domain=row.domain, status=Status.SKIPPED, certificate_arn=row.certificate_arn,
+            domain=row.domain,
+            status=Status.SKIPPED,
+            certificate_arn=row.certificate_arn,
             previous_certificate_arn=outcome.previous_certificate_arn if outcome else None,
             attempts=outcome.attempts if outcome else 0,
             error_message="not finished: the run stopped before this row ended; the next run resumes it",

@@ -18,19 +18,38 @@ import tenacity
 
 # Codes that mean "slow down" (botocore's standard mode list plus Cognito's TooManyRequestsException,
 # which legacy mode misses: boto/botocore#1732).
-THROTTLING_CODES = frozenset({
-    "TooManyRequestsException", "ThrottlingException", "Throttling", "ThrottledException",
-    "RequestThrottledException", "RequestThrottled", "RequestLimitExceeded", "SlowDown",
-    "ProvisionedThroughputExceededException", "BandwidthLimitExceeded", "PriorRequestNotComplete",
-    "EC2ThrottledException", "TransactionInProgressException",
-})
+THROTTLING_CODES = frozenset(
+    {
+        "TooManyRequestsException",
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestThrottledException",
+        "RequestThrottled",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "ProvisionedThroughputExceededException",
+        "BandwidthLimitExceeded",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+        "TransactionInProgressException",
+    }
+)
 # Transient server-side conditions. LimitExceededException is deliberately absent: Cognito uses it
 # for hard limits that no retry will lift.
-TRANSIENT_CODES = frozenset({
-    "InternalErrorException", "InternalError", "InternalFailure", "ServiceUnavailable",
-    "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
-    "ConcurrentModificationException", "IDPCommunicationError",
-})
+TRANSIENT_CODES = frozenset(
+    {
+        "InternalErrorException",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "ConcurrentModificationException",
+        "IDPCommunicationError",
+    }
+)
 _CONNECTION_ERRORS = (
     botocore.exceptions.HTTPClientError,  # connection closed/reset, read/connect timeouts, proxy errors
     botocore.exceptions.EndpointConnectionError,

@@ -63,7 +63,9 @@ class Fleet:
         if key not in self._clients:
             seeder = Seeder(self.box.endpoint)
             self._clients[key] = seeder.session(account_id).client(
-                "cognito-idp", region_name=region, endpoint_url=self.box.endpoint,
+                "cognito-idp",
+                region_name=region,
+                endpoint_url=self.box.endpoint,
                 config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
             )
         return self._clients[key]

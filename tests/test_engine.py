@@ -59,7 +59,9 @@ def test_rows_already_on_target_are_unchanged_without_a_write(make_fleet) -> Non
     fleet: Fleet = make_fleet(accounts=2, regions=("us-east-1",), per_region=2)
     first = fleet.domains[0]
     fleet.cognito(first.account_id, first.region).update_user_pool_domain(
-        Domain=first.domain, UserPoolId=first.user_pool_id, CustomDomainConfig={"CertificateArn": first.new_certificate_arn}
+        Domain=first.domain,
+        UserPoolId=first.user_pool_id,
+        CustomDomainConfig={"CertificateArn": first.new_certificate_arn},
     )
     fleet.box.state.reset_counters()
     result = fleet.run()
@@ -170,19 +172,31 @@ def test_row_in_flight_at_a_crash_is_described_before_any_write(make_fleet) -> N
     done, pending = fleet.domains
     # The crash: done's write reached AWS, pending's did not; both were marked in flight.
     fleet.cognito(done.account_id, done.region).update_user_pool_domain(
-        Domain=done.domain, UserPoolId=done.user_pool_id, CustomDomainConfig={"CertificateArn": done.new_certificate_arn}
+        Domain=done.domain,
+        UserPoolId=done.user_pool_id,
+        CustomDomainConfig={"CertificateArn": done.new_certificate_arn},
     )
     checkpoint = fleet.open_checkpoint()
     for d in (done, pending):
-        anyio.run(checkpoint.record, Outcome(domain=d.domain, status=Status.IN_FLIGHT, certificate_arn=d.new_certificate_arn,
-                                             previous_certificate_arn=d.old_certificate_arn, started_at=utc_now()))
+        anyio.run(
+            checkpoint.record,
+            Outcome(
+                domain=d.domain,
+                status=Status.IN_FLIGHT,
+                certificate_arn=d.new_certificate_arn,
+                previous_certificate_arn=d.old_certificate_arn,
+                started_at=utc_now(),
+            ),
+        )
     checkpoint.close()
     fleet.box.state.reset_counters()
     result = fleet.run()
     assert result.counts == {"updated": 2}
     assert fleet.box.state.writes == {pending.domain: 1}
     events = fleet.box.state.events
-    assert events.index(("DescribeUserPoolDomain", pending.domain)) < events.index(("UpdateUserPoolDomain", pending.domain))
+    assert events.index(("DescribeUserPoolDomain", pending.domain)) < events.index(
+        ("UpdateUserPoolDomain", pending.domain)
+    )
     report = read_report(fleet)
     assert report[done.domain]["previous_certificate_arn"] == done.old_certificate_arn
 

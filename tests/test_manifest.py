@@ -32,17 +32,27 @@ def test_valid_manifest_parses(tmp_path: Path) -> None:
     path.write_text(f"{HEADER},role_arn,external_id\n{GOOD},arn:aws:iam::111122223333:role/ops/Fleet,ext-id_1\n")
     m = parse(path)
     (row,) = m.rows
-    assert (row.line, row.domain, row.role_arn, row.external_id) == (2, "auth.example.com",
-                                                                     "arn:aws:iam::111122223333:role/ops/Fleet", "ext-id_1")
+    assert (row.line, row.domain, row.role_arn, row.external_id) == (
+        2,
+        "auth.example.com",
+        "arn:aws:iam::111122223333:role/ops/Fleet",
+        "ext-id_1",
+    )
     assert m.accounts == {"111122223333"} and m.regions == {"eu-west-1"}
 
 
 def test_bom_blank_lines_column_order_and_spaces(tmp_path: Path) -> None:
     path = tmp_path / "m.csv"
-    text = f"\ufeffdomain , certificate_arn,region,user_pool_id,account_id\r\n\r\n auth.example.com ,{CERT},eu-west-1,eu-west-1_A1,111122223333\r\n\n"
+    header = "\ufeffdomain , certificate_arn,region,user_pool_id,account_id\r\n"
+    text = f"{header}\r\n auth.example.com ,{CERT},eu-west-1,eu-west-1_A1,111122223333\r\n\n"
     path.write_bytes(text.encode())
     (row,) = parse(path).rows
-    assert (row.line, row.domain, row.account_id, row.role_arn) == (3, "auth.example.com", "111122223333", None)
+    assert (row.line, row.domain, row.account_id, row.role_arn) == (
+        3,
+        "auth.example.com",
+        "111122223333",
+        None,
+    )
 
 
 def test_fingerprint_ignores_order_and_spacing_but_not_content(tmp_path: Path) -> None:
@@ -72,11 +82,21 @@ def test_fingerprint_ignores_order_and_spacing_but_not_content(tmp_path: Path) -
         ("domain", "a" * 64 + ".example.com", "at most 63"),
         ("domain", ".".join(["a" * 60] * 5), "at most 253"),
         ("domain", "", "is empty"),
-        ("certificate_arn", "arn:aws:acm:eu-west-1:111122223333:certificate/0f2b8c3e-1a2b-4c5d-8e9f-0123456789ab",
-         "Cognito custom domains need one in us-east-1"),
-        ("certificate_arn", "arn:aws:acm:us-east-1:999988887777:certificate/0f2b8c3e-1a2b-4c5d-8e9f-0123456789ab",
-         "belongs to account 999988887777, not to the row's 111122223333"),
-        ("certificate_arn", "arn:aws:acm:us-east-1:111122223333:certificate/not-a-uuid", "is not an ACM certificate ARN"),
+        (
+            "certificate_arn",
+            "arn:aws:acm:eu-west-1:111122223333:certificate/0f2b8c3e-1a2b-4c5d-8e9f-0123456789ab",
+            "Cognito custom domains need one in us-east-1",
+        ),
+        (
+            "certificate_arn",
+            "arn:aws:acm:us-east-1:999988887777:certificate/0f2b8c3e-1a2b-4c5d-8e9f-0123456789ab",
+            "belongs to account 999988887777, not to the row's 111122223333",
+        ),
+        (
+            "certificate_arn",
+            "arn:aws:acm:us-east-1:111122223333:certificate/not-a-uuid",
+            "is not an ACM certificate ARN",
+        ),
         ("role_arn", "arn:aws:iam::999988887777:role/Fleet", "role belongs to account 999988887777"),
         ("role_arn", "arn:aws:iam::111122223333:user/Fleet", "is not an IAM role ARN"),
         ("external_id", "x", "2 to 1224 characters"),
@@ -84,8 +104,8 @@ def test_fingerprint_ignores_order_and_spacing_but_not_content(tmp_path: Path) -
     ],
 )
 def test_each_rule_reports_file_line_column(tmp_path: Path, cell: str, value: str, reason: str) -> None:
-    columns = HEADER.split(",") + ["role_arn", "external_id"]
-    good = dict(zip(columns, GOOD.split(",") + ["", ""], strict=True))
+    columns = [*HEADER.split(","), "role_arn", "external_id"]
+    good = dict(zip(columns, [*GOOD.split(","), "", ""], strict=True))
     good["domain"] = "other.example.com"
     good[cell] = value
     text = ",".join(columns) + "\n" + GOOD + ",,\n" + ",".join(good[c] for c in columns) + "\n"
@@ -99,7 +119,12 @@ def test_all_problems_are_listed_at_once(tmp_path: Path) -> None:
     text = f"{HEADER}\n{GOOD}\n1,eu-west-1,eu-west-1_A,BAD,{CERT}\n{GOOD.replace('auth.', 'x.')}\n2,nowhere,p,d,c\n"
     found = problems(text, tmp_path)
     assert [(p.line, p.column_name) for p in found] == [
-        (3, "account_id"), (3, "domain"), (5, "account_id"), (5, "region"), (5, "user_pool_id"), (5, "domain"),
+        (3, "account_id"),
+        (3, "domain"),
+        (5, "account_id"),
+        (5, "region"),
+        (5, "user_pool_id"),
+        (5, "domain"),
         (5, "certificate_arn"),
     ]
 
@@ -112,7 +137,10 @@ def test_a_domain_listed_twice_is_an_error_even_when_identical(tmp_path: Path) -
 def test_unknown_missing_and_repeated_columns(tmp_path: Path) -> None:
     found = problems("acount_id,region,user_pool_id,domain,certificate_arn,region\n", tmp_path)
     assert [(p.line, p.column, p.column_name) for p in found] == [
-        (1, 1, "acount_id"), (1, 6, "region"), (1, 1, "account_id")]
+        (1, 1, "acount_id"),
+        (1, 6, "region"),
+        (1, 1, "account_id"),
+    ]
     assert "did you mean 'account_id'" in found[0].reason
     assert "twice" in found[1].reason and "missing" in found[2].reason
 
@@ -147,7 +175,6 @@ def test_quoted_multiline_cell_keeps_the_starting_line(tmp_path: Path) -> None:
 
 def test_conflicting_roles_in_one_account(tmp_path: Path) -> None:
     other = GOOD.replace("auth.", "x.")
-    text = (f"{HEADER},role_arn\n{GOOD},arn:aws:iam::111122223333:role/A\n"
-            f"{other},arn:aws:iam::111122223333:role/B\n")
+    text = f"{HEADER},role_arn\n{GOOD},arn:aws:iam::111122223333:role/A\n{other},arn:aws:iam::111122223333:role/B\n"
     p = one(text, tmp_path)
     assert (p.line, p.column_name) == (3, "role_arn") and "line 2" in p.reason

@@ -15,27 +15,32 @@ from . import virtual_time
 
 
 def client_error(code: str, status: int = 400) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": f"{code}!"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-                       "UpdateUserPoolDomain")
+    return ClientError(
+        {"Error": {"Code": code, "Message": f"{code}!"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "UpdateUserPoolDomain",
+    )
 
 
-@pytest.mark.parametrize(("exc", "retryable", "throttled"), [
-    (client_error("TooManyRequestsException"), True, True),
-    (client_error("ThrottlingException"), True, True),
-    (client_error("Whatever", 429), True, True),
-    (client_error("InternalErrorException", 500), True, False),
-    (client_error("SomethingNew", 503), True, False),
-    (client_error("ConcurrentModificationException"), True, False),
-    (botocore.exceptions.ConnectionClosedError(endpoint_url="http://127.0.0.1"), True, False),
-    (botocore.exceptions.ReadTimeoutError(endpoint_url="http://127.0.0.1"), True, False),
-    (botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1"), True, False),
-    (client_error("InvalidParameterException"), False, False),
-    (client_error("NotAuthorizedException"), False, False),
-    (client_error("ResourceNotFoundException"), False, False),
-    (client_error("AccessDeniedException"), False, False),
-    (client_error("LimitExceededException"), False, False),
-    (ValueError("bug"), False, False),
-])
+@pytest.mark.parametrize(
+    ("exc", "retryable", "throttled"),
+    [
+        (client_error("TooManyRequestsException"), True, True),
+        (client_error("ThrottlingException"), True, True),
+        (client_error("Whatever", 429), True, True),
+        (client_error("InternalErrorException", 500), True, False),
+        (client_error("SomethingNew", 503), True, False),
+        (client_error("ConcurrentModificationException"), True, False),
+        (botocore.exceptions.ConnectionClosedError(endpoint_url="http://127.0.0.1"), True, False),
+        (botocore.exceptions.ReadTimeoutError(endpoint_url="http://127.0.0.1"), True, False),
+        (botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1"), True, False),
+        (client_error("InvalidParameterException"), False, False),
+        (client_error("NotAuthorizedException"), False, False),
+        (client_error("ResourceNotFoundException"), False, False),
+        (client_error("AccessDeniedException"), False, False),
+        (client_error("LimitExceededException"), False, False),
+        (ValueError("bug"), False, False),
+    ],
+)
 def test_classification(exc: BaseException, retryable: bool, throttled: bool) -> None:
     failure = classify(exc)
     assert (failure.retryable, failure.throttled) == (retryable, throttled)
@@ -56,7 +61,7 @@ def test_full_jitter_backoff_stays_within_the_exponential_cap() -> None:
         asyncio.run(call_with_retry(always_throttled, policy, counter, sleep))
     assert counter.attempts == 10 and counter.throttles == 10 and len(sleeps) == 9
     for n, slept in enumerate(sleeps, start=1):
-        assert 0 <= slept <= min(4.0, 0.5 * 2 ** n)
+        assert 0 <= slept <= min(4.0, 0.5 * 2**n)
     assert len(set(sleeps)) > 1  # jittered, not a fixed ladder
 
 

@@ -29,18 +29,38 @@ def sandbox() -> None:
 @click.option("--error-rate", type=float, default=0.0, show_default=True, help="InternalErrorException (500) rate.")
 @click.option("--reset-rate", type=float, default=0.0, show_default=True, help="Connection reset rate.")
 @click.option("--quotas/--no-quotas", default=False, show_default=True, help="Enforce AWS's Cognito quotas.")
-@click.option("--propagation-delay", type=float, default=0.0, show_default=True,
-              help="Seconds a domain stays UPDATING after a write.")
+@click.option(
+    "--propagation-delay",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds a domain stays UPDATING after a write.",
+)
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the fault dice.")
-def serve(port: int, latency: float, throttle_rate: float, error_rate: float, reset_rate: float, quotas: bool,
-          propagation_delay: float, seed: int) -> None:
+def serve(
+    port: int,
+    latency: float,
+    throttle_rate: float,
+    error_rate: float,
+    reset_rate: float,
+    quotas: bool,
+    propagation_delay: float,
+    seed: int,
+) -> None:
     """Run the sandbox until interrupted; prints its endpoint. Knobs: POST /_sandbox/config, GET /_sandbox/stats."""
     _require_sandbox()
     from fleet.sandbox.server import HUB_CREDENTIALS, Sandbox
     from fleet.sandbox.state import Knobs
 
-    knobs = Knobs(latency=latency, throttle_rate=throttle_rate, error_rate=error_rate, reset_rate=reset_rate,
-                  enforce_quotas=quotas, propagation_delay=propagation_delay, seed=seed)
+    knobs = Knobs(
+        latency=latency,
+        throttle_rate=throttle_rate,
+        error_rate=error_rate,
+        reset_rate=reset_rate,
+        enforce_quotas=quotas,
+        propagation_delay=propagation_delay,
+        seed=seed,
+    )
     with Sandbox(port, knobs) as box:
         click.echo(f"sandbox endpoint: {box.endpoint}", nl=True)
         click.echo("hub credentials: " + " ".join(f"{k}={v}" for k, v in HUB_CREDENTIALS.items()))
@@ -56,12 +76,18 @@ def serve(port: int, latency: float, throttle_rate: float, error_rate: float, re
 @click.option("--endpoint-url", required=True, help="The sandbox endpoint (from `sandbox serve`).")
 @click.option("--accounts", type=click.IntRange(1, 10000), default=4, show_default=True)
 @click.option("--regions", default="us-east-1,eu-west-1", show_default=True, help="Comma-separated.")
-@click.option("--domains-per-account", type=click.IntRange(1, 4), default=2, show_default=True,
-              help="Custom domains per account and region (AWS allows 4).")
+@click.option(
+    "--domains-per-account",
+    type=click.IntRange(1, 4),
+    default=2,
+    show_default=True,
+    help="Custom domains per account and region (AWS allows 4).",
+)
 @click.option("--first-account", type=int, default=200000000000, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Manifest to write.")
-def seed(endpoint_url: str, accounts: int, regions: str, domains_per_account: int, first_account: int,
-         out: Path) -> None:
+def seed(
+    endpoint_url: str, accounts: int, regions: str, domains_per_account: int, first_account: int, out: Path
+) -> None:
     """Create a fleet (pools, custom domains on an OLD cert, a NEW cert each) and write its manifest."""
     _require_sandbox()
     from fleet.sandbox.seed import seed_fleet, write_manifest

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from fleet.sandbox.server import HUB_CREDENTIALS, Sandbox
 from fleet.sandbox.seed import seed_fleet, write_manifest
+from fleet.sandbox.server import HUB_CREDENTIALS, Sandbox
 from fleet.sandbox.state import Knobs
 
 
@@ -24,8 +24,14 @@ def isolate_from_real_aws() -> None:
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 
-def run_demo(workdir: Path, accounts: int, regions: Sequence[str], per_region: int, latency: float,
-             throttle_rate: float) -> int:
+def run_demo(
+    workdir: Path,
+    accounts: int,
+    regions: Sequence[str],
+    per_region: int,
+    latency: float,
+    throttle_rate: float,
+) -> int:
     from fleet.cli import execute, print_result
 
     isolate_from_real_aws()
@@ -39,23 +45,39 @@ def run_demo(workdir: Path, accounts: int, regions: Sequence[str], per_region: i
         t0 = time.monotonic()
         domains = seed_fleet(box.endpoint, accounts, regions, per_region)
         write_manifest(domains, manifest)
-        click.echo(f"seeded {len(domains)} custom domains in {accounts} accounts x {len(regions)} regions "
-                   f"({time.monotonic() - t0:.1f}s): {manifest}")
+        click.echo(
+            f"seeded {len(domains)} custom domains in {accounts} accounts x {len(regions)} regions "
+            f"({time.monotonic() - t0:.1f}s): {manifest}"
+        )
         box.state.configure(latency=latency, throttle_rate=throttle_rate)
         box.state.reset_counters()
         t0 = time.monotonic()
-        result = execute(manifest, {
-            "checkpoint": checkpoint, "report": report, "concurrency": 64, "account_concurrency": 32,
-            "rate_per_account": 5.0, "max_attempts": 8, "role_name": "CognitoFleetRole", "external_id": None,
-            "session_duration": 3600, "profile": None, "endpoint_url": box.endpoint, "log_format": "auto",
-            "log_level": "warning",
-        })
+        result = execute(
+            manifest,
+            {
+                "checkpoint": checkpoint,
+                "report": report,
+                "concurrency": 64,
+                "account_concurrency": 32,
+                "rate_per_account": 5.0,
+                "max_attempts": 8,
+                "role_name": "CognitoFleetRole",
+                "external_id": None,
+                "session_duration": 3600,
+                "profile": None,
+                "endpoint_url": box.endpoint,
+                "log_format": "auto",
+                "log_level": "warning",
+            },
+        )
         elapsed = time.monotonic() - t0
         stats = box.state.stats()
         on_target = sum(box.certificate_of(d.domain) == d.new_certificate_arn for d in domains)
     print_result(result)
     calls = sum(stats["calls"].values())
-    click.echo(f"migration: {elapsed:.2f}s wall, {calls} Cognito calls ({calls / max(len(domains), 1):.2f} per "
-               f"domain), {stats['faults'].get('throttle', 0)} throttles injected and retried; "
-               f"{on_target}/{len(domains)} domains on their new certificate (read back from the sandbox)")
+    click.echo(
+        f"migration: {elapsed:.2f}s wall, {calls} Cognito calls ({calls / max(len(domains), 1):.2f} per "
+        f"domain), {stats['faults'].get('throttle', 0)} throttles injected and retried; "
+        f"{on_target}/{len(domains)} domains on their new certificate (read back from the sandbox)"
+    )
     return result.exit_code

@@ -8,6 +8,7 @@ UPDATING -> ACTIVE, one name per partition), plus AWS's quotas, faults, latency 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -30,7 +31,12 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/")
 _COGNITO_PREFIX = "AWSCognitoIdentityProviderService."
-DOMAIN_OPERATIONS = ("CreateUserPoolDomain", "DescribeUserPoolDomain", "UpdateUserPoolDomain", "DeleteUserPoolDomain")
+DOMAIN_OPERATIONS = (
+    "CreateUserPoolDomain",
+    "DescribeUserPoolDomain",
+    "UpdateUserPoolDomain",
+    "DeleteUserPoolDomain",
+)
 MAX_CUSTOM_DOMAINS = 4  # per account and region (AWS, not adjustable)
 DEFAULT_ACCOUNT = "123456789012"
 
@@ -86,7 +92,7 @@ class FidelityApp:
             if service == "sts":
                 return self._sts(environ, start_response, body, account)
             if target.startswith(_COGNITO_PREFIX):
-                operation = target[len(_COGNITO_PREFIX):]
+                operation = target[len(_COGNITO_PREFIX) :]
                 return self._cognito(environ, start_response, body, account, region, operation)
         except AwsError as exc:
             return _json_error(start_response, exc)
@@ -125,12 +131,21 @@ class FidelityApp:
         with self.state.lock:
             self.state.assume_role_calls[target] += 1
         if target in knobs.deny_accounts:
-            return _xml_error(start_response, "AccessDenied",
-                              f"User: arn:aws:iam::{caller}:user/hub is not authorized to perform: sts:AssumeRole "
-                              f"on resource: {role_arn}", 403)
+            return _xml_error(
+                start_response,
+                "AccessDenied",
+                f"User: arn:aws:iam::{caller}:user/hub is not authorized to perform: sts:AssumeRole "
+                f"on resource: {role_arn}",
+                403,
+            )
         required = knobs.external_ids.get(target)
         if required is not None and params.get("ExternalId") != required:
-            return _xml_error(start_response, "AccessDenied", f"ExternalId does not match the trust policy of {role_arn}", 403)
+            return _xml_error(
+                start_response,
+                "AccessDenied",
+                f"ExternalId does not match the trust policy of {role_arn}",
+                403,
+            )
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -155,8 +170,15 @@ class FidelityApp:
         return [data]
 
     # ---- Cognito ----------------------------------------------------------------------------
-    def _cognito(self, environ: dict[str, Any], start_response: StartResponse, body: bytes,
-                 account: str, region: str, operation: str) -> Iterable[bytes]:
+    def _cognito(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        body: bytes,
+        account: str,
+        region: str,
+        operation: str,
+    ) -> Iterable[bytes]:
         state, knobs = self.state, self.state.knobs
         request = json.loads(body or b"{}")
         with state.lock:
@@ -202,8 +224,10 @@ class FidelityApp:
 
         parts = arn.split(":")
         if len(parts) < 6 or parts[2] != "acm" or parts[3] != "us-east-1" or parts[4] != account:
-            raise AwsError("InvalidParameterException",
-                           f"The certificate {arn} must be an ACM certificate in us-east-1 of account {account}.")
+            raise AwsError(
+                "InvalidParameterException",
+                f"The certificate {arn} must be an ACM certificate in us-east-1 of account {account}.",
+            )
         bundle = acm_backends[account]["us-east-1"]._certificates.get(arn)
         if bundle is None:
             raise AwsError("InvalidParameterException", f"The certificate {arn} does not exist.")
@@ -225,15 +249,19 @@ class FidelityApp:
             if reason:
                 raise AwsError("InvalidParameterException", f"Domain {domain} {reason}.")
             self._check_certificate(account, cert, domain)
-            custom = [d for d in self.domains.values()
-                      if d.account == account and d.region == region and d.certificate_arn]
+            custom = [
+                d for d in self.domains.values() if d.account == account and d.region == region and d.certificate_arn
+            ]
             if len(custom) >= MAX_CUSTOM_DOMAINS:
                 raise AwsError("LimitExceededException", "At most 4 custom domains per account and region.")
         elif cert:
             raise AwsError("InvalidParameterException", "A prefix domain takes no certificate.")
         cloudfront = "d" + hashlib.sha256(domain.encode()).hexdigest()[:13] + ".cloudfront.net"
         record = DomainRecord(domain, account, region, pool_id, cert, cloudfront, req.get("ManagedLoginVersion"))
-        record.status_until, record.status_while = self.state.clock() + self.state.knobs.propagation_delay, "CREATING"
+        record.status_until, record.status_while = (
+            self.state.clock() + self.state.knobs.propagation_delay,
+            "CREATING",
+        )
         self.domains[domain] = record
         self._mirror_in_moto(account, region, record)
         return {"CloudFrontDomain": cloudfront} if cert else {}
@@ -247,8 +275,9 @@ class FidelityApp:
             "AWSAccountId": record.account,
             "Domain": record.domain,
             "S3Bucket": f"aws-cognito-prod-{region}-assets",
-            "CloudFrontDistribution": record.cloudfront if record.certificate_arn else
-            f"{record.domain}.auth.{region}.amazoncognito.com",
+            "CloudFrontDistribution": record.cloudfront
+            if record.certificate_arn
+            else f"{record.domain}.auth.{region}.amazoncognito.com",
             "Version": str(record.version),
             "Status": record.status(self.state.clock()),
         }
@@ -279,7 +308,10 @@ class FidelityApp:
         if req.get("ManagedLoginVersion") is not None:
             record.managed_login_version = int(req["ManagedLoginVersion"])
         record.version += 1
-        record.status_until, record.status_while = self.state.clock() + self.state.knobs.propagation_delay, "UPDATING"
+        record.status_until, record.status_while = (
+            self.state.clock() + self.state.knobs.propagation_delay,
+            "UPDATING",
+        )
         self.state.writes[domain] += 1
         self.state.events.append(("UpdateUserPoolDomain", domain))
         result: dict[str, Any] = {"CloudFrontDomain": record.cloudfront}
@@ -341,26 +373,35 @@ def _drop_connection(environ: dict[str, Any]) -> None:
     sock = environ.get("werkzeug.socket")
     if isinstance(sock, socket.socket):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def _json_ok(start_response: StartResponse, payload: dict[str, Any]) -> list[bytes]:
     data = json.dumps(payload).encode()
-    start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(data))),
-                              ("x-amzn-RequestId", str(uuid.uuid4()))])
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("Content-Length", str(len(data))),
+            ("x-amzn-RequestId", str(uuid.uuid4())),
+        ],
+    )
     return [data]
 
 
 def _json_error(start_response: StartResponse, exc: AwsError) -> list[bytes]:
     data = json.dumps({"__type": exc.code, "message": exc.message}).encode()
     reason = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}[exc.status]
-    start_response(f"{exc.status} {reason}", [
-        ("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(data))),
-        ("x-amzn-ErrorType", exc.code), ("x-amzn-RequestId", str(uuid.uuid4())),
-    ])
+    start_response(
+        f"{exc.status} {reason}",
+        [
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("Content-Length", str(len(data))),
+            ("x-amzn-ErrorType", exc.code),
+            ("x-amzn-RequestId", str(uuid.uuid4())),
+        ],
+    )
     return [data]
 
 
@@ -376,4 +417,3 @@ def _xml_error(start_response: StartResponse, code: str, message: str, status: i
 
 def _xml_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-

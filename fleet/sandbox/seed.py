@@ -54,14 +54,18 @@ def make_certificate(names: Sequence[str], days: int = 365) -> tuple[bytes, byte
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     cert = (
         x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=days))
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
@@ -78,7 +82,10 @@ class Seeder:
     def _hub_sts(self) -> Any:
         if not hasattr(self._local, "sts"):
             self._local.sts = boto3.client(
-                "sts", region_name="us-east-1", endpoint_url=self.endpoint_url, config=self._config,
+                "sts",
+                region_name="us-east-1",
+                endpoint_url=self.endpoint_url,
+                config=self._config,
                 aws_access_key_id=HUB_CREDENTIALS["AWS_ACCESS_KEY_ID"],
                 aws_secret_access_key=HUB_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             )
@@ -89,7 +96,8 @@ class Seeder:
             RoleArn=f"arn:aws:iam::{account_id}:role/{ROLE_NAME}", RoleSessionName="cognito-fleet-seed"
         )["Credentials"]
         return boto3.Session(
-            aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
         )
 
@@ -112,8 +120,11 @@ class Seeder:
                 domain = f"auth{j}.{zone}"
                 pool = cognito.create_user_pool(PoolName=f"pool-{j}")["UserPool"]["Id"]
                 new = self.import_certificate(acm, [domain])
-                kwargs: dict[str, Any] = {"Domain": domain, "UserPoolId": pool,
-                                          "CustomDomainConfig": {"CertificateArn": old}}
+                kwargs: dict[str, Any] = {
+                    "Domain": domain,
+                    "UserPoolId": pool,
+                    "CustomDomainConfig": {"CertificateArn": old},
+                }
                 if j % 2:
                     kwargs["ManagedLoginVersion"] = 2  # a mix of classic and managed login
                 cognito.create_user_pool_domain(**kwargs)
@@ -121,8 +132,14 @@ class Seeder:
         return out
 
 
-def seed_fleet(endpoint_url: str, accounts: int, regions: Sequence[str], domains_per_account: int,
-               first_account: int = FIRST_ACCOUNT, workers: int = 8) -> list[SeededDomain]:
+def seed_fleet(
+    endpoint_url: str,
+    accounts: int,
+    regions: Sequence[str],
+    domains_per_account: int,
+    first_account: int = FIRST_ACCOUNT,
+    workers: int = 8,
+) -> list[SeededDomain]:
     """Seed ``accounts`` accounts, each with ``domains_per_account`` custom domains in every region."""
     if not 1 <= domains_per_account <= 4:
         raise ValueError("AWS allows 1 to 4 custom domains per account and region")

@@ -36,20 +36,20 @@ class Sandbox:
         self.state = SandboxState(knobs)
         self.app = FidelityApp(_moto_app(), self.state)
 
-        class Handler(MotoRequestHandler):  # type: ignore[misc]
+        class Handler(MotoRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections as with AWS
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._server: BaseWSGIServer = make_server("127.0.0.1", port, self.app, threaded=True, request_handler=Handler)
-        self._server.daemon_threads = True
+        self._server.daemon_threads = True  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox", daemon=True)
 
     @property
     def endpoint(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> Sandbox:
         self._thread.start()
@@ -63,7 +63,9 @@ class Sandbox:
     def __enter__(self) -> Sandbox:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def certificate_of(self, domain: str) -> str | None:

@@ -18,7 +18,7 @@ def apply() -> None:
     modules = tuple(moto.backends.list_of_moto_modules())
     werkzeug_app.backends.list_of_moto_modules = lambda: modules  # type: ignore[attr-defined]
 
-    real_jwk = cognito_models.jwk
+    real_jwk: Any = cognito_models.jwk  # type: ignore[attr-defined]
     if getattr(real_jwk, "_fleet_cached", False):
         return
 
@@ -42,7 +42,7 @@ def apply() -> None:
         def __getattr__(self, name: str) -> Any:
             return getattr(real_jwk, name)
 
-    cognito_models.jwk = _Jwk()
+    cognito_models.jwk = _Jwk()  # type: ignore[attr-defined,assignment]
 
 
 @cache

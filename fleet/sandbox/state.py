@@ -98,7 +98,7 @@ class SandboxState:
         if not self.knobs.enforce_quotas or category is None:
             return True
         scale = self.knobs.quota_scale
-        keys = [((account, region, category), AWS_QUOTAS[category] * scale)]
+        keys: list[tuple[tuple[str, ...], float]] = [((account, region, category), AWS_QUOTAS[category] * scale)]
         if pool:
             keys.append(((account, region, pool, operation), POOL_QUOTA * scale))
         with self.lock:

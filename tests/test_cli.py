@@ -1,0 +1,108 @@
+"""The command line as a user runs it: the installed console script, exit codes, output."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from fleet.cli import main
+
+from .conftest import Fleet
+
+CERT = "arn:aws:acm:us-east-1:111122223333:certificate/0f2b8c3e-1a2b-4c5d-8e9f-0123456789ab"
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The real entry point in a subprocess (python -m fleet), as cron would start it."""
+    return subprocess.run(
+        [sys.executable, "-m", "fleet", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_validate_summary_and_errors(tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text(
+        f"account_id,region,user_pool_id,domain,certificate_arn\n"
+        f"111122223333,eu-west-1,eu-west-1_A,a.example.com,{CERT}\n"
+        f"111122223333,us-east-1,us-east-1_B,b.example.com,{CERT}\n"
+    )
+    result = CliRunner().invoke(main, ["validate", str(good)])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"{good}: valid: 2 rows, 1 accounts, 2 regions"
+    bad = tmp_path / "bad.csv"
+    bad.write_text(good.read_text().replace("b.example.com", "B.example.com").replace("eu-west-1_A", "us-east-1_A"))
+    result = CliRunner().invoke(main, ["validate", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}:2:3: user_pool_id: " in result.output
+    assert f"{bad}:3:4: domain: 'B.example.com'" in result.output
+    assert "2 problem(s); nothing was called" in result.output
+
+
+def test_run_with_an_invalid_manifest_calls_nothing(make_fleet, tmp_path: Path) -> None:
+    fleet: Fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=2)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(fleet.manifest.read_text() + "123,us-east-1,us-east-1_X,x.example.com,arn\n")
+    proc = cli("run", str(bad), "--endpoint-url", fleet.box.endpoint)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{bad}:4:1: account_id:" in proc.stderr
+    assert sum(fleet.box.state.calls.values()) == 0 and not fleet.box.state.assume_role_calls
+    assert not (tmp_path / "bad.checkpoint.sqlite").exists()
+
+
+def test_run_resume_and_foreign_checkpoint_exit_codes(make_fleet, tmp_path: Path) -> None:
+    fleet: Fleet = make_fleet(accounts=2, regions=("us-east-1", "eu-west-1"), per_region=1)
+    denied = fleet.domains[0].account_id
+    fleet.box.state.configure(deny_accounts={denied})
+    proc = cli("run", str(fleet.manifest), "--endpoint-url", fleet.box.endpoint, "--log-format", "json")
+    assert proc.returncode == 1, proc.stderr
+    assert "4 rows: updated=2, failed=2" in proc.stdout
+    report = tmp_path / "manifest.report.csv"
+    assert f"report: {report}" in proc.stdout
+    assert (tmp_path / "manifest.checkpoint.sqlite").exists()
+    events = [line for line in proc.stderr.splitlines() if '"event": "row"' in line]
+    assert len(events) == 4 and all('"status": ' in e and '"attempts": ' in e for e in events)
+    fleet.box.state.configure(deny_accounts=set())
+    proc = cli("run", str(fleet.manifest), "--endpoint-url", fleet.box.endpoint)
+    assert proc.returncode == 0, proc.stderr
+    assert "4 rows: updated=4" in proc.stdout
+    with report.open() as fh:
+        assert sorted(r["status"] for r in csv.DictReader(fh)) == ["updated"] * 4
+    other = tmp_path / "other.csv"
+    other.write_text("".join(fleet.manifest.read_text().splitlines(keepends=True)[:2]))
+    proc = cli(
+        "run",
+        str(other),
+        "--endpoint-url",
+        fleet.box.endpoint,
+        "--checkpoint",
+        str(tmp_path / "manifest.checkpoint.sqlite"),
+    )
+    assert proc.returncode == 2 and "belongs to another manifest" in proc.stderr
+
+
+def test_help_documents_exit_codes() -> None:
+    result = CliRunner().invoke(main, ["run", "--help"])
+    assert result.exit_code == 0
+    for code in ("0 ", "1 ", "2 "):
+        assert f"  {code}" in result.output
+    assert "--rate-per-account" in result.output and "--checkpoint" in result.output
+
+
+def test_demo_migrates_a_multi_account_multi_region_fleet(tmp_path: Path) -> None:
+    proc = cli("demo", "--workdir", str(tmp_path / "demo"), "--accounts", "3", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "12 rows: updated=12" in proc.stdout
+    assert "12/12 domains on their new certificate" in proc.stdout
+    with (tmp_path / "demo" / "report.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len({r["account_id"] for r in rows}) == 3 and len({r["region"] for r in rows}) == 2
