@@ -20,9 +20,11 @@ from fleet.retry import BackoffPolicy
 
 EXIT_HELP = """\b
 Exit codes:
-  0  every row updated or unchanged
-  1  at least one row failed or was not reached (see the report)
-  2  usage error, invalid manifest, or a checkpoint of another manifest"""
+  0   every row updated or unchanged
+  1   at least one row failed (see the report)
+  2   usage error, invalid manifest, or a checkpoint of another manifest
+  3   another run holds this checkpoint's lock
+  75  stopped early (signal or --max-runtime); rerun to resume"""
 
 
 @click.group(epilog=EXIT_HELP)
@@ -160,6 +162,8 @@ def execute(manifest: Path, opts: dict[str, Any]) -> RunResult:
 
 
 def print_result(result: RunResult) -> None:
+    if result.stopped:
+        click.echo(f"stopped early ({result.stopped}); rerun the same command to resume")
     click.echo(summary_line(result.counts))
     click.echo(f"report: {result.report} (and {result.report_jsonl})")
     click.echo(f"checkpoint: {result.checkpoint}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aioboto3
@@ -105,14 +105,14 @@ class Hub:
 
         metadata = await fetch()
         # botocore refreshes 15 min (advisory) / 10 min (mandatory) before expiry: with short sessions
-        # that would mean an AssumeRole before every call, so scale the margins to the duration.
-        duration = settings.session_duration
+        # that would mean an AssumeRole before every call, so scale the margins to the real lifetime.
+        lifetime = max(1.0, (datetime.fromisoformat(metadata["expiry_time"]) - datetime.now(UTC)).total_seconds())
         credentials = AioRefreshableCredentials.create_from_metadata(
             metadata,
             refresh_using=fetch,
             method="sts-assume-role",
-            advisory_timeout=min(15 * 60, duration / 3),
-            mandatory_timeout=min(10 * 60, duration / 5),
+            advisory_timeout=min(15 * 60, lifetime / 3),
+            mandatory_timeout=min(10 * 60, lifetime / 5),
         )
         return AccountSession(account_id, credentials, self)
 

@@ -15,6 +15,7 @@ from fleet.limits import Limits, RegionLimits
 from fleet.manifest import Row
 from fleet.outcome import Outcome, Status, utc_now
 from fleet.retry import AttemptCounter, BackoffPolicy, Failure, Sleep, call_with_retry, classify
+from fleet.stop import Stop
 
 
 class RowFailed(Exception):
@@ -34,6 +35,11 @@ class RowContext:
     sleep: Sleep
     checkpoint: Checkpoint
     on_retry: Callable[[Row, Failure, float], None] | None = None
+    stop: Stop | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop is not None and self.stop.requested
 
 
 async def _call(ctx: RowContext, row: Row, counter: AttemptCounter, operation: str, **kwargs: Any) -> Any:
@@ -71,8 +77,13 @@ def _check_description(row: Row, description: dict[str, Any]) -> str | None:
     return str(current)
 
 
-async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Outcome:
-    """Move one domain to its target certificate; never raises for AWS errors, returns a failed outcome."""
+async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Outcome | None:
+    """Move one domain to its target certificate; never raises for AWS errors, returns a failed outcome.
+
+    Returns None, recording nothing, when the run is stopping before the row's write was sent.
+    """
+    if ctx.stopping:
+        return None
     counter = AttemptCounter()
     outcome = Outcome(
         domain=row.domain, status=Status.FAILED, certificate_arn=row.certificate_arn, started_at=utc_now()
@@ -93,6 +104,8 @@ async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Out
             else:
                 outcome.status, outcome.previous_certificate_arn = Status.UNCHANGED, current
         else:
+            if ctx.stopping:  # described, not yet written: leave it to the next run
+                return None
             outcome.previous_certificate_arn = current
             await ctx.checkpoint.record(
                 Outcome(

@@ -19,6 +19,7 @@ from fleet.limits import DEFAULT_RATE_PER_ACCOUNT, Limits
 from fleet.manifest import Row
 from fleet.outcome import Outcome, Status, utc_now
 from fleet.retry import BackoffPolicy, Failure, Sleep, classify
+from fleet.stop import Stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +55,11 @@ async def run_rows(
     observer: Observer | None = None,
     sleep: Sleep = anyio.sleep,
     clock: Callable[[], float] = time.monotonic,
+    stop: Stop | None = None,
 ) -> None:
-    """Migrate every row not yet done according to the checkpoint."""
+    """Migrate every row not yet done according to the checkpoint, until done or asked to stop."""
     obs = observer or Observer()
+    stop = stop or Stop()
     done = checkpoint.done_domains()
     groups = group_by_account(r for r in rows if r.domain not in done)
     limits = Limits(settings.concurrency, settings.rate_per_account)
@@ -71,6 +74,8 @@ async def run_rows(
                 account_slots.release_on_behalf_of(account_id)
 
         async def _run_account(hub: Hub, account_id: str, account_rows: list[Row]) -> None:
+            if stop.requested:
+                return
             first = account_rows[0]
             started, t0 = utc_now(), clock()
             try:
@@ -117,11 +122,15 @@ async def run_rows(
         async def _run_row(ctx: RowContext, row: Row) -> None:
             t0 = clock()
             outcome = await migrate_row(ctx, row, checkpoint.get(row.domain))
-            obs.row_done(row, outcome, clock() - t0)
+            if outcome is not None:
+                obs.row_done(row, outcome, clock() - t0)
 
         for account_id, account_rows in groups.items():
             # Start an account only when a slot is free: tasks and clients stay bounded.
             await account_slots.acquire_on_behalf_of(account_id)
+            if stop.requested:
+                account_slots.release_on_behalf_of(account_id)
+                break
             tg.start_soon(run_account, account_id, account_rows)
 
 

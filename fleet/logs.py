@@ -30,12 +30,17 @@ def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     # botocore's debug log prints request headers (the session token among them): keep it quiet.
     for noisy in ("botocore", "aiobotocore", "aioboto3", "urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _stderr_logger(*args: object) -> structlog.PrintLogger:
+    # Resolve sys.stderr at each use: a progress bar swaps it to print log lines above itself.
+    return structlog.PrintLogger(sys.stderr)
 
 
 def get_logger() -> structlog.typing.FilteringBoundLogger:

@@ -1,9 +1,11 @@
-"""manifest -> checkpoint -> engine -> report: the whole job, as `run` and `demo` execute it."""
+"""manifest -> lock -> checkpoint -> engine (supervised) -> report: the whole job, as `run` and `demo` do it."""
 
 from __future__ import annotations
 
 import collections
 import os
+import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,11 +14,13 @@ import anyio
 
 from fleet.checkpoint import Checkpoint
 from fleet.engine import EngineSettings, Observer, run_rows
-from fleet.manifest import parse
-from fleet.outcome import DONE
+from fleet.lock import CheckpointLock
+from fleet.manifest import Row, parse
+from fleet.outcome import DONE, Status
 from fleet.report import jsonl_path, write_report
+from fleet.stop import Stop
 
-EXIT_OK, EXIT_FAILED_ROWS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED_ROWS, EXIT_USAGE, EXIT_LOCKED, EXIT_RESUMABLE = 0, 1, 2, 3, 75
 
 
 def default_paths(manifest: str | Path) -> tuple[Path, Path]:
@@ -36,11 +40,66 @@ class RunResult:
     report: Path
     report_jsonl: Path
     checkpoint: Path
+    stopped: str | None = None  # why the run stopped early (a signal, the runtime budget), if it did
 
     @property
     def exit_code(self) -> int:
+        if self.stopped and self.counts[str(Status.SKIPPED)]:
+            return EXIT_RESUMABLE
         ok = sum(self.counts[str(s)] for s in DONE)
         return EXIT_OK if ok == sum(self.counts.values()) else EXIT_FAILED_ROWS
+
+
+@dataclass(frozen=True, slots=True)
+class StopPolicy:
+    drain_seconds: float = 20.0  # after a stop request, in-flight calls get this long to finish
+    max_runtime: float | None = None  # stop requested at this many seconds
+    handle_signals: bool = True
+
+
+async def supervise(
+    rows: Sequence[Row],
+    checkpoint: Checkpoint,
+    settings: EngineSettings,
+    observer: Observer | None,
+    policy: StopPolicy,
+    stop: Stop,
+) -> None:
+    """Run the engine; on SIGTERM/SIGINT or the deadline stop starting rows, drain, then cancel.
+
+    A second signal cancels at once. Cancelling never corrupts the checkpoint: each record is one SQLite
+    transaction that its worker thread finishes even when the awaiting task is cancelled.
+    """
+    work = anyio.CancelScope()
+    async with anyio.create_task_group() as tg:
+
+        async def drain_then_cancel() -> None:
+            await anyio.sleep(policy.drain_seconds)
+            work.cancel()
+
+        def begin_stop(reason: str) -> None:
+            if stop.requested:
+                work.cancel()  # second request: stop now
+                return
+            stop.request(reason)
+            tg.start_soon(drain_then_cancel)
+
+        async def signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:
+                async for signum in received:
+                    begin_stop(signal.Signals(signum).name)
+
+        async def deadline(seconds: float) -> None:
+            await anyio.sleep(seconds)
+            begin_stop(f"max-runtime {seconds:g}s")
+
+        if policy.handle_signals:
+            tg.start_soon(signals)
+        if policy.max_runtime is not None:
+            tg.start_soon(deadline, policy.max_runtime)
+        with work:
+            await run_rows(rows, checkpoint, settings, observer, stop=stop)
+        tg.cancel_scope.cancel()
 
 
 def migrate(
@@ -49,13 +108,16 @@ def migrate(
     report_path: Path,
     settings: EngineSettings,
     observer: Observer | None = None,
+    policy: StopPolicy | None = None,
 ) -> RunResult:
-    """Validate (raises ManifestError), open the checkpoint (raises CheckpointMismatch), run, report."""
+    """Validate (ManifestError), lock (LockHeld), open the checkpoint (CheckpointMismatch), run, report."""
     manifest = parse(manifest_path)
-    checkpoint = Checkpoint(checkpoint_path, manifest.fingerprint, manifest.path)
-    try:
-        anyio.run(run_rows, manifest.rows, checkpoint, settings, observer)
-        counts = write_report(manifest.rows, checkpoint, report_path)
-    finally:
-        checkpoint.close()
-    return RunResult(counts, report_path, jsonl_path(report_path), checkpoint_path)
+    stop = Stop()
+    with CheckpointLock(checkpoint_path):
+        checkpoint = Checkpoint(checkpoint_path, manifest.fingerprint, manifest.path)
+        try:
+            anyio.run(supervise, manifest.rows, checkpoint, settings, observer, policy or StopPolicy(), stop)
+            counts = write_report(manifest.rows, checkpoint, report_path)
+        finally:
+            checkpoint.close()
+    return RunResult(counts, report_path, jsonl_path(report_path), checkpoint_path, stop.reason)

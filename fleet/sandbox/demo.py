@@ -68,6 +68,9 @@ def run_demo(
                 "endpoint_url": box.endpoint,
                 "log_format": "auto",
                 "log_level": "warning",
+                "drain_seconds": 20.0,
+                "max_runtime": None,
+                "progress": None,
             },
         )
         elapsed = time.monotonic() - t0
