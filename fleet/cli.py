@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,12 @@ import click
 from fleet import logs
 from fleet.checkpoint import CheckpointMismatch
 from fleet.credentials import AwsSettings
-from fleet.engine import EngineSettings
+from fleet.engine import EngineSettings, Observer
 from fleet.limits import DEFAULT_RATE_PER_ACCOUNT
+from fleet.lock import LockHeld
 from fleet.manifest import ManifestError, parse
-from fleet.pipeline import EXIT_USAGE, RunResult, default_paths, migrate, new_run_id
+from fleet.pipeline import EXIT_LOCKED, EXIT_USAGE, RunResult, StopPolicy, default_paths, migrate, new_run_id
+from fleet.progress import Fanout, ProgressBar, summary_table
 from fleet.report import summary_line
 from fleet.retry import BackoffPolicy
 
@@ -104,6 +107,23 @@ def run_options(fn: Any) -> Any:
         click.option("--profile", help="AWS profile of the hub (calling) identity."),
         click.option("--endpoint-url", help="Send every AWS call here (e.g. the sandbox)."),
         click.option(
+            "--drain-seconds",
+            type=click.FloatRange(0, 3600),
+            default=20.0,
+            show_default=True,
+            help="After SIGTERM/SIGINT or --max-runtime: how long in-flight calls may finish.",
+        ),
+        click.option(
+            "--max-runtime",
+            type=click.FloatRange(1, None),
+            help="Stop starting rows after this many seconds (then drain, exit 75).",
+        ),
+        click.option(
+            "--progress/--no-progress",
+            default=None,
+            help="Progress bar and summary table [default: on a terminal only].",
+        ),
+        click.option(
             "--log-format",
             type=click.Choice(["auto", "json", "console"]),
             default="auto",
@@ -144,14 +164,23 @@ def execute(manifest: Path, opts: dict[str, Any]) -> RunResult:
     """Run the pipeline for `run` and `demo`; exit 2 on an invalid manifest or a foreign checkpoint."""
     logs.configure(opts["log_format"], opts["log_level"])
     default_checkpoint, default_report = default_paths(manifest)
+    show_progress = sys.stderr.isatty() if opts.get("progress") is None else opts["progress"]
+    policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
     try:
-        return migrate(
-            manifest,
-            opts["checkpoint"] or default_checkpoint,
-            opts["report"] or default_report,
-            engine_settings(opts),
-            logs.RowLogger(),
-        )
+        with contextlib.ExitStack() as stack:
+            observer: Observer = logs.RowLogger()
+            if show_progress:
+                total = len(parse(manifest).rows)
+                observer = Fanout(observer, stack.enter_context(ProgressBar(total)))
+            checkpoint = opts["checkpoint"] or default_checkpoint
+            report = opts["report"] or default_report
+            result = migrate(manifest, checkpoint, report, engine_settings(opts), observer, policy)
+        if show_progress:
+            summary_table(result.counts)
+        return result
+    except LockHeld as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_LOCKED)
     except ManifestError as exc:
         click.echo(str(exc), err=True)
         click.echo(f"{manifest}: {len(exc.problems)} problem(s); nothing was called", err=True)

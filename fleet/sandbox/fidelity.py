@@ -97,6 +97,8 @@ class FidelityApp:
         except AwsError as exc:
             return _json_error(start_response, exc)
         except _Reset:
+            # The socket is already shut: werkzeug's write of this status fails quietly (a ConnectionError).
+            start_response("500 Internal Server Error", [("Content-Length", "0")])
             return []
         return self._forward(environ, start_response, body)
 
@@ -162,8 +164,10 @@ class FidelityApp:
             expiry = time.time() + lifetime
             stamp = datetime.fromtimestamp(expiry, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             text = re.sub(r"<Expiration>[^<]+</Expiration>", f"<Expiration>{stamp}</Expiration>", text)
+            secrets = re.findall(r"<(?:SecretAccessKey|SessionToken)>([^<]+)</", text)
             with self.state.lock:
                 self._keys[key.group(1)] = (target, expiry)
+                self.state.issued_secrets.update(secrets)
         data = text.encode()
         headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
         start_response(captured["status"], [*headers, ("Content-Length", str(len(data)))])

@@ -77,6 +77,7 @@ class SandboxState:
         self.faults: collections.Counter[str] = collections.Counter()
         self.assume_role_calls: collections.Counter[str] = collections.Counter()  # per target account
         self.events: list[tuple[str, str]] = []  # (operation, domain) of every Describe/Update, in order
+        self.issued_secrets: set[str] = set()  # secret keys and session tokens handed out (leak tests)
 
     def configure(self, **values: Any) -> None:
         with self.lock:
