@@ -18,6 +18,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.credentials import AioRefreshableCredentials
 from aiobotocore.session import AioSession
 
+from fleet.http import SharedTLSSession
 from fleet.retry import AttemptCounter, BackoffPolicy, Sleep, call_with_retry
 
 
@@ -42,6 +43,7 @@ def client_config(settings: AwsSettings) -> AioConfig:
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         max_pool_connections=settings.pool_connections,
+        http_session_cls=SharedTLSSession,
     )
 
 

@@ -42,11 +42,35 @@ class RowContext:
         return self.stop is not None and self.stop.requested
 
 
-async def _call(ctx: RowContext, row: Row, counter: AttemptCounter, operation: str, **kwargs: Any) -> Any:
+class _Stopped(Exception):
+    """The run is stopping and this row's next call has not been sent."""
+
+
+async def _call(
+    ctx: RowContext,
+    row: Row,
+    counter: AttemptCounter,
+    operation: str,
+    before_first_send: Callable[[], Awaitable[None]] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """One Cognito call through the limits and the retry policy.
+
+    ``before_first_send`` runs once, after the rate limiters let the call go and just before it is sent:
+    the in-flight mark goes there, so it covers only writes that are really about to leave.
+    """
     method: Callable[..., Awaitable[Any]] = getattr(ctx.cognito, _snake(operation))
+    sent = False
 
     async def attempt() -> Any:
+        nonlocal sent
         async with ctx.limits.call(ctx.region_limits, row.user_pool_id, operation):
+            if not sent:
+                if ctx.stopping:
+                    raise _Stopped
+                if before_first_send is not None:
+                    await before_first_send()
+                sent = True
             return await method(**kwargs)
 
     def on_retry(failure: Failure, delay: float) -> None:
@@ -94,7 +118,7 @@ async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Out
     if resumed and resumed.status in (Status.IN_FLIGHT, Status.FAILED):
         previous = resumed.previous_certificate_arn
     try:
-        described = await _call(ctx, row, counter, "DescribeUserPoolDomain", Domain=row.domain)
+        described = await _call(ctx, row, counter, "DescribeUserPoolDomain", None, Domain=row.domain)
         description = described.get("DomainDescription") or {}
         current = _check_description(row, description)
         outcome.cloudfront_domain = description.get("CloudFrontDistribution")
@@ -104,19 +128,20 @@ async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Out
             else:
                 outcome.status, outcome.previous_certificate_arn = Status.UNCHANGED, current
         else:
-            if ctx.stopping:  # described, not yet written: leave it to the next run
-                return None
             outcome.previous_certificate_arn = current
-            await ctx.checkpoint.record(
-                Outcome(
-                    domain=row.domain,
-                    status=Status.IN_FLIGHT,
-                    certificate_arn=row.certificate_arn,
-                    previous_certificate_arn=current,
-                    attempts=counter.attempts,
-                    started_at=outcome.started_at,
+
+            async def mark_in_flight() -> None:
+                await ctx.checkpoint.record(
+                    Outcome(
+                        domain=row.domain,
+                        status=Status.IN_FLIGHT,
+                        certificate_arn=row.certificate_arn,
+                        previous_certificate_arn=current,
+                        attempts=counter.attempts,
+                        started_at=outcome.started_at,
+                    )
                 )
-            )
+
             request: dict[str, Any] = {
                 "Domain": row.domain,
                 "UserPoolId": row.user_pool_id,
@@ -124,9 +149,11 @@ async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Out
             }
             if description.get("ManagedLoginVersion") is not None:
                 request["ManagedLoginVersion"] = description["ManagedLoginVersion"]
-            updated = await _call(ctx, row, counter, "UpdateUserPoolDomain", **request)
+            updated = await _call(ctx, row, counter, "UpdateUserPoolDomain", mark_in_flight, **request)
             outcome.status = Status.UPDATED
             outcome.cloudfront_domain = updated.get("CloudFrontDomain") or outcome.cloudfront_domain
+    except _Stopped:
+        return None  # nothing of this row was sent since it was (re)started: the next run does it
     except RowFailed as exc:
         outcome.error_code, outcome.error_message = exc.code, exc.message
     except Exception as exc:  # an AWS or connection error that retries did not cure

@@ -85,15 +85,22 @@ def assert_rewrites_were_described_first(fleet: Fleet, allowed: set[str]) -> int
 
 def test_kill_torture(make_fleet) -> None:
     fleet: Fleet = make_fleet(accounts=25, regions=("us-east-1", "eu-west-1"), per_region=2)  # 100 domains
-    fleet.box.state.configure(latency=0.05, throttle_rate=0.10, seed=3)
+    fleet.box.state.configure(latency=0.2, throttle_rate=0.10, seed=3)
     rng = random.Random(20261126)
     kills, in_flight_at_kill, runs = 0, set(), 0
     while True:
         runs += 1
         assert runs <= 40, "did not converge"
-        proc = start(fleet, "--rate-per-account", "3")
+        before = sum(fleet.box.state.writes.values())
+        proc = start(fleet, "--rate-per-account", "3", "--account-concurrency", "3")
         if kills < 10:
-            time.sleep(rng.uniform(0.7, 3.0))
+            # Kill at a random moment while writes are landing: after a random number of them, plus jitter.
+            target, deadline = rng.randint(1, 8), time.monotonic() + 30
+            while proc.poll() is None and time.monotonic() < deadline:
+                if sum(fleet.box.state.writes.values()) - before >= target:
+                    time.sleep(rng.uniform(0, 0.3))
+                    break
+                time.sleep(0.005)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 finish(proc)
@@ -105,6 +112,7 @@ def test_kill_torture(make_fleet) -> None:
             break
         assert code in (1, 75), err
     assert kills >= 10
+    assert in_flight_at_kill, "no kill landed while a write was in flight: the torture proved nothing"
     rows = report_rows(fleet)
     assert sorted(r["domain"] for r in rows) == sorted(d.domain for d in fleet.domains)  # each exactly once
     assert {r["status"] for r in rows} <= {"updated", "unchanged"}
