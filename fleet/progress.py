@@ -39,7 +39,7 @@ class ProgressBar(Observer):
         self.t0 = time.monotonic()
         self._progress = Progress(
             TextColumn("[bold]rows"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(),
