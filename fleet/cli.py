@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,22 +13,36 @@ import click
 from fleet import logs
 from fleet.checkpoint import CheckpointMismatch
 from fleet.credentials import AwsSettings
+from fleet.domain import Mode
 from fleet.engine import EngineSettings, Observer
 from fleet.limits import DEFAULT_RATE_PER_ACCOUNT
 from fleet.lock import LockHeld
 from fleet.manifest import ManifestError, parse
-from fleet.pipeline import EXIT_LOCKED, EXIT_USAGE, RunResult, StopPolicy, default_paths, migrate, new_run_id
+from fleet.pipeline import (
+    EXIT_LOCKED,
+    EXIT_USAGE,
+    RunResult,
+    StopPolicy,
+    default_paths,
+    migrate,
+    new_run_id,
+    plan,
+)
+from fleet.preflight import DEFAULT_MIN_VALIDITY_DAYS
 from fleet.progress import Fanout, ProgressBar, summary_table
 from fleet.report import summary_line
 from fleet.retry import BackoffPolicy
+from fleet.rollback import RollbackError, write_rollback_manifest
 
 EXIT_HELP = """\b
 Exit codes:
-  0   every row updated or unchanged
-  1   at least one row failed (see the report)
+  0   every row unchanged, verified or pending (plan: planned)
+  1   at least one row failed, or the run stopped on its failure budget or canary
   2   usage error, invalid manifest, or a checkpoint of another manifest
   3   another run holds this checkpoint's lock
   75  stopped early (signal or --max-runtime); rerun to resume"""
+
+Decorator = Callable[[Any], Any]
 
 
 @click.group(epilog=EXIT_HELP)
@@ -40,26 +55,56 @@ def main() -> None:
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 def validate(manifest: Path) -> None:
     """Check a manifest without calling AWS: list every problem, or summarise it."""
+    m = _parse_or_exit(manifest)
+    click.echo(f"{manifest}: valid: {len(m.rows)} rows, {len(m.accounts)} accounts, {len(m.regions)} regions")
+
+
+def _parse_or_exit(manifest: Path) -> Any:
     try:
-        m = parse(manifest)
+        return parse(manifest)
     except ManifestError as exc:
         click.echo(str(exc), err=True)
         click.echo(f"{manifest}: {len(exc.problems)} problem(s); nothing was called", err=True)
         sys.exit(EXIT_USAGE)
-    click.echo(f"{manifest}: valid: {len(m.rows)} rows, {len(m.accounts)} accounts, {len(m.regions)} regions")
 
 
-def run_options(fn: Any) -> Any:
-    options = [
-        click.option(
-            "--checkpoint",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="SQLite checkpoint [default: beside the manifest, NAME.checkpoint.sqlite]",
-        ),
+def _apply(options: list[Decorator]) -> Decorator:
+    def decorate(fn: Any) -> Any:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+def _budget(value: str | None) -> str | None:
+    """--max-failures: a count (N) or a share of the manifest's rows (P%)."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        number = float(text[:-1]) if text.endswith("%") else int(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither a count (5) nor a percentage (2%)") from None
+    if number < 0 or (text.endswith("%") and number > 100):
+        raise click.BadParameter(f"{value!r} is out of range")
+    return text
+
+
+def failure_budget(value: str | None, rows: int) -> int | None:
+    if value is None:
+        return None
+    if value.endswith("%"):
+        return int(rows * float(value[:-1]) / 100)
+    return int(value)
+
+
+common_options = _apply(
+    [
         click.option(
             "--report",
             type=click.Path(dir_okay=False, path_type=Path),
-            help="CSV report; JSON Lines go beside it [default: beside the manifest, NAME.report.csv]",
+            help="CSV report; JSON Lines go beside it [default: beside the manifest]",
         ),
         click.option(
             "--concurrency",
@@ -80,8 +125,8 @@ def run_options(fn: Any) -> Any:
             type=click.FloatRange(0.01, 100),
             default=DEFAULT_RATE_PER_ACCOUNT,
             show_default=True,
-            help="Cognito calls per second per account and region (AWS's write quota is 15/s, "
-            "shared with the account's own traffic).",
+            help="Cognito calls per second per account and region (AWS's write quota is 15/s, shared "
+            "with the account's own traffic).",
         ),
         click.option(
             "--max-attempts",
@@ -89,6 +134,13 @@ def run_options(fn: Any) -> Any:
             default=8,
             show_default=True,
             help="Attempts per call for throttling, 5xx and connection errors.",
+        ),
+        click.option(
+            "--min-validity-days",
+            type=click.FloatRange(0, 3650),
+            default=DEFAULT_MIN_VALIDITY_DAYS,
+            show_default=True,
+            help="Refuse target certificates that expire sooner.",
         ),
         click.option(
             "--role-name",
@@ -107,18 +159,6 @@ def run_options(fn: Any) -> Any:
         click.option("--profile", help="AWS profile of the hub (calling) identity."),
         click.option("--endpoint-url", help="Send every AWS call here (e.g. the sandbox)."),
         click.option(
-            "--drain-seconds",
-            type=click.FloatRange(0, 3600),
-            default=20.0,
-            show_default=True,
-            help="After SIGTERM/SIGINT or --max-runtime: how long in-flight calls may finish.",
-        ),
-        click.option(
-            "--max-runtime",
-            type=click.FloatRange(1, None),
-            help="Stop starting rows after this many seconds (then drain, exit 75).",
-        ),
-        click.option(
             "--progress/--no-progress",
             default=None,
             help="Progress bar and summary table [default: on a terminal only].",
@@ -131,18 +171,67 @@ def run_options(fn: Any) -> Any:
             help="auto: console on a terminal, JSON lines otherwise.",
         ),
         click.option(
-            "--log-level",
-            type=click.Choice(["debug", "info", "warning", "error"]),
-            default="info",
-            show_default=True,
+            "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
         ),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+)
+
+run_only_options = _apply(
+    [
+        click.option(
+            "--checkpoint",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="SQLite checkpoint [default: beside the manifest, NAME.checkpoint.sqlite]",
+        ),
+        click.option(
+            "--wait/--no-wait",
+            default=False,
+            show_default=True,
+            help="After each write, poll until Cognito reports it ACTIVE on the new certificate.",
+        ),
+        click.option(
+            "--wait-timeout",
+            type=click.FloatRange(0, 24 * 3600),
+            default=3600,
+            show_default=True,
+            help="Seconds to wait for a written domain to become ACTIVE (then: pending).",
+        ),
+        click.option(
+            "--wait-interval",
+            type=click.FloatRange(0.01, 600),
+            default=15,
+            show_default=True,
+            help="First poll interval in seconds (grows x1.5 up to 60).",
+        ),
+        click.option(
+            "--canary",
+            type=click.IntRange(0, 1000),
+            default=0,
+            show_default=True,
+            help="Write and verify this many domains (in distinct accounts) before all others.",
+        ),
+        click.option(
+            "--max-failures",
+            callback=lambda _c, _p, v: _budget(v),
+            help="Failure budget: N rows or P% of the manifest; once exceeded no new write starts.",
+        ),
+        click.option(
+            "--drain-seconds",
+            type=click.FloatRange(0, 3600),
+            default=20.0,
+            show_default=True,
+            help="After SIGTERM/SIGINT or --max-runtime: how long in-flight calls may finish.",
+        ),
+        click.option(
+            "--max-runtime",
+            type=click.FloatRange(1, None),
+            help="Stop starting rows after this many seconds (then drain, exit 75).",
+        ),
+    ]
+)
 
 
-def engine_settings(opts: dict[str, Any]) -> EngineSettings:
+def engine_settings(opts: dict[str, Any], rows: int) -> EngineSettings:
     run_id = new_run_id()
     return EngineSettings(
         concurrency=opts["concurrency"],
@@ -157,55 +246,107 @@ def engine_settings(opts: dict[str, Any]) -> EngineSettings:
             session_name=f"cognito-fleet-{run_id}",
             session_duration=opts["session_duration"],
         ),
+        mode=Mode(
+            wait=opts.get("wait", False),
+            wait_timeout=opts.get("wait_timeout", 3600),
+            wait_interval=opts.get("wait_interval", 15),
+        ),
+        min_validity_days=opts["min_validity_days"],
+        max_failures=failure_budget(opts.get("max_failures"), rows),
+        canary=opts.get("canary", 0),
     )
 
 
-def execute(manifest: Path, opts: dict[str, Any]) -> RunResult:
-    """Run the pipeline for `run` and `demo`; exit 2 on an invalid manifest or a foreign checkpoint."""
+def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> RunResult:
+    """Run (or plan) with parsed options; exit 2/3 for an invalid manifest, a foreign checkpoint, a lock."""
     logs.configure(opts["log_format"], opts["log_level"])
+    rows = len(_parse_or_exit(manifest).rows)
     default_checkpoint, default_report = default_paths(manifest)
     show_progress = sys.stderr.isatty() if opts.get("progress") is None else opts["progress"]
-    policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
+    settings = engine_settings(opts, rows)
     try:
         with contextlib.ExitStack() as stack:
             observer: Observer = logs.RowLogger()
             if show_progress:
-                total = len(parse(manifest).rows)
-                observer = Fanout(observer, stack.enter_context(ProgressBar(total)))
-            checkpoint = opts["checkpoint"] or default_checkpoint
-            report = opts["report"] or default_report
-            result = migrate(manifest, checkpoint, report, engine_settings(opts), observer, policy)
+                observer = Fanout(observer, stack.enter_context(ProgressBar(rows)))
+            if read_only:
+                report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
+                result = plan(manifest, report, settings, observer)
+            else:
+                policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
+                result = migrate(
+                    manifest,
+                    opts["checkpoint"] or default_checkpoint,
+                    opts["report"] or default_report,
+                    settings,
+                    observer,
+                    policy,
+                )
         if show_progress:
             summary_table(result.counts)
         return result
     except LockHeld as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_LOCKED)
-    except ManifestError as exc:
-        click.echo(str(exc), err=True)
-        click.echo(f"{manifest}: {len(exc.problems)} problem(s); nothing was called", err=True)
-        sys.exit(EXIT_USAGE)
     except CheckpointMismatch as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
 
 
-def print_result(result: RunResult) -> None:
+def print_result(result: RunResult, read_only: bool = False) -> None:
     if result.stopped:
-        click.echo(f"stopped early ({result.stopped}); rerun the same command to resume")
+        hint = "" if result.aborted else "; rerun the same command to resume"
+        click.echo(f"stopped early ({result.stopped}){hint}")
     click.echo(summary_line(result.counts))
     click.echo(f"report: {result.report} (and {result.report_jsonl})")
-    click.echo(f"checkpoint: {result.checkpoint}")
+    if not read_only:
+        click.echo(f"checkpoint: {result.checkpoint}")
 
 
 @main.command(epilog=EXIT_HELP)
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
-@run_options
+@common_options
+@run_only_options
 def run(manifest: Path, **opts: Any) -> None:
     """Migrate every domain of MANIFEST to its certificate_arn; rerun the same command to resume."""
     result = execute(manifest, opts)
     print_result(result)
     sys.exit(result.exit_code)
+
+
+@main.command("plan", epilog=EXIT_HELP)
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@common_options
+def plan_command(manifest: Path, **opts: Any) -> None:
+    """Show what `run` would do, read-only (Describe and ACM calls only): planned / unchanged / failed.
+
+    The report defaults to NAME.plan.csv beside the manifest; the run's checkpoint is not touched.
+    """
+    result = execute(manifest, opts, read_only=True)
+    print_result(result, read_only=True)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("report", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The rollback manifest to write."
+)
+@click.option(
+    "--manifest",
+    "original",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The migration's manifest, to carry its role_arn / external_id columns over.",
+)
+def rollback(report: Path, out: Path, original: Path | None) -> None:
+    """Write a manifest that puts every updated/pending/verified domain of REPORT back on its previous
+    certificate. Running it is an ordinary `run` (with its own checkpoint)."""
+    try:
+        count = write_rollback_manifest(report, out, original)
+    except RollbackError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(f"{out}: {count} domains back to their previous certificates; next: cognito-fleet run {out}")
 
 
 @main.command(epilog=EXIT_HELP)
@@ -233,16 +374,14 @@ def demo(
     """Start the local sandbox, seed a multi-account fleet, migrate it, print the summary."""
     from fleet.sandbox.demo import run_demo
 
-    sys.exit(
-        run_demo(
-            workdir,
-            accounts,
-            [r.strip() for r in regions.split(",") if r.strip()],
-            domains_per_account,
-            latency,
-            throttle_rate,
-        )
-    )
+    region_list = [r.strip() for r in regions.split(",") if r.strip()]
+    sys.exit(run_demo(workdir, accounts, region_list, domains_per_account, latency, throttle_rate))
+
+
+def run_options_for(args: list[str]) -> dict[str, Any]:
+    """The options `run` would parse from ``args`` (defaults included): lets the demo run the real thing."""
+    with run.make_context("run", args) as ctx:
+        return dict(ctx.params)
 
 
 from fleet.sandbox.cli import sandbox  # noqa: E402  (registers the `sandbox` group)

@@ -1,4 +1,4 @@
-"""One row's work against Cognito: describe, decide, write, record.
+"""One row's work against Cognito and ACM: describe, decide, check the certificate, write, verify, record.
 
 The write changes only the certificate: the current ManagedLoginVersion read from Describe is sent
 back with it (SecurityPolicy is not modelled by the pinned botocore, so Cognito keeps its own value).
@@ -7,15 +7,18 @@ back with it (SecurityPolicy is not modelled by the pinned botocore, so Cognito 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fleet.checkpoint import Checkpoint
 from fleet.limits import Limits, RegionLimits
 from fleet.manifest import Row
 from fleet.outcome import Outcome, Status, utc_now
+from fleet.preflight import CertificateChecks, CertificateRejected
 from fleet.retry import AttemptCounter, BackoffPolicy, Failure, Sleep, call_with_retry, classify
 from fleet.stop import Stop
+
+ACTIVE, FAILED = "ACTIVE", "FAILED"
 
 
 class RowFailed(Exception):
@@ -24,16 +27,33 @@ class RowFailed(Exception):
         self.code, self.message = code, message
 
 
+class _Stopped(Exception):
+    """The run is stopping and this row's next call has not been sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mode:
+    plan: bool = False  # describe and check only: rows end planned / unchanged / failed
+    wait: bool = False  # after a write, poll until ACTIVE on the new certificate
+    wait_timeout: float = 3600.0
+    wait_interval: float = 15.0  # first poll interval; grows x1.5 up to 60 s
+
+
 @dataclass(slots=True)
 class RowContext:
-    """What one row needs: its client, its limits, the retry policy and the checkpoint."""
+    """What one row needs: its clients, limits, retry policy, certificate checks and the checkpoint."""
 
     cognito: Any
+    acm: Callable[[], Awaitable[Any]]  # the account's us-east-1 ACM client, created on first use
     limits: Limits
     region_limits: RegionLimits
+    acm_limits: RegionLimits
+    certificates: CertificateChecks
     policy: BackoffPolicy
     sleep: Sleep
+    clock: Callable[[], float]
     checkpoint: Checkpoint
+    mode: Mode = field(default_factory=Mode)
     on_retry: Callable[[Row, Failure, float], None] | None = None
     stop: Stop | None = None
 
@@ -42,29 +62,28 @@ class RowContext:
         return self.stop is not None and self.stop.requested
 
 
-class _Stopped(Exception):
-    """The run is stopping and this row's next call has not been sent."""
-
-
 async def _call(
     ctx: RowContext,
     row: Row,
     counter: AttemptCounter,
+    client: Any,
     operation: str,
+    limits: RegionLimits,
+    limit_key: str,
     before_first_send: Callable[[], Awaitable[None]] | None = None,
     **kwargs: Any,
 ) -> Any:
-    """One Cognito call through the limits and the retry policy.
+    """One AWS call through the limits and the retry policy.
 
     ``before_first_send`` runs once, after the rate limiters let the call go and just before it is sent:
     the in-flight mark goes there, so it covers only writes that are really about to leave.
     """
-    method: Callable[..., Awaitable[Any]] = getattr(ctx.cognito, _snake(operation))
+    method: Callable[..., Awaitable[Any]] = getattr(client, _snake(operation))
     sent = False
 
     async def attempt() -> Any:
         nonlocal sent
-        async with ctx.limits.call(ctx.region_limits, row.user_pool_id, operation):
+        async with ctx.limits.call(limits, limit_key, operation):
             if not sent:
                 if ctx.stopping:
                     raise _Stopped
@@ -84,7 +103,14 @@ def _snake(operation: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_")
 
 
-def _check_description(row: Row, description: dict[str, Any]) -> str | None:
+async def _describe(ctx: RowContext, row: Row, counter: AttemptCounter) -> dict[str, Any]:
+    out = await _call(
+        ctx, row, counter, ctx.cognito, "DescribeUserPoolDomain", ctx.region_limits, row.user_pool_id, Domain=row.domain
+    )
+    return dict(out.get("DomainDescription") or {})
+
+
+def _current_certificate(row: Row, description: dict[str, Any]) -> str:
     """Return the domain's current certificate ARN, or raise RowFailed saying why it cannot be updated."""
     if not description or not description.get("Domain"):
         raise RowFailed("DomainNotFound", f"no user pool domain {row.domain!r} in {row.account_id}/{row.region}")
@@ -101,10 +127,50 @@ def _check_description(row: Row, description: dict[str, Any]) -> str | None:
     return str(current)
 
 
+async def _preflight(ctx: RowContext, row: Row, counter: AttemptCounter) -> None:
+    async def describe_certificate() -> dict[str, Any]:
+        acm = await ctx.acm()
+        result: dict[str, Any] = await _call(
+            ctx,
+            row,
+            counter,
+            acm,
+            "DescribeCertificate",
+            ctx.acm_limits,
+            row.certificate_arn,
+            CertificateArn=row.certificate_arn,
+        )
+        return result
+
+    try:
+        await ctx.certificates.verify(row.certificate_arn, row.domain, describe_certificate)
+    except CertificateRejected as exc:
+        raise RowFailed(exc.code, exc.message) from None
+
+
+async def _settle(ctx: RowContext, row: Row, counter: AttemptCounter, status: str | None) -> Status:
+    """The state of a domain we wrote: verified when ACTIVE, else pending (or polled with --wait)."""
+    interval, deadline = ctx.mode.wait_interval, ctx.clock() + ctx.mode.wait_timeout
+    while True:
+        if status == ACTIVE:
+            return Status.VERIFIED
+        if status == FAILED:
+            raise RowFailed("DomainFailed", f"Cognito reports {row.domain!r} FAILED after the certificate change")
+        remaining = deadline - ctx.clock()
+        if not ctx.mode.wait or remaining <= 0 or ctx.stopping:
+            return Status.PENDING
+        await ctx.sleep(min(interval, remaining))
+        interval = min(interval * 1.5, 60.0)
+        description = await _describe(ctx, row, counter)
+        if _current_certificate(row, description) != row.certificate_arn:
+            raise RowFailed("CertificateChanged", f"{row.domain!r} left the target certificate while we waited")
+        status = description.get("Status")
+
+
 async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Outcome | None:
     """Move one domain to its target certificate; never raises for AWS errors, returns a failed outcome.
 
-    Returns None, recording nothing, when the run is stopping before the row's write was sent.
+    Returns None, recording nothing, when the run is stopping before the row's next call was sent.
     """
     if ctx.stopping:
         return None
@@ -112,46 +178,31 @@ async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Out
     outcome = Outcome(
         domain=row.domain, status=Status.FAILED, certificate_arn=row.certificate_arn, started_at=utc_now()
     )
-    # A row whose write was sent before (in flight at a crash, or failed after sending it) knows the
-    # certificate it had: if the domain is now on the target, that write took effect.
+    # A row whose write was sent before (in flight at a crash, pending verification, or failed after
+    # sending it) knows the certificate it had: if the domain is now on the target, that write took effect.
     previous = None
-    if resumed and resumed.status in (Status.IN_FLIGHT, Status.FAILED):
+    if resumed and resumed.status in (Status.IN_FLIGHT, Status.FAILED, Status.PENDING, Status.UPDATED):
         previous = resumed.previous_certificate_arn
     try:
-        described = await _call(ctx, row, counter, "DescribeUserPoolDomain", None, Domain=row.domain)
-        description = described.get("DomainDescription") or {}
-        current = _check_description(row, description)
+        description = await _describe(ctx, row, counter)
+        current = _current_certificate(row, description)
         outcome.cloudfront_domain = description.get("CloudFrontDistribution")
         if current == row.certificate_arn:
-            if previous and previous != current:
-                outcome.status, outcome.previous_certificate_arn = Status.UPDATED, previous
+            if previous and previous != current and not ctx.mode.plan:
+                outcome.previous_certificate_arn = previous
+                outcome.status = await _settle(ctx, row, counter, description.get("Status"))
+            elif description.get("Status") == FAILED:
+                raise RowFailed("DomainFailed", f"Cognito reports {row.domain!r} FAILED")
             else:
                 outcome.status, outcome.previous_certificate_arn = Status.UNCHANGED, current
         else:
             outcome.previous_certificate_arn = current
-
-            async def mark_in_flight() -> None:
-                await ctx.checkpoint.record(
-                    Outcome(
-                        domain=row.domain,
-                        status=Status.IN_FLIGHT,
-                        certificate_arn=row.certificate_arn,
-                        previous_certificate_arn=current,
-                        attempts=counter.attempts,
-                        started_at=outcome.started_at,
-                    )
-                )
-
-            request: dict[str, Any] = {
-                "Domain": row.domain,
-                "UserPoolId": row.user_pool_id,
-                "CustomDomainConfig": {"CertificateArn": row.certificate_arn},
-            }
-            if description.get("ManagedLoginVersion") is not None:
-                request["ManagedLoginVersion"] = description["ManagedLoginVersion"]
-            updated = await _call(ctx, row, counter, "UpdateUserPoolDomain", mark_in_flight, **request)
-            outcome.status = Status.UPDATED
-            outcome.cloudfront_domain = updated.get("CloudFrontDomain") or outcome.cloudfront_domain
+            await _preflight(ctx, row, counter)
+            if ctx.mode.plan:
+                outcome.status = Status.PLANNED
+            else:
+                outcome.cloudfront_domain = await _write(ctx, row, counter, description, current, outcome)
+                outcome.status = await _settle(ctx, row, counter, None)
     except _Stopped:
         return None  # nothing of this row was sent since it was (re)started: the next run does it
     except RowFailed as exc:
@@ -163,3 +214,39 @@ async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Out
     outcome.finished_at = utc_now()
     await ctx.checkpoint.record(outcome)
     return outcome
+
+
+async def _write(
+    ctx: RowContext, row: Row, counter: AttemptCounter, description: dict[str, Any], current: str, outcome: Outcome
+) -> str | None:
+    async def mark_in_flight() -> None:
+        await ctx.checkpoint.record(
+            Outcome(
+                domain=row.domain,
+                status=Status.IN_FLIGHT,
+                certificate_arn=row.certificate_arn,
+                previous_certificate_arn=current,
+                attempts=counter.attempts,
+                started_at=outcome.started_at,
+            )
+        )
+
+    request: dict[str, Any] = {
+        "Domain": row.domain,
+        "UserPoolId": row.user_pool_id,
+        "CustomDomainConfig": {"CertificateArn": row.certificate_arn},
+    }
+    if description.get("ManagedLoginVersion") is not None:
+        request["ManagedLoginVersion"] = description["ManagedLoginVersion"]
+    updated = await _call(
+        ctx,
+        row,
+        counter,
+        ctx.cognito,
+        "UpdateUserPoolDomain",
+        ctx.region_limits,
+        row.user_pool_id,
+        mark_in_flight,
+        **request,
+    )
+    return updated.get("CloudFrontDomain") or outcome.cloudfront_domain

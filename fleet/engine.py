@@ -2,24 +2,30 @@
 
 Per account: AssumeRole once, then every row of every region through that account's clients and
 rate limits; outcomes go straight to the checkpoint, so memory holds only the accounts in progress.
+With a canary, a few rows (in distinct accounts) go first and must end verified before the rest start.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 
 from fleet.checkpoint import Checkpoint
 from fleet.credentials import AccountSession, AwsSettings, Hub, role_arn_for
-from fleet.domain import RowContext, migrate_row
+from fleet.domain import Mode, RowContext, migrate_row
 from fleet.limits import DEFAULT_RATE_PER_ACCOUNT, Limits
 from fleet.manifest import Row
 from fleet.outcome import Outcome, Status, utc_now
+from fleet.preflight import DEFAULT_MIN_VALIDITY_DAYS, CertificateChecks
 from fleet.retry import BackoffPolicy, Failure, Sleep, classify
 from fleet.stop import Stop
+
+CANARY_OK = frozenset({Status.VERIFIED, Status.UNCHANGED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +35,10 @@ class EngineSettings:
     rate_per_account: float = DEFAULT_RATE_PER_ACCOUNT
     policy: BackoffPolicy = field(default_factory=BackoffPolicy)
     aws: AwsSettings = field(default_factory=AwsSettings)
+    mode: Mode = field(default_factory=Mode)
+    min_validity_days: float = DEFAULT_MIN_VALIDITY_DAYS
+    max_failures: int | None = None  # failure budget for this run: once exceeded no new write starts
+    canary: int = 0  # rows (in distinct accounts) written and verified before all others
 
 
 class Observer:
@@ -48,6 +58,11 @@ def group_by_account(rows: Iterable[Row]) -> dict[str, list[Row]]:
     return groups
 
 
+def pick_canaries(rows: Sequence[Row], count: int) -> list[Row]:
+    """The first row of each of the first ``count`` accounts, in manifest order."""
+    return [group[0] for group in list(group_by_account(rows).values())[:count]]
+
+
 async def run_rows(
     rows: Iterable[Row],
     checkpoint: Checkpoint,
@@ -58,35 +73,75 @@ async def run_rows(
     stop: Stop | None = None,
 ) -> None:
     """Migrate every row not yet done according to the checkpoint, until done or asked to stop."""
-    obs = observer or Observer()
     stop = stop or Stop()
     done = checkpoint.done_domains()
-    groups = group_by_account(r for r in rows if r.domain not in done)
-    limits = Limits(settings.concurrency, settings.rate_per_account)
-    account_slots = anyio.CapacityLimiter(settings.account_concurrency)
+    todo = [r for r in rows if r.domain not in done]
+    runner = _Runner(checkpoint, settings, observer or Observer(), sleep, clock, stop)
+    async with Hub(settings.aws, settings.policy, sleep) as hub:
+        if settings.canary and not settings.mode.plan:
+            canaries = pick_canaries(todo, settings.canary)
+            await runner.run(hub, canaries, dataclasses.replace(settings.mode, wait=True))
+            for row in canaries:
+                outcome = checkpoint.get(row.domain)
+                if outcome is None or outcome.status not in CANARY_OK:
+                    what = f"{outcome.status} {outcome.error_code or ''}".strip() if outcome else "not finished"
+                    stop.request(f"canary failed: {row.domain} ended {what}", abort=True)
+                    return
+            picked = {r.domain for r in canaries}
+            todo = [r for r in todo if r.domain not in picked]
+        await runner.run(hub, todo, settings.mode)
 
-    async with Hub(settings.aws, settings.policy, sleep) as hub, anyio.create_task_group() as tg:
 
-        async def run_account(account_id: str, account_rows: list[Row]) -> None:
-            try:
-                await _run_account(hub, account_id, account_rows)
-            finally:
-                account_slots.release_on_behalf_of(account_id)
+class _Runner:
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        settings: EngineSettings,
+        obs: Observer,
+        sleep: Sleep,
+        clock: Callable[[], float],
+        stop: Stop,
+    ) -> None:
+        self.checkpoint, self.settings, self.obs = checkpoint, settings, obs
+        self.sleep, self.clock, self.stop = sleep, clock, stop
+        self.limits = Limits(settings.concurrency, settings.rate_per_account)
+        self.failures = 0
 
-        async def _run_account(hub: Hub, account_id: str, account_rows: list[Row]) -> None:
-            if stop.requested:
+    async def run(self, hub: Hub, rows: Sequence[Row], mode: Mode) -> None:
+        account_slots = anyio.CapacityLimiter(self.settings.account_concurrency)
+        async with anyio.create_task_group() as tg:
+            for account_id, account_rows in group_by_account(rows).items():
+                # Start an account only when a slot is free: tasks and clients stay bounded.
+                await account_slots.acquire_on_behalf_of(account_id)
+                if self.stop.requested:
+                    account_slots.release_on_behalf_of(account_id)
+                    break
+                tg.start_soon(self._account, hub, account_id, account_rows, mode, account_slots)
+
+    def _done(self, row: Row, outcome: Outcome, seconds: float) -> None:
+        self.obs.row_done(row, outcome, seconds)
+        if outcome.status is Status.FAILED:
+            self.failures += 1
+            budget = self.settings.max_failures
+            if budget is not None and self.failures > budget:
+                self.stop.request(f"failure budget exceeded: {self.failures} rows failed (budget {budget})", abort=True)
+
+    async def _account(
+        self, hub: Hub, account_id: str, rows: list[Row], mode: Mode, slots: anyio.CapacityLimiter
+    ) -> None:
+        try:
+            if self.stop.requested:
                 return
-            first = account_rows[0]
-            started, t0 = utc_now(), clock()
+            started, t0 = utc_now(), self.clock()
             try:
                 session = await hub.assume(
                     account_id,
-                    role_arn_for(account_id, settings.aws, first.role_arn),
-                    first.external_id or settings.aws.external_id,
+                    role_arn_for(account_id, self.settings.aws, rows[0].role_arn),
+                    rows[0].external_id or self.settings.aws.external_id,
                 )
             except Exception as exc:  # the account is unreachable: fail its rows, keep going
                 failure = classify(exc)
-                for row in account_rows:
+                for row in rows:
                     outcome = Outcome(
                         domain=row.domain,
                         status=Status.FAILED,
@@ -96,42 +151,48 @@ async def run_rows(
                         started_at=started,
                         finished_at=utc_now(),
                     )
-                    await checkpoint.record(outcome)
-                    obs.row_done(row, outcome, clock() - t0)
+                    await self.checkpoint.record(outcome)
+                    self._done(row, outcome, self.clock() - t0)
                 return
             try:
-                await _run_regions(session, account_rows)
+                await self._regions(session, rows, mode)
             finally:
                 await session.aclose()
+        finally:
+            slots.release_on_behalf_of(account_id)
 
-        async def _run_regions(session: AccountSession, account_rows: list[Row]) -> None:
-            async with anyio.create_task_group() as rows_tg:
-                for region, region_rows in _by_region(account_rows).items():
-                    ctx = RowContext(
-                        cognito=await session.client("cognito-idp", region),
-                        limits=limits,
-                        region_limits=limits.for_region(),
-                        policy=settings.policy,
-                        sleep=sleep,
-                        checkpoint=checkpoint,
-                        on_retry=obs.retry,
-                    )
-                    for row in region_rows:
-                        rows_tg.start_soon(_run_row, ctx, row)
+    async def _regions(self, session: AccountSession, rows: list[Row], mode: Mode) -> None:
+        certificates = CertificateChecks(self.settings.min_validity_days)  # certificates are per account
+        acm_limits = self.limits.for_region()
 
-        async def _run_row(ctx: RowContext, row: Row) -> None:
-            t0 = clock()
-            outcome = await migrate_row(ctx, row, checkpoint.get(row.domain))
-            if outcome is not None:
-                obs.row_done(row, outcome, clock() - t0)
+        async def acm() -> Any:
+            return await session.client("acm", "us-east-1")
 
-        for account_id, account_rows in groups.items():
-            # Start an account only when a slot is free: tasks and clients stay bounded.
-            await account_slots.acquire_on_behalf_of(account_id)
-            if stop.requested:
-                account_slots.release_on_behalf_of(account_id)
-                break
-            tg.start_soon(run_account, account_id, account_rows)
+        async with anyio.create_task_group() as tg:
+            for region, region_rows in _by_region(rows).items():
+                ctx = RowContext(
+                    cognito=await session.client("cognito-idp", region),
+                    acm=acm,
+                    limits=self.limits,
+                    region_limits=self.limits.for_region(),
+                    acm_limits=acm_limits,
+                    certificates=certificates,
+                    policy=self.settings.policy,
+                    sleep=self.sleep,
+                    clock=self.clock,
+                    checkpoint=self.checkpoint,
+                    mode=mode,
+                    on_retry=self.obs.retry,
+                    stop=self.stop,
+                )
+                for row in region_rows:
+                    tg.start_soon(self._row, ctx, row)
+
+    async def _row(self, ctx: RowContext, row: Row) -> None:
+        t0 = self.clock()
+        outcome = await migrate_row(ctx, row, self.checkpoint.get(row.domain))
+        if outcome is not None:
+            self._done(row, outcome, self.clock() - t0)
 
 
 def _by_region(rows: list[Row]) -> dict[str, list[Row]]:

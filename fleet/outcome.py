@@ -8,14 +8,19 @@ from enum import StrEnum
 
 
 class Status(StrEnum):
-    UPDATED = "updated"  # we wrote the new certificate
+    PLANNED = "planned"  # plan only: a run would write the new certificate
     UNCHANGED = "unchanged"  # already on the target certificate: no write
+    UPDATED = "updated"  # written by an earlier version of the tool (read from old checkpoints/reports)
+    PENDING = "pending"  # written; Cognito is still distributing it (UPDATING): the next run verifies
+    VERIFIED = "verified"  # written, and Cognito reports it ACTIVE on the new certificate
     FAILED = "failed"  # see error_code / error_message; retried on the next run
-    SKIPPED = "skipped"  # not attempted (the run stopped before reaching it)
+    SKIPPED = "skipped"  # not attempted (the run stopped before reaching it; error_message says why)
     IN_FLIGHT = "in_flight"  # checkpoint only: a write was about to be sent
 
 
-DONE = frozenset({Status.UPDATED, Status.UNCHANGED})
+DONE = frozenset({Status.UNCHANGED, Status.VERIFIED, Status.UPDATED})  # never called again
+WRITTEN = frozenset({Status.UPDATED, Status.PENDING, Status.VERIFIED})  # rollback candidates
+SUCCESS = DONE | {Status.PENDING, Status.PLANNED}  # exit code 0 when every row is one of these
 
 
 @dataclass(slots=True)

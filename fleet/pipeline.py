@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import signal
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,10 +15,11 @@ from pathlib import Path
 import anyio
 
 from fleet.checkpoint import Checkpoint
+from fleet.domain import Mode
 from fleet.engine import EngineSettings, Observer, run_rows
 from fleet.lock import CheckpointLock
 from fleet.manifest import Row, parse
-from fleet.outcome import DONE, Status
+from fleet.outcome import SUCCESS, Status
 from fleet.report import jsonl_path, write_report
 from fleet.stop import Stop
 
@@ -40,13 +43,14 @@ class RunResult:
     report: Path
     report_jsonl: Path
     checkpoint: Path
-    stopped: str | None = None  # why the run stopped early (a signal, the runtime budget), if it did
+    stopped: str | None = None  # why the run stopped early, if it did
+    aborted: bool = False  # stopped because of failures (budget, canary), not time
 
     @property
     def exit_code(self) -> int:
-        if self.stopped and self.counts[str(Status.SKIPPED)]:
+        if self.stopped and not self.aborted and self.counts[str(Status.SKIPPED)]:
             return EXIT_RESUMABLE
-        ok = sum(self.counts[str(s)] for s in DONE)
+        ok = sum(self.counts[str(s)] for s in SUCCESS)
         return EXIT_OK if ok == sum(self.counts.values()) else EXIT_FAILED_ROWS
 
 
@@ -117,7 +121,27 @@ def migrate(
         checkpoint = Checkpoint(checkpoint_path, manifest.fingerprint, manifest.path)
         try:
             anyio.run(supervise, manifest.rows, checkpoint, settings, observer, policy or StopPolicy(), stop)
+            counts = write_report(manifest.rows, checkpoint, report_path, stop.reason if stop.aborted else None)
+        finally:
+            checkpoint.close()
+    return RunResult(counts, report_path, jsonl_path(report_path), checkpoint_path, stop.reason, stop.aborted)
+
+
+def plan(
+    manifest_path: str | Path, report_path: Path, settings: EngineSettings, observer: Observer | None = None
+) -> RunResult:
+    """Read-only: describe and check every row, write nothing; rows end planned / unchanged / failed.
+
+    The run's checkpoint is neither read nor written: plan records into a throw-away one.
+    """
+    manifest = parse(manifest_path)
+    settings = dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None)
+    stop = Stop()
+    with tempfile.TemporaryDirectory(prefix="cognito-fleet-plan-") as scratch:
+        checkpoint = Checkpoint(Path(scratch) / "plan.sqlite", manifest.fingerprint, manifest.path)
+        try:
+            anyio.run(supervise, manifest.rows, checkpoint, settings, observer, StopPolicy(), stop)
             counts = write_report(manifest.rows, checkpoint, report_path)
         finally:
             checkpoint.close()
-    return RunResult(counts, report_path, jsonl_path(report_path), checkpoint_path, stop.reason)
+    return RunResult(counts, report_path, jsonl_path(report_path), Path(), stop.reason)

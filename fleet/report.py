@@ -56,7 +56,10 @@ def atomic_writer(path: Path) -> Iterator[IO[str]]:
         raise
 
 
-def record(row: Row, outcome: Outcome | None) -> dict[str, object]:
+NOT_FINISHED = "not finished: the run stopped before this row ended; the next run resumes it"
+
+
+def record(row: Row, outcome: Outcome | None, skipped_reason: str | None = None) -> dict[str, object]:
     """One report line; a row without a final outcome is 'skipped'."""
     if outcome is None or outcome.status is Status.IN_FLIGHT:
         outcome = Outcome(
@@ -65,14 +68,16 @@ def record(row: Row, outcome: Outcome | None) -> dict[str, object]:
             certificate_arn=row.certificate_arn,
             previous_certificate_arn=outcome.previous_certificate_arn if outcome else None,
             attempts=outcome.attempts if outcome else 0,
-            error_message="not finished: the run stopped before this row ended; the next run resumes it",
+            error_message=f"not attempted: {skipped_reason}" if skipped_reason else NOT_FINISHED,
         )
     values = outcome.as_dict()
     values.update(account_id=row.account_id, region=row.region, user_pool_id=row.user_pool_id)
     return {c: values.get(c) for c in COLUMNS}
 
 
-def write_report(rows: Iterable[Row], checkpoint: Checkpoint, path: str | Path) -> collections.Counter[str]:
+def write_report(
+    rows: Iterable[Row], checkpoint: Checkpoint, path: str | Path, skipped_reason: str | None = None
+) -> collections.Counter[str]:
     """Write CSV and JSONL for every row; return the count of rows by status."""
     counts: collections.Counter[str] = collections.Counter()
     csv_path = Path(path)
@@ -80,7 +85,7 @@ def write_report(rows: Iterable[Row], checkpoint: Checkpoint, path: str | Path) 
         writer = csv.DictWriter(csv_fh, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
-            line = record(row, checkpoint.get(row.domain))
+            line = record(row, checkpoint.get(row.domain), skipped_reason)
             counts[str(line["status"])] += 1
             writer.writerow({k: "" if v is None else v for k, v in line.items()})
             json_fh.write(json.dumps(line, separators=(",", ":")) + "\n")

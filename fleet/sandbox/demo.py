@@ -32,7 +32,7 @@ def run_demo(
     latency: float,
     throttle_rate: float,
 ) -> int:
-    from fleet.cli import execute, print_result
+    from fleet.cli import execute, print_result, run_options_for
 
     isolate_from_real_aws()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -49,30 +49,29 @@ def run_demo(
             f"seeded {len(domains)} custom domains in {accounts} accounts x {len(regions)} regions "
             f"({time.monotonic() - t0:.1f}s): {manifest}"
         )
-        box.state.configure(latency=latency, throttle_rate=throttle_rate)
+        # Cognito takes a while to distribute a new certificate: the demo waits for it (--wait).
+        box.state.configure(latency=latency, throttle_rate=throttle_rate, propagation_delay=1.0)
         box.state.reset_counters()
         t0 = time.monotonic()
-        result = execute(
-            manifest,
-            {
-                "checkpoint": checkpoint,
-                "report": report,
-                "concurrency": 64,
-                "account_concurrency": 32,
-                "rate_per_account": 5.0,
-                "max_attempts": 8,
-                "role_name": "CognitoFleetRole",
-                "external_id": None,
-                "session_duration": 3600,
-                "profile": None,
-                "endpoint_url": box.endpoint,
-                "log_format": "auto",
-                "log_level": "warning",
-                "drain_seconds": 20.0,
-                "max_runtime": None,
-                "progress": None,
-            },
+        opts = run_options_for(
+            [
+                str(manifest),
+                "--checkpoint",
+                str(checkpoint),
+                "--report",
+                str(report),
+                "--endpoint-url",
+                box.endpoint,
+                "--log-level",
+                "warning",
+                "--wait",
+                "--wait-interval",
+                "0.5",
+                "--canary",
+                "1",
+            ]
         )
+        result = execute(manifest, opts)
         elapsed = time.monotonic() - t0
         stats = box.state.stats()
         on_target = sum(box.certificate_of(d.domain) == d.new_certificate_arn for d in domains)

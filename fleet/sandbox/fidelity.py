@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fleet.manifest import validate_domain
+from fleet.preflight import covers
 from fleet.sandbox.state import SandboxState
 
 StartResponse = Callable[..., Any]
@@ -62,12 +63,6 @@ class DomainRecord:
 
     def status(self, now: float) -> str:
         return self.status_while if now < self.status_until else "ACTIVE"
-
-
-def cert_covers(names: Iterable[str], domain: str) -> bool:
-    """An exact SAN, or a wildcard exactly one level up (*.example.com covers a.example.com only)."""
-    parent = domain.split(".", 1)[1] if "." in domain else ""
-    return any(n == domain or (n.startswith("*.") and n[2:] == parent) for n in names)
 
 
 class FidelityApp:
@@ -237,7 +232,7 @@ class FidelityApp:
             raise AwsError("InvalidParameterException", f"The certificate {arn} does not exist.")
         if bundle.status != "ISSUED":
             raise AwsError("InvalidParameterException", f"The certificate {arn} is {bundle.status}, not ISSUED.")
-        if not cert_covers([bundle.common_name, *bundle.sans], domain):
+        if not covers([bundle.common_name, *bundle.sans], domain):
             raise AwsError("InvalidParameterException", f"The certificate {arn} does not cover {domain}.")
 
     def _CreateUserPoolDomain(self, req: dict[str, Any], account: str, region: str) -> dict[str, Any]:

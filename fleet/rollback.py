@@ -1,0 +1,49 @@
+"""Rollback: a manifest that puts every domain a migration wrote back on the certificate it had."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from fleet.manifest import ManifestError, parse
+from fleet.outcome import WRITTEN
+
+COLUMNS = ("account_id", "region", "user_pool_id", "domain", "certificate_arn", "role_arn", "external_id")
+
+
+class RollbackError(Exception):
+    pass
+
+
+def write_rollback_manifest(report: Path, out: Path, original: Path | None = None) -> int:
+    """Read a report (CSV); write the rollback manifest; return how many domains it moves back."""
+    roles: dict[str, tuple[str, str]] = {}
+    if original is not None:
+        try:
+            for row in parse(original).rows:
+                roles[row.domain] = (row.role_arn or "", row.external_id or "")
+        except ManifestError as exc:
+            raise RollbackError(str(exc)) from None
+    written = {str(s) for s in WRITTEN}
+    lines = []
+    with report.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"domain", "status", "previous_certificate_arn", "certificate_arn"} - set(reader.fieldnames or ())
+        if missing:
+            raise RollbackError(f"{report}: not a cognito-fleet report (missing {', '.join(sorted(missing))})")
+        for rec in reader:
+            previous = rec["previous_certificate_arn"]
+            if rec["status"] in written and previous and previous != rec["certificate_arn"]:
+                role, external = roles.get(rec["domain"], ("", ""))
+                lines.append(
+                    [rec["account_id"], rec["region"], rec["user_pool_id"], rec["domain"], previous, role, external]
+                )
+    if not lines:
+        raise RollbackError(f"{report}: no updated, pending or verified domain to roll back")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(COLUMNS)
+        writer.writerows(lines)
+    parse(out)  # what we write must be a manifest `run` accepts
+    return len(lines)
