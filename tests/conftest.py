@@ -70,6 +70,20 @@ class Fleet:
             )
         return self._clients[key]
 
+    def import_certificate(
+        self, account_id: str, names: Sequence[str], days: float = 365, curve: str = "secp256r1"
+    ) -> str:
+        seeder = Seeder(self.box.endpoint)
+        acm = seeder.session(account_id).client("acm", region_name="us-east-1", endpoint_url=self.box.endpoint)
+        return seeder.import_certificate(acm, names, days, curve)
+
+    def write_manifest(self, name: str, targets: dict[str, str]) -> Path:
+        """A manifest of this fleet with some domains' target certificates replaced."""
+        from dataclasses import replace
+
+        domains = [replace(d, new_certificate_arn=targets.get(d.domain, d.new_certificate_arn)) for d in self.domains]
+        return write_manifest(domains, self.tmp / name)
+
     def describe(self, d: SeededDomain) -> dict[str, Any]:
         """Read a domain back through the API, as a user would."""
         out = self.cognito(d.account_id, d.region).describe_user_pool_domain(Domain=d.domain)

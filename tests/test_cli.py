@@ -65,7 +65,7 @@ def test_run_resume_and_foreign_checkpoint_exit_codes(make_fleet, tmp_path: Path
     fleet.box.state.configure(deny_accounts={denied})
     proc = cli("run", str(fleet.manifest), "--endpoint-url", fleet.box.endpoint, "--log-format", "json")
     assert proc.returncode == 1, proc.stderr
-    assert "4 rows: updated=2, failed=2" in proc.stdout
+    assert "4 rows: pending=2, failed=2" in proc.stdout
     report = tmp_path / "manifest.report.csv"
     assert f"report: {report}" in proc.stdout
     assert (tmp_path / "manifest.checkpoint.sqlite").exists()
@@ -74,9 +74,9 @@ def test_run_resume_and_foreign_checkpoint_exit_codes(make_fleet, tmp_path: Path
     fleet.box.state.configure(deny_accounts=set())
     proc = cli("run", str(fleet.manifest), "--endpoint-url", fleet.box.endpoint)
     assert proc.returncode == 0, proc.stderr
-    assert "4 rows: updated=4" in proc.stdout
+    assert "4 rows: pending=2, verified=2" in proc.stdout
     with report.open() as fh:
-        assert sorted(r["status"] for r in csv.DictReader(fh)) == ["updated"] * 4
+        assert sorted(r["status"] for r in csv.DictReader(fh)) == ["pending"] * 2 + ["verified"] * 2
     other = tmp_path / "other.csv"
     other.write_text("".join(fleet.manifest.read_text().splitlines(keepends=True)[:2]))
     proc = cli(
@@ -101,7 +101,7 @@ def test_help_documents_exit_codes() -> None:
 def test_demo_migrates_a_multi_account_multi_region_fleet(tmp_path: Path) -> None:
     proc = cli("demo", "--workdir", str(tmp_path / "demo"), "--accounts", "3", timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "12 rows: updated=12" in proc.stdout
+    assert "12 rows: verified=12" in proc.stdout
     assert "12/12 domains on their new certificate" in proc.stdout
     with (tmp_path / "demo" / "report.csv").open() as fh:
         rows = list(csv.DictReader(fh))

@@ -24,9 +24,9 @@ def test_multi_account_multi_region_run_moves_every_domain(make_fleet) -> None:
     fleet: Fleet = make_fleet(accounts=3, regions=("us-east-1", "eu-west-1", "ap-southeast-2"), per_region=2)
     result = fleet.run()
     assert result.exit_code == 0
-    assert result.counts == {"updated": 18}
+    assert result.counts == {"pending": 18}
     stats = fleet.box.state.stats()
-    assert stats["calls"] == {"DescribeUserPoolDomain": 18, "UpdateUserPoolDomain": 18}
+    assert stats["calls"] == {"DescribeUserPoolDomain": 18, "acm:DescribeCertificate": 18, "UpdateUserPoolDomain": 18}
     assert set(stats["writes"].values()) == {1}
     assert stats["assume_role_calls"] == {d.account_id: 1 for d in fleet.domains}
     for d in fleet.domains:
@@ -45,11 +45,12 @@ def test_report_columns_statuses_and_jsonl(make_fleet) -> None:
     lines = [json.loads(x) for x in fleet.report.with_suffix(".jsonl").read_text().splitlines()]
     assert [r["domain"] for r in rows] == [d.domain for d in fleet.domains] == [x["domain"] for x in lines]
     for row, line, d in zip(rows, lines, fleet.domains, strict=True):
-        assert row["status"] == line["status"] == "updated"
+        assert row["status"] == line["status"] == "pending"
         assert row["previous_certificate_arn"] == d.old_certificate_arn
         assert row["certificate_arn"] == d.new_certificate_arn
         assert row["cloudfront_domain"].endswith(".cloudfront.net")
-        assert line["attempts"] == 2 and row["attempts"] == "2"
+        # Describe, DescribeCertificate (each row has its own certificate), Update.
+        assert line["attempts"] == 3 and row["attempts"] == "3"
         assert row["started_at"] <= row["finished_at"]
         assert row["error_code"] == "" and line["error_code"] is None
     assert oct(fleet.report.stat().st_mode & 0o777) == "0o600"
@@ -65,7 +66,7 @@ def test_rows_already_on_target_are_unchanged_without_a_write(make_fleet) -> Non
     )
     fleet.box.state.reset_counters()
     result = fleet.run()
-    assert result.counts == {"updated": 3, "unchanged": 1}
+    assert result.counts == {"pending": 3, "unchanged": 1}
     assert first.domain not in fleet.box.state.writes
     assert read_report(fleet)[first.domain]["status"] == "unchanged"
 
@@ -86,11 +87,12 @@ def test_throttles_5xx_and_resets_are_retried_to_success(make_fleet) -> None:
     fleet: Fleet = make_fleet(accounts=4, regions=("us-east-1",), per_region=3)
     fleet.box.state.configure(throttle_rate=0.25, error_rate=0.1, reset_rate=0.05, seed=7)
     result = fleet.run()
-    assert result.exit_code == 0 and result.counts == {"updated": 12}
+    assert result.exit_code == 0 and result.counts == {"pending": 12}
     faults = fleet.box.state.faults
     assert faults["throttle"] > 0 and faults["error"] > 0 and faults["reset"] > 0
     report = read_report(fleet)
-    assert sum(int(r["attempts"]) for r in report.values()) == 24 + sum(faults.values())
+    # 2 Cognito calls and 1 certificate check per row, plus one attempt per injected fault.
+    assert sum(int(r["attempts"]) for r in report.values()) == 24 + 12 + sum(faults.values())
     for d in fleet.domains:
         assert fleet.box.certificate_of(d.domain) == d.new_certificate_arn
 
@@ -116,13 +118,13 @@ def test_fatal_errors_fail_their_row_only(make_fleet, tmp_path) -> None:
     broken.write_text(text)
     result = fleet.run(broken)
     assert result.exit_code == 1
-    assert result.counts == {"updated": 3, "failed": 3}
+    assert result.counts == {"pending": 3, "failed": 3}
     report = read_report(fleet)
     assert report[a.domain]["error_code"] == "DomainPoolMismatch"
-    assert report[b.domain]["error_code"] == "InvalidParameterException"
-    assert "does not cover" in report[b.domain]["error_message"]
+    assert report[b.domain]["error_code"] == "CertificateDoesNotCoverDomain"  # caught by the pre-flight
+    assert "none of which covers" in report[b.domain]["error_message"]
     assert report["auth9." + c.domain.split(".", 1)[1]]["error_code"] == "DomainNotFound"
-    assert fleet.box.state.calls["UpdateUserPoolDomain"] == 4  # 3 good + b's rejected write, no retry
+    assert fleet.box.state.calls["UpdateUserPoolDomain"] == 3  # only the 3 good rows were written
     for d in fleet.domains[3:]:
         assert fleet.box.certificate_of(d.domain) == d.new_certificate_arn
 
@@ -132,13 +134,13 @@ def test_assume_role_failure_fails_only_that_account(make_fleet) -> None:
     denied = fleet.domains[0].account_id
     fleet.box.state.configure(deny_accounts={denied})
     result = fleet.run()
-    assert result.counts == {"updated": 4, "failed": 2}
+    assert result.counts == {"pending": 4, "failed": 2}
     for domain, row in read_report(fleet).items():
         if row["account_id"] == denied:
             assert (row["status"], row["error_code"]) == ("failed", "AccessDenied")
             assert row["error_message"].startswith("AssumeRole:")
         else:
-            assert row["status"] == "updated", domain
+            assert row["status"] == "pending", domain
     assert all(d.account_id != denied for d in fleet.domains if d.domain in fleet.box.state.writes)
 
 
@@ -147,23 +149,27 @@ def test_external_id_from_settings_reaches_assume_role(make_fleet) -> None:
     fleet.box.state.configure(external_ids={fleet.domains[0].account_id: "s3cret-ext"})
     assert fleet.run().counts == {"failed": 1}
     fleet.checkpoint.unlink()
-    assert fleet.run(aws={"external_id": "s3cret-ext"}).counts == {"updated": 1}
+    assert fleet.run(aws={"external_id": "s3cret-ext"}).counts == {"pending": 1}
 
 
 def test_resume_skips_finished_rows_and_reports_every_row(make_fleet) -> None:
     fleet: Fleet = make_fleet(accounts=3, regions=("us-east-1",), per_region=2)
     denied = fleet.domains[0].account_id
     fleet.box.state.configure(deny_accounts={denied})
-    assert fleet.run().counts == {"updated": 4, "failed": 2}
+    assert fleet.run().counts == {"pending": 4, "failed": 2}
     fleet.box.state.configure(deny_accounts=set())
     fleet.box.state.reset_counters()
     second = fleet.run()
-    assert second.exit_code == 0 and second.counts == {"updated": 6}
+    # The earlier writes are verified (a Describe each, no write); the denied account's rows are written.
+    assert second.exit_code == 0 and second.counts == {"verified": 4, "pending": 2}
     assert set(fleet.box.state.writes) == {d.domain for d in fleet.domains if d.account_id == denied}
-    assert fleet.box.state.calls["DescribeUserPoolDomain"] == 2
+    assert fleet.box.state.calls["DescribeUserPoolDomain"] == 6
     assert len(read_report(fleet)) == 6
     fleet.box.state.reset_counters()
-    assert fleet.run().counts == {"updated": 6}
+    assert fleet.run().counts == {"verified": 6}
+    assert fleet.box.state.calls == {"DescribeUserPoolDomain": 2} and not fleet.box.state.writes
+    fleet.box.state.reset_counters()
+    assert fleet.run().counts == {"verified": 6}  # all done: nothing is called at all
     assert sum(fleet.box.state.calls.values()) == 0 and not fleet.box.state.assume_role_calls
 
 
@@ -191,7 +197,7 @@ def test_row_in_flight_at_a_crash_is_described_before_any_write(make_fleet) -> N
     checkpoint.close()
     fleet.box.state.reset_counters()
     result = fleet.run()
-    assert result.counts == {"updated": 2}
+    assert result.counts == {"verified": 1, "pending": 1}
     assert fleet.box.state.writes == {pending.domain: 1}
     events = fleet.box.state.events
     assert events.index(("DescribeUserPoolDomain", pending.domain)) < events.index(

@@ -86,6 +86,9 @@ class FidelityApp:
             account = self._account_of(access_key)
             if service == "sts":
                 return self._sts(environ, start_response, body, account)
+            if target.startswith("CertificateManager."):
+                with self.state.lock:
+                    self.state.calls["acm:" + target.split(".", 1)[1]] += 1
             if target.startswith(_COGNITO_PREFIX):
                 operation = target[len(_COGNITO_PREFIX) :]
                 return self._cognito(environ, start_response, body, account, region, operation)
@@ -311,6 +314,8 @@ class FidelityApp:
             self.state.clock() + self.state.knobs.propagation_delay,
             "UPDATING",
         )
+        if domain in self.state.knobs.fail_domains:
+            record.status_until, record.status_while = float("inf"), "FAILED"
         self.state.writes[domain] += 1
         self.state.events.append(("UpdateUserPoolDomain", domain))
         result: dict[str, Any] = {"CloudFrontDomain": record.cloudfront}

@@ -37,19 +37,20 @@ class SeededDomain:
 
 
 @cache
-def _key() -> Any:
+def _key(curve: str = "secp256r1") -> Any:
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    return ec.generate_private_key(ec.SECP256R1())  # CloudFront accepts EC_prime256v1; fast to make
+    # EC P-256: CloudFront accepts it (EC_prime256v1) and it is fast to make; P-384 is for refusal tests.
+    return ec.generate_private_key(ec.SECP384R1() if curve == "secp384r1" else ec.SECP256R1())
 
 
-def make_certificate(names: Sequence[str], days: int = 365) -> tuple[bytes, bytes]:
+def make_certificate(names: Sequence[str], days: float = 365, curve: str = "secp256r1") -> tuple[bytes, bytes]:
     """A self-signed certificate for ``names`` (the first is the CN) and its key, both PEM."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509.oid import NameOID
 
-    key = _key()
+    key = _key(curve)
     now = datetime.datetime.now(datetime.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     cert = (
@@ -104,8 +105,8 @@ class Seeder:
     def client(self, session: boto3.Session, service: str, region: str) -> Any:
         return session.client(service, region_name=region, endpoint_url=self.endpoint_url, config=self._config)
 
-    def import_certificate(self, acm: Any, names: Sequence[str], days: int = 365) -> str:
-        cert, key = make_certificate(names, days)
+    def import_certificate(self, acm: Any, names: Sequence[str], days: float = 365, curve: str = "secp256r1") -> str:
+        cert, key = make_certificate(names, days, curve)
         return str(acm.import_certificate(Certificate=cert, PrivateKey=key)["CertificateArn"])
 
     def seed_account(self, account_id: str, regions: Sequence[str], per_region: int) -> list[SeededDomain]:

@@ -70,3 +70,10 @@ class Sandbox:
 
     def certificate_of(self, domain: str) -> str | None:
         return self.app.certificate_of(domain)
+
+    def set_certificate_status(self, arn: str, status: str) -> None:
+        """Put an ACM certificate in another state (PENDING_VALIDATION, EXPIRED, REVOKED...)."""
+        from moto.acm.models import acm_backends
+
+        account = arn.split(":")[4]
+        acm_backends[account]["us-east-1"]._certificates[arn].status = status

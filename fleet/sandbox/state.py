@@ -38,12 +38,13 @@ class Knobs:
     credential_lifetime: float | None = None  # cap assumed-role credentials' lifetime (seconds)
     deny_accounts: set[str] = field(default_factory=set)  # AssumeRole into these is AccessDenied
     external_ids: dict[str, str] = field(default_factory=dict)  # account -> the ExternalId its role requires
+    fail_domains: set[str] = field(default_factory=set)  # these go FAILED (not ACTIVE) after a write
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
             if not hasattr(self, key):
                 raise KeyError(f"unknown sandbox knob {key!r}")
-            if key == "deny_accounts":
+            if key in ("deny_accounts", "fail_domains"):
                 value = set(value)
             setattr(self, key, value)
 
@@ -123,6 +124,7 @@ class SandboxState:
         with self.lock:
             knobs = asdict(self.knobs)
             knobs["deny_accounts"] = sorted(self.knobs.deny_accounts)
+            knobs["fail_domains"] = sorted(self.knobs.fail_domains)
             return {
                 "calls": dict(self.calls),
                 "writes": dict(self.writes),
