@@ -16,7 +16,7 @@ from fleet.manifest import Row
 from fleet.outcome import Outcome, Status, utc_now
 from fleet.preflight import CertificateChecks, CertificateRejected
 from fleet.retry import AttemptCounter, BackoffPolicy, Failure, Sleep, call_with_retry, classify
-from fleet.stop import Stop
+from fleet.stop import Stop, StopRequested
 
 ACTIVE, FAILED = "ACTIVE", "FAILED"
 
@@ -25,10 +25,6 @@ class RowFailed(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code, self.message = code, message
-
-
-class _Stopped(Exception):
-    """The run is stopping and this row's next call has not been sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +82,7 @@ async def _call(
         async with ctx.limits.call(limits, limit_key, operation):
             if not sent:
                 if ctx.stopping:
-                    raise _Stopped
+                    raise StopRequested
                 if before_first_send is not None:
                     await before_first_send()
                 sent = True
@@ -203,7 +199,7 @@ async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Out
             else:
                 outcome.cloudfront_domain = await _write(ctx, row, counter, description, current, outcome)
                 outcome.status = await _settle(ctx, row, counter, None)
-    except _Stopped:
+    except StopRequested:
         return None  # nothing of this row was sent since it was (re)started: the next run does it
     except RowFailed as exc:
         outcome.error_code, outcome.error_message = exc.code, exc.message

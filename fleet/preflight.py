@@ -13,6 +13,8 @@ from typing import Any
 
 import anyio
 
+from fleet.stop import StopRequested
+
 # CloudFront accepts these for viewer certificates (not EC P-384 / P-521).
 ACCEPTED_KEY_ALGORITHMS = frozenset({"RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1"})
 DEFAULT_MIN_VALIDITY_DAYS = 30
@@ -85,12 +87,17 @@ class CertificateChecks:
             try:
                 self.described += 1
                 entry.certificate = (await describe())["Certificate"]
+            except StopRequested:
+                del self._entries[arn]  # not an answer: whoever comes next asks again
+                raise
             except Exception as exc:
                 entry.error = _rejection(exc, arn)
             finally:
                 entry.done.set()
         else:
             await entry.done.wait()
+            if entry.certificate is None and entry.error is None:  # its asker stopped: ask again
+                return await self.verify(arn, domain, describe)
         if entry.error is not None:
             raise entry.error
         assert entry.certificate is not None

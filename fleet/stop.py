@@ -18,3 +18,7 @@ class Stop:
     def request(self, reason: str, abort: bool = False) -> None:
         if self.reason is None:
             self.reason, self.aborted = reason, abort
+
+
+class StopRequested(Exception):
+    """Raised instead of sending a call once the run is stopping; the row is left for the next run."""
