@@ -136,6 +136,7 @@ def test_fault_matrix_loses_and_fails_nothing(make_fleet) -> None:
     # Every attempt is recorded: each one is a call the sandbox saw (Cognito and ACM).
     assert sum(int(r["attempts"]) for r in rows) == sum(fleet.box.state.calls.values())
     assert_all_on_new_certificates(fleet)
+    print(f"fault matrix: {dict(faults)} injected over {sum(fleet.box.state.calls.values())} calls; rows failed: 0")
 
 
 def test_quota_below_our_rate_still_finishes(make_fleet) -> None:
@@ -146,6 +147,7 @@ def test_quota_below_our_rate_still_finishes(make_fleet) -> None:
     assert code == 0, err
     assert fleet.box.state.faults["quota"] > 0
     assert {r["status"] for r in report_rows(fleet)} == {"pending"}
+    print(f"quota below rate: {fleet.box.state.faults['quota']} quota throttles, rows failed: 0")
 
 
 def test_sigterm_drains_exits_75_and_resumes(make_fleet) -> None:
