@@ -9,8 +9,8 @@ from __future__ import annotations
 import csv
 import difflib
 import hashlib
-import io
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -23,6 +23,7 @@ KNOWN_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 _ACCOUNT = re.compile(r"\d{12}")
 _POOL_ID = re.compile(r"([a-z]{2}(?:-[a-z]+)+-\d)_([0-9a-zA-Z]+)")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _CERT_ARN = re.compile(
     r"arn:aws:acm:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):certificate/"
     r"(?P<id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
@@ -92,6 +93,8 @@ def cognito_regions() -> frozenset[str]:
 
 def validate_domain(domain: str) -> str | None:
     """Return why ``domain`` is not a valid custom domain name, or None."""
+    if len(domain) <= 253 and _DOMAIN.fullmatch(domain):
+        return None  # the common case in one regex; the detailed checks below only explain failures
     if not domain:
         return "is empty"
     if len(domain) > 253:
@@ -187,9 +190,19 @@ class _CsvError(Exception):
         self.line, self.reason = line, reason
 
 
+def _lines(text: str) -> Iterator[str]:
+    """The text's lines, ends kept, one at a time (io.StringIO would hold a 4-byte-per-character copy)."""
+    start, size = 0, len(text)
+    while start < size:
+        end = text.find("\n", start)
+        end = size if end < 0 else end + 1
+        yield text[start:end]
+        start = end
+
+
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
     """CSV records with the line each starts on; blank lines are skipped."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(_lines(text), strict=True)
     start = 1
     while True:
         try:
@@ -212,6 +225,7 @@ def parse(path: str | Path, data: bytes | None = None) -> Manifest:
         except OSError as exc:
             raise ManifestError([Problem(name, 1, 1, None, f"cannot read: {exc.strerror}")]) from None
     text = _decode(name, data)
+    data = None  # only the decoded text is needed from here on
     if isinstance(text, Problem):
         raise ManifestError([text])
     problems: list[Problem] = []
@@ -296,8 +310,8 @@ def parse(path: str | Path, data: bytes | None = None) -> Manifest:
                 rows.append(
                     Row(
                         line=line,
-                        account_id=cells["account_id"],
-                        region=cells["region"],
+                        account_id=sys.intern(cells["account_id"]),  # shared by the account's rows
+                        region=sys.intern(cells["region"]),
                         user_pool_id=cells["user_pool_id"],
                         domain=domain,
                         certificate_arn=cells["certificate_arn"],
