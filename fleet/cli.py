@@ -24,6 +24,7 @@ from fleet.pipeline import (
     RunResult,
     StopPolicy,
     default_paths,
+    load,
     migrate,
     new_run_id,
     plan,
@@ -33,6 +34,7 @@ from fleet.progress import Fanout, ProgressBar, summary_table
 from fleet.report import summary_line
 from fleet.retry import BackoffPolicy
 from fleet.rollback import RollbackError, write_rollback_manifest
+from fleet.shard import Shard
 
 EXIT_HELP = """\b
 Exit codes:
@@ -89,6 +91,15 @@ def _budget(value: str | None) -> str | None:
     if number < 0 or (text.endswith("%") and number > 100):
         raise click.BadParameter(f"{value!r} is out of range")
     return text
+
+
+def _shard(value: str | None) -> Shard | None:
+    if value is None:
+        return None
+    try:
+        return Shard.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def failure_budget(value: str | None, rows: int) -> int | None:
@@ -158,6 +169,12 @@ common_options = _apply(
         ),
         click.option("--profile", help="AWS profile of the hub (calling) identity."),
         click.option("--endpoint-url", help="Send every AWS call here (e.g. the sandbox)."),
+        click.option(
+            "--shard",
+            callback=lambda _c, _p, v: _shard(v),
+            help="Take only shard I of N (I/N, 0-based): a deterministic split by account, for N machines "
+            "with a checkpoint each.",
+        ),
         click.option(
             "--progress/--no-progress",
             default=None,
@@ -260,8 +277,10 @@ def engine_settings(opts: dict[str, Any], rows: int) -> EngineSettings:
 def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> RunResult:
     """Run (or plan) with parsed options; exit 2/3 for an invalid manifest, a foreign checkpoint, a lock."""
     logs.configure(opts["log_format"], opts["log_level"])
-    rows = len(_parse_or_exit(manifest).rows)
-    default_checkpoint, default_report = default_paths(manifest)
+    shard = opts.get("shard")
+    _parse_or_exit(manifest)
+    rows = len(load(manifest, shard).rows)
+    default_checkpoint, default_report = default_paths(manifest, shard)
     show_progress = sys.stderr.isatty() if opts.get("progress") is None else opts["progress"]
     settings = engine_settings(opts, rows)
     try:
@@ -271,7 +290,7 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
                 observer = Fanout(observer, stack.enter_context(ProgressBar(rows)))
             if read_only:
                 report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
-                result = plan(manifest, report, settings, observer)
+                result = plan(manifest, report, settings, observer, shard)
             else:
                 policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
                 result = migrate(
@@ -281,6 +300,7 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
                     settings,
                     observer,
                     policy,
+                    shard,
                 )
         if show_progress:
             summary_table(result.counts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import os
 import signal
 import tempfile
@@ -18,19 +19,30 @@ from fleet.checkpoint import Checkpoint
 from fleet.domain import Mode
 from fleet.engine import EngineSettings, Observer, run_rows
 from fleet.lock import CheckpointLock
-from fleet.manifest import Row, parse
+from fleet.manifest import Manifest, Row, parse
 from fleet.outcome import SUCCESS, Status
 from fleet.report import jsonl_path, write_report
+from fleet.shard import Shard
 from fleet.stop import Stop
 
 EXIT_OK, EXIT_FAILED_ROWS, EXIT_USAGE, EXIT_LOCKED, EXIT_RESUMABLE = 0, 1, 2, 3, 75
 
 
-def default_paths(manifest: str | Path) -> tuple[Path, Path]:
-    """Checkpoint and report live beside the manifest: prod.csv -> prod.checkpoint.sqlite, prod.report.csv."""
+def default_paths(manifest: str | Path, shard: Shard | None = None) -> tuple[Path, Path]:
+    """Checkpoint and report live beside the manifest: prod.csv -> prod.checkpoint.sqlite, prod.report.csv
+    (prod.shard-1-of-4.checkpoint.sqlite ... for a shard)."""
     m = Path(manifest)
-    stem = m.with_suffix("") if m.suffix else m
+    stem = str(m.with_suffix("") if m.suffix else m) + (f".{shard.suffix}" if shard else "")
     return Path(f"{stem}.checkpoint.sqlite"), Path(f"{stem}.report.csv")
+
+
+def load(manifest_path: str | Path, shard: Shard | None = None) -> Manifest:
+    """Parse and validate the whole manifest (ManifestError), then keep the shard's rows."""
+    manifest = parse(manifest_path)
+    if shard is None:
+        return manifest
+    digest = hashlib.sha256(f"{manifest.fingerprint}/{shard.suffix}".encode()).hexdigest()
+    return Manifest(manifest.path, tuple(shard.select(manifest.rows)), digest)
 
 
 def new_run_id() -> str:
@@ -113,9 +125,10 @@ def migrate(
     settings: EngineSettings,
     observer: Observer | None = None,
     policy: StopPolicy | None = None,
+    shard: Shard | None = None,
 ) -> RunResult:
     """Validate (ManifestError), lock (LockHeld), open the checkpoint (CheckpointMismatch), run, report."""
-    manifest = parse(manifest_path)
+    manifest = load(manifest_path, shard)
     stop = Stop()
     with CheckpointLock(checkpoint_path):
         checkpoint = Checkpoint(checkpoint_path, manifest.fingerprint, manifest.path)
@@ -128,13 +141,17 @@ def migrate(
 
 
 def plan(
-    manifest_path: str | Path, report_path: Path, settings: EngineSettings, observer: Observer | None = None
+    manifest_path: str | Path,
+    report_path: Path,
+    settings: EngineSettings,
+    observer: Observer | None = None,
+    shard: Shard | None = None,
 ) -> RunResult:
     """Read-only: describe and check every row, write nothing; rows end planned / unchanged / failed.
 
     The run's checkpoint is neither read nor written: plan records into a throw-away one.
     """
-    manifest = parse(manifest_path)
+    manifest = load(manifest_path, shard)
     settings = dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None)
     stop = Stop()
     with tempfile.TemporaryDirectory(prefix="cognito-fleet-plan-") as scratch:
