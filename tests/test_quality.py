@@ -20,7 +20,9 @@ def tool(name: str) -> str:
 
 
 def test_ruff_clean() -> None:
-    proc = subprocess.run([tool("ruff"), "check", "fleet", "tests"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [tool("ruff"), "check", "fleet", "tests", "benchmarks"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

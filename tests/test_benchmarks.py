@@ -1,0 +1,45 @@
+"""The benchmark runs end to end on a tiny fleet (speed targets live in benchmarks/README.md, not here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_runs_on_a_tiny_fleet(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--accounts",
+            "2",
+            "--regions",
+            "us-east-1",
+            "--domains",
+            "1",
+            "--latency",
+            "0.01",
+            "--sequential-accounts",
+            "1",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = {r["tool"]: r for r in json.loads(out.read_text())}
+    assert set(results) == {"cognito-fleet", "boto3-threads-20", "boto3-sequential"}
+    for r in results.values():
+        assert r["failed"] == 0 and r["rows"] == 2 and r["calls"] >= 2 * 3 + 2
+        assert r["wall_s"] > 0 and r["cpu_s"] > 0 and r["peak_rss_mb"] > 10 and r["lower_bound_s"] > 0
+    assert results["boto3-sequential"]["extrapolated_from"] == 1
+    assert "| cognito-fleet |" in proc.stdout and "lower bound" in proc.stdout
