@@ -77,6 +77,14 @@ class Hub:
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
 
+    async def client(self, service: str, region: str = "us-east-1") -> Any:
+        """A client of the hub identity itself (e.g. Organizations), closed with the hub."""
+        return await self._stack.enter_async_context(
+            self._session.client(
+                service, region_name=region, endpoint_url=self.settings.endpoint_url, config=self._config
+            )
+        )
+
     @property
     def data_loader(self) -> Any:
         return self._session._session.get_component("data_loader")

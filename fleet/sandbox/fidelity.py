@@ -146,13 +146,7 @@ class FidelityApp:
                 f"ExternalId does not match the trust policy of {role_arn}",
                 403,
             )
-        captured: dict[str, Any] = {}
-
-        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            captured["status"], captured["headers"] = status, headers
-            return lambda data: None
-
-        out = b"".join(self._forward(environ, capture, body))
+        status, headers, out = self._forward_captured(environ, body)
         text = out.decode()
         key = re.search(r"<AccessKeyId>([^<]+)</AccessKeyId>", text)
         if key and target:
@@ -166,10 +160,31 @@ class FidelityApp:
             with self.state.lock:
                 self._keys[key.group(1)] = (target, expiry)
                 self.state.issued_secrets.update(secrets)
-        data = text.encode()
-        headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
-        start_response(captured["status"], [*headers, ("Content-Length", str(len(data)))])
-        return [data]
+        return _respond(start_response, status, headers, text.encode())
+
+    def _forward_captured(self, environ: dict[str, Any], body: bytes) -> tuple[str, list[tuple[str, str]], bytes]:
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        out = b"".join(self._forward(environ, capture, body))
+        return captured["status"], captured["headers"], out
+
+    def _describe_user_pool(self, environ: dict[str, Any], start_response: StartResponse, body: bytes) -> list[bytes]:
+        """moto names a pool's custom domain ``Domain``; AWS names it ``CustomDomain`` (``Domain`` is the prefix)."""
+        status, headers, out = self._forward_captured(environ, body)
+        if status.startswith("200"):
+            payload = json.loads(out)
+            pool = payload.get("UserPool", {})
+            name = pool.get("Domain")
+            with self.state.lock:
+                record = self.domains.get(name) if name else None
+            if record is not None and record.certificate_arn:
+                pool["CustomDomain"] = pool.pop("Domain")
+            out = json.dumps(payload).encode()
+        return _respond(start_response, status, headers, out)
 
     # ---- Cognito ----------------------------------------------------------------------------
     def _cognito(
@@ -206,6 +221,8 @@ class FidelityApp:
         if not state.allow(account, region, operation, pool):
             state.count_fault("quota")
             raise AwsError("TooManyRequestsException", "Rate exceeded")
+        if operation == "DescribeUserPool":
+            return self._describe_user_pool(environ, start_response, body)
         if operation not in DOMAIN_OPERATIONS:
             return self._forward(environ, start_response, body)
         with state.lock:
@@ -379,6 +396,12 @@ def _drop_connection(environ: dict[str, Any]) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+def _respond(start_response: StartResponse, status: str, headers: list[tuple[str, str]], data: bytes) -> list[bytes]:
+    kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
+    start_response(status, [*kept, ("Content-Length", str(len(data)))])
+    return [data]
 
 
 def _json_ok(start_response: StartResponse, payload: dict[str, Any]) -> list[bytes]:

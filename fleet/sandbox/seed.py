@@ -109,13 +109,15 @@ class Seeder:
         cert, key = make_certificate(names, days, curve)
         return str(acm.import_certificate(Certificate=cert, PrivateKey=key)["CertificateArn"])
 
-    def seed_account(self, account_id: str, regions: Sequence[str], per_region: int) -> list[SeededDomain]:
+    def seed_account(
+        self, account_id: str, regions: Sequence[str], per_region: int, old_days: float = 365
+    ) -> list[SeededDomain]:
         session = self.session(account_id)
         acm = self.client(session, "acm", "us-east-1")
         out: list[SeededDomain] = []
         for region in regions:
             zone = f"{region}.a{account_id}.example.com"
-            old = self.import_certificate(acm, [f"*.{zone}"])
+            old = self.import_certificate(acm, [f"*.{zone}"], days=old_days)
             cognito = self.client(session, "cognito-idp", region)
             for j in range(per_region):
                 domain = f"auth{j}.{zone}"
@@ -142,12 +144,25 @@ def seed_fleet(
     workers: int = 8,
 ) -> list[SeededDomain]:
     """Seed ``accounts`` accounts, each with ``domains_per_account`` custom domains in every region."""
+    return seed_accounts(
+        endpoint_url, account_ids(accounts, first_account), regions, domains_per_account, workers=workers
+    )
+
+
+def seed_accounts(
+    endpoint_url: str,
+    ids: Sequence[str],
+    regions: Sequence[str],
+    domains_per_account: int,
+    old_days: float = 365,
+    workers: int = 8,
+) -> list[SeededDomain]:
+    """Seed the given accounts; ``old_days``: validity of the OLD certificates (short = expiring soon)."""
     if not 1 <= domains_per_account <= 4:
         raise ValueError("AWS allows 1 to 4 custom domains per account and region")
     seeder = Seeder(endpoint_url)
-    ids = account_ids(accounts, first_account)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(lambda a: seeder.seed_account(a, regions, domains_per_account), ids)
+        results = pool.map(lambda a: seeder.seed_account(a, regions, domains_per_account, old_days), ids)
         return [d for account in results for d in account]
 
 

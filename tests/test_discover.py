@@ -1,0 +1,235 @@
+"""discover: inventory many accounts, select targets (--map / --auto), write a manifest that run executes."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from fleet.cli import main
+from fleet.sandbox.seed import Seeder, seed_accounts
+from fleet.sandbox.server import Sandbox
+
+_ids = itertools.count(400000000000, 1000)
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def inventory_of(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def accounts_file(tmp_path: Path, ids: list[str]) -> Path:
+    path = tmp_path / "accounts.txt"
+    path.write_text("# accounts to inventory\n" + "\n".join(ids) + "\n")
+    return path
+
+
+def test_map_mode_discover_validate_run(box: Sandbox, tmp_path: Path) -> None:
+    ids = [str(next(_ids)) for _ in range(3)]
+    domains = seed_accounts(box.endpoint, ids, ["us-east-1", "eu-west-1"], 1)
+    mapping = tmp_path / "map.csv"
+    mapping.write_text(
+        "old_certificate_arn,new_certificate_arn\n"
+        + "".join(f"{d.old_certificate_arn},{d.new_certificate_arn}\n" for d in domains)
+    )
+    out = tmp_path / "found.csv"
+    code, text = invoke(
+        "discover",
+        "--accounts",
+        str(accounts_file(tmp_path, ids)),
+        "--regions",
+        "us-east-1,eu-west-1",
+        "--map",
+        str(mapping),
+        "--out",
+        str(out),
+        "--endpoint-url",
+        box.endpoint,
+        "--no-progress",
+    )
+    assert code == 0, text
+    assert "6 custom domains, 6 selected, 0 errors" in text
+    manifest = out.read_text().splitlines()
+    assert manifest[1:] == sorted(manifest[1:])  # deterministic order
+    code, text = invoke("validate", str(out))
+    assert code == 0 and "6 rows, 3 accounts, 2 regions" in text
+    code, text = invoke("run", str(out), "--endpoint-url", box.endpoint, "--no-progress")
+    assert code == 0, text
+    for d in domains:
+        assert box.certificate_of(d.domain) == d.new_certificate_arn
+    inventory = inventory_of(tmp_path / "found.inventory.csv")
+    assert {r["selection"] for r in inventory} == {"selected"} and len(inventory) == 6
+    assert all(int(r["days_left"]) > 300 for r in inventory)
+
+
+def test_auto_mode_picks_the_newest_fitting_certificate_and_lists_the_rest(box: Sandbox, tmp_path: Path) -> None:
+    expiring, fresh, stuck = (str(next(_ids)) for _ in range(3))
+    soon = seed_accounts(box.endpoint, [expiring, stuck], ["us-east-1"], 2, old_days=10)
+    later = seed_accounts(box.endpoint, [fresh], ["us-east-1"], 2, old_days=365)
+    for d in soon:
+        if d.account_id == stuck:
+            box.set_certificate_status(d.new_certificate_arn, "PENDING_VALIDATION")  # no ISSUED candidate
+    seeder = Seeder(box.endpoint)
+    acm = seeder.session(expiring).client("acm", region_name="us-east-1", endpoint_url=box.endpoint)
+    first = soon[0]
+    unsuitable = seeder.import_certificate(acm, [first.domain], curve="secp384r1")  # CloudFront refuses P-384
+    out = tmp_path / "auto.csv"
+    code, text = invoke(
+        "discover",
+        "--accounts",
+        str(accounts_file(tmp_path, [expiring, fresh, stuck])),
+        "--regions",
+        "us-east-1",
+        "--auto",
+        "--expiring-within",
+        "30",
+        "--out",
+        str(out),
+        "--endpoint-url",
+        box.endpoint,
+        "--no-progress",
+    )
+    assert code == 0, text
+    by_domain = {r["domain"]: r for r in inventory_of(tmp_path / "auto.inventory.csv")}
+    for d in soon + later:
+        row = by_domain[d.domain]
+        if d.account_id == expiring:
+            assert (row["selection"], row["target_certificate_arn"]) == ("selected", d.new_certificate_arn)
+            assert int(row["days_left"]) <= 10
+        elif d.account_id == stuck:
+            assert (row["selection"], row["target_certificate_arn"]) == ("no-candidate", "")
+        else:
+            assert row["selection"] == "not-expiring"
+    assert unsuitable not in out.read_text()
+    code, text = invoke("run", str(out), "--endpoint-url", box.endpoint, "--no-progress")
+    assert code == 0, text
+    assert box.certificate_of(first.domain) == first.new_certificate_arn
+
+
+def test_pagination_and_a_denied_account(box: Sandbox, tmp_path: Path) -> None:
+    crowded, denied = str(next(_ids)), str(next(_ids))
+    domains = seed_accounts(box.endpoint, [crowded, denied], ["eu-west-1"], 1)
+    seeder = Seeder(box.endpoint)
+    cognito = seeder.session(crowded).client("cognito-idp", region_name="eu-west-1", endpoint_url=box.endpoint)
+    for i in range(64):  # 65 pools: more than one ListUserPools page of 60
+        cognito.create_user_pool(PoolName=f"no-domain-{i}")
+    box.state.reset_counters()
+    box.state.configure(deny_accounts={denied})
+    out = tmp_path / "paged.csv"
+    mapping = tmp_path / "map.csv"
+    mapping.write_text(
+        "old_certificate_arn,new_certificate_arn\n"
+        + "".join(f"{d.old_certificate_arn},{d.new_certificate_arn}\n" for d in domains)
+    )
+    code, text = invoke(
+        "discover",
+        "--accounts",
+        str(accounts_file(tmp_path, [crowded, denied])),
+        "--regions",
+        "eu-west-1",
+        "--map",
+        str(mapping),
+        "--out",
+        str(out),
+        "--endpoint-url",
+        box.endpoint,
+        "--no-progress",
+    )
+    assert code == 1, text  # one account could not be read
+    assert box.state.calls["ListUserPools"] == 2 and box.state.calls["DescribeUserPool"] == 65
+    inventory = inventory_of(tmp_path / "paged.inventory.csv")
+    errors = [r for r in inventory if r["selection"] == "error"]
+    assert [(r["account_id"], r["error_code"]) for r in errors] == [(denied, "AccessDenied")]
+    assert [r["domain"] for r in inventory if r["selection"] == "selected"] == [domains[0].domain]
+    assert "1 selected" in text
+
+
+def test_organization_active_accounts_of_an_ou(box: Sandbox, tmp_path: Path) -> None:
+    import boto3
+
+    org = boto3.client("organizations", region_name="us-east-1", endpoint_url=box.endpoint)
+    try:
+        org.create_organization(FeatureSet="ALL")
+    except org.exceptions.AlreadyInOrganizationException:
+        pass
+    root = org.list_roots()["Roots"][0]["Id"]
+    ou = org.create_organizational_unit(ParentId=root, Name=f"certs-{next(_ids)}")["OrganizationalUnit"]["Id"]
+    child = org.create_organizational_unit(ParentId=ou, Name="child")["OrganizationalUnit"]["Id"]
+    ids = []
+    for n, parent in enumerate([ou, ou, child, ou, ou]):
+        status = org.create_account(Email=f"a{n}-{ou}@example.com", AccountName=f"a{n}")["CreateAccountStatus"]
+        account = status["AccountId"]
+        org.move_account(AccountId=account, SourceParentId=root, DestinationParentId=parent)
+        ids.append(account)
+    closed, excluded = ids[3], ids[4]
+    org.close_account(AccountId=closed)
+    domains = seed_accounts(box.endpoint, ids, ["us-east-1"], 1)
+    mapping = tmp_path / "map.csv"
+    mapping.write_text(
+        "old_certificate_arn,new_certificate_arn\n"
+        + "".join(f"{d.old_certificate_arn},{d.new_certificate_arn}\n" for d in domains)
+    )
+    out = tmp_path / "org.csv"
+    code, text = invoke(
+        "discover",
+        "--organization",
+        "--ou",
+        ou,
+        "--exclude",
+        excluded,
+        "--regions",
+        "us-east-1",
+        "--map",
+        str(mapping),
+        "--out",
+        str(out),
+        "--endpoint-url",
+        box.endpoint,
+        "--no-progress",
+    )
+    assert code == 0, text
+    with out.open() as fh:
+        accounts = {r["account_id"] for r in csv.DictReader(fh)}
+    assert accounts == set(ids[:3])  # the child OU's account included; closed and excluded left out
+
+
+def test_bad_inputs_name_file_and_line(box: Sandbox, tmp_path: Path) -> None:
+    bad = tmp_path / "accounts.txt"
+    bad.write_text("123456789012\n12345\n")
+    code, text = invoke(
+        "discover",
+        "--accounts",
+        str(bad),
+        "--regions",
+        "us-east-1",
+        "--auto",
+        "--out",
+        str(tmp_path / "x.csv"),
+        "--endpoint-url",
+        box.endpoint,
+    )
+    assert code == 2 and f"{bad}:2:1:" in text
+    code, text = invoke(
+        "discover",
+        "--organization",
+        "--accounts",
+        str(bad),
+        "--regions",
+        "us-east-1",
+        "--auto",
+        "--out",
+        str(tmp_path / "x.csv"),
+    )
+    assert code == 2 and "exactly one of --accounts FILE and --organization" in text
+    good = accounts_file(tmp_path, ["123456789012"])
+    code, text = invoke(
+        "discover", "--accounts", str(good), "--regions", "mars-1", "--auto", "--out", str(tmp_path / "x.csv")
+    )
+    assert code == 2 and "not Cognito regions: mars-1" in text
