@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 from pathlib import Path
@@ -155,10 +156,8 @@ def test_organization_active_accounts_of_an_ou(box: Sandbox, tmp_path: Path) -> 
     import boto3
 
     org = boto3.client("organizations", region_name="us-east-1", endpoint_url=box.endpoint)
-    try:
+    with contextlib.suppress(org.exceptions.AlreadyInOrganizationException):
         org.create_organization(FeatureSet="ALL")
-    except org.exceptions.AlreadyInOrganizationException:
-        pass
     root = org.list_roots()["Roots"][0]["Id"]
     ou = org.create_organizational_unit(ParentId=root, Name=f"certs-{next(_ids)}")["OrganizationalUnit"]["Id"]
     child = org.create_organizational_unit(ParentId=ou, Name="child")["OrganizationalUnit"]["Id"]
