@@ -37,8 +37,8 @@ class Sandbox:
         self.app = FidelityApp(_moto_app(), self.state)
 
         class Handler(MotoRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections as with AWS
-
+            # werkzeug 3 closes every connection after its response (no keep-alive): each call is a new
+            # TCP connection here, unlike AWS. Benchmarks say so.
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
