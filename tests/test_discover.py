@@ -232,3 +232,47 @@ def test_bad_inputs_name_file_and_line(box: Sandbox, tmp_path: Path) -> None:
         "discover", "--accounts", str(good), "--regions", "mars-1", "--auto", "--out", str(tmp_path / "x.csv")
     )
     assert code == 2 and "not Cognito regions: mars-1" in text
+
+
+def test_seeded_organization_with_expiring_certificates_end_to_end(box: Sandbox, tmp_path: Path) -> None:
+    manifest = tmp_path / "seeded.csv"
+    code, text = invoke(
+        "sandbox",
+        "seed",
+        "--endpoint-url",
+        box.endpoint,
+        "--accounts",
+        "4",
+        "--regions",
+        "us-east-1",
+        "--domains-per-account",
+        "1",
+        "--organization",
+        "--expiring-share",
+        "0.5",
+        "--out",
+        str(manifest),
+    )
+    assert code == 0, text
+    with manifest.open() as fh:
+        seeded = list(csv.DictReader(fh))
+    out = tmp_path / "auto.csv"
+    code, text = invoke(
+        "discover",
+        "--organization",
+        "--regions",
+        "us-east-1",
+        "--auto",
+        "--out",
+        str(out),
+        "--endpoint-url",
+        box.endpoint,
+        "--no-progress",
+    )
+    assert code in (0, 1), text  # other tests' organization accounts may include a denied one
+    inventory = {r["domain"]: r for r in inventory_of(tmp_path / "auto.inventory.csv")}
+    selections = sorted(inventory[r["domain"]]["selection"] for r in seeded)
+    assert selections == ["not-expiring", "not-expiring", "selected", "selected"]
+    for r in seeded:
+        if inventory[r["domain"]]["selection"] == "selected":
+            assert inventory[r["domain"]]["target_certificate_arn"] == r["certificate_arn"]

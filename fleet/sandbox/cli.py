@@ -84,15 +84,37 @@ def serve(
     help="Custom domains per account and region (AWS allows 4).",
 )
 @click.option("--first-account", type=int, default=200000000000, show_default=True)
+@click.option(
+    "--organization",
+    is_flag=True,
+    help="Create the accounts as members of the hub's AWS Organization (moto picks their ids).",
+)
+@click.option(
+    "--expiring-share",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of accounts whose OLD certificates expire in 10 days (for discover --auto).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Manifest to write.")
 def seed(
-    endpoint_url: str, accounts: int, regions: str, domains_per_account: int, first_account: int, out: Path
+    endpoint_url: str,
+    accounts: int,
+    regions: str,
+    domains_per_account: int,
+    first_account: int,
+    organization: bool,
+    expiring_share: float,
+    out: Path,
 ) -> None:
     """Create a fleet (pools, custom domains on an OLD cert, a NEW cert each) and write its manifest."""
     _require_sandbox()
-    from fleet.sandbox.seed import seed_fleet, write_manifest
+    from fleet.sandbox.seed import account_ids, organization_accounts, seed_accounts, write_manifest
 
     region_list = [r.strip() for r in regions.split(",") if r.strip()]
-    domains = seed_fleet(endpoint_url, accounts, region_list, domains_per_account, first_account)
+    ids = organization_accounts(endpoint_url, accounts)[0] if organization else account_ids(accounts, first_account)
+    expiring = round(len(ids) * expiring_share)
+    domains = seed_accounts(endpoint_url, ids[:expiring], region_list, domains_per_account, old_days=10)
+    domains += seed_accounts(endpoint_url, ids[expiring:], region_list, domains_per_account)
     write_manifest(domains, out)
     click.echo(f"seeded {len(domains)} domains in {accounts} accounts x {len(region_list)} regions: {out}")

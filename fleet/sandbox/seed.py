@@ -7,6 +7,7 @@ it also seeds a sandbox running in another process.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import threading
@@ -164,6 +165,32 @@ def seed_accounts(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = pool.map(lambda a: seeder.seed_account(a, regions, domains_per_account, old_days), ids)
         return [d for account in results for d in account]
+
+
+def organization_accounts(endpoint_url: str, count: int, ou_name: str | None = None) -> tuple[list[str], str]:
+    """Create ``count`` member accounts in the hub's organization (created if needed), optionally in a new OU;
+    return their ids and the OU (or root) id they are in."""
+    org = boto3.client(
+        "organizations",
+        region_name="us-east-1",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=HUB_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=HUB_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    with contextlib.suppress(org.exceptions.AlreadyInOrganizationException):
+        org.create_organization(FeatureSet="ALL")
+    root = org.list_roots()["Roots"][0]["Id"]
+    parent = (
+        org.create_organizational_unit(ParentId=root, Name=ou_name)["OrganizationalUnit"]["Id"] if ou_name else root
+    )
+    ids = []
+    for n in range(count):
+        status = org.create_account(Email=f"member{n}-{parent}@example.com", AccountName=f"member{n}")
+        account = status["CreateAccountStatus"]["AccountId"]
+        if parent != root:
+            org.move_account(AccountId=account, SourceParentId=root, DestinationParentId=parent)
+        ids.append(account)
+    return ids, parent
 
 
 def write_manifest(domains: Sequence[SeededDomain], path: str | Path) -> Path:
