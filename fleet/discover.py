@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 
 from fleet.credentials import AccountSession, Hub, role_arn_for
+from fleet.domain import snake
 from fleet.engine import EngineSettings
 from fleet.limits import Limits, RegionLimits
 from fleet.manifest import CERT_REGION
@@ -202,7 +203,7 @@ class Discoverer:
         return self.inventory
 
     async def _call(self, client: Any, operation: str, limits: RegionLimits, key: str, **kwargs: Any) -> Any:
-        method = getattr(client, "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_"))
+        method = getattr(client, snake(operation))
 
         async def attempt() -> Any:
             async with self.limits.call(limits, key, operation):

@@ -74,7 +74,7 @@ async def _call(
     ``before_first_send`` runs once, after the rate limiters let the call go and just before it is sent:
     the in-flight mark goes there, so it covers only writes that are really about to leave.
     """
-    method: Callable[..., Awaitable[Any]] = getattr(client, _snake(operation))
+    method: Callable[..., Awaitable[Any]] = getattr(client, snake(operation))
     sent = False
 
     async def attempt() -> Any:
@@ -95,7 +95,8 @@ async def _call(
     return await call_with_retry(attempt, ctx.policy, counter, ctx.sleep, on_retry)
 
 
-def _snake(operation: str) -> str:
+def snake(operation: str) -> str:
+    """UpdateUserPoolDomain -> update_user_pool_domain (the client's method name)."""
     return "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from fleet.cli import main
-from fleet.sandbox.seed import Seeder, seed_accounts
+from fleet.sandbox.seed import SeededDomain, Seeder, seed_accounts
 from fleet.sandbox.server import Sandbox
 
 _ids = itertools.count(400000000000, 1000)
@@ -26,6 +26,16 @@ def inventory_of(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def map_file(tmp_path: Path, domains: list[SeededDomain]) -> Path:
+    """--map: each domain's OLD certificate to its NEW one."""
+    path = tmp_path / "map.csv"
+    path.write_text(
+        "old_certificate_arn,new_certificate_arn\n"
+        + "".join(f"{d.old_certificate_arn},{d.new_certificate_arn}\n" for d in domains)
+    )
+    return path
+
+
 def accounts_file(tmp_path: Path, ids: list[str]) -> Path:
     path = tmp_path / "accounts.txt"
     path.write_text("# accounts to inventory\n" + "\n".join(ids) + "\n")
@@ -35,11 +45,7 @@ def accounts_file(tmp_path: Path, ids: list[str]) -> Path:
 def test_map_mode_discover_validate_run(box: Sandbox, tmp_path: Path) -> None:
     ids = [str(next(_ids)) for _ in range(3)]
     domains = seed_accounts(box.endpoint, ids, ["us-east-1", "eu-west-1"], 1)
-    mapping = tmp_path / "map.csv"
-    mapping.write_text(
-        "old_certificate_arn,new_certificate_arn\n"
-        + "".join(f"{d.old_certificate_arn},{d.new_certificate_arn}\n" for d in domains)
-    )
+    mapping = map_file(tmp_path, domains)
     out = tmp_path / "found.csv"
     code, text = invoke(
         "discover",
@@ -124,11 +130,7 @@ def test_pagination_and_a_denied_account(box: Sandbox, tmp_path: Path) -> None:
     box.state.reset_counters()
     box.state.configure(deny_accounts={denied})
     out = tmp_path / "paged.csv"
-    mapping = tmp_path / "map.csv"
-    mapping.write_text(
-        "old_certificate_arn,new_certificate_arn\n"
-        + "".join(f"{d.old_certificate_arn},{d.new_certificate_arn}\n" for d in domains)
-    )
+    mapping = map_file(tmp_path, domains)
     code, text = invoke(
         "discover",
         "--accounts",
@@ -170,11 +172,7 @@ def test_organization_active_accounts_of_an_ou(box: Sandbox, tmp_path: Path) -> 
     closed, excluded = ids[3], ids[4]
     org.close_account(AccountId=closed)
     domains = seed_accounts(box.endpoint, ids, ["us-east-1"], 1)
-    mapping = tmp_path / "map.csv"
-    mapping.write_text(
-        "old_certificate_arn,new_certificate_arn\n"
-        + "".join(f"{d.old_certificate_arn},{d.new_certificate_arn}\n" for d in domains)
-    )
+    mapping = map_file(tmp_path, domains)
     out = tmp_path / "org.csv"
     code, text = invoke(
         "discover",
