@@ -43,3 +43,16 @@ def test_benchmark_runs_on_a_tiny_fleet(tmp_path: Path) -> None:
         assert r["wall_s"] > 0 and r["cpu_s"] > 0 and r["peak_rss_mb"] > 10 and r["lower_bound_s"] > 0
     assert results["boto3-sequential"]["extrapolated_from"] == 1
     assert "| cognito-fleet |" in proc.stdout and "lower bound" in proc.stdout
+
+
+def test_memory_benchmark_runs_on_a_tiny_fleet() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.memory", "--sizes", "8"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = [line for line in proc.stdout.splitlines() if line.startswith("| 8 |")]
+    assert row and row[0].rstrip().endswith("| 0 |")  # 8 domains, none failed
