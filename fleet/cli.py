@@ -411,7 +411,7 @@ def discover(
     if bool(map_file) == auto:
         raise click.UsageError("give exactly one of --map FILE and --auto")
     logs.configure(opts["log_format"], opts["log_level"])
-    region_list = [r.strip() for r in regions.split(",") if r.strip()]
+    region_list = split_list(regions)
     inventory_path = inventory_path or out.with_name(out.with_suffix("").name + ".inventory.csv")
     code, message = run_discovery(
         engine_settings(opts, 0),
@@ -476,7 +476,7 @@ def demo(
     """Start the local sandbox, seed a multi-account fleet, migrate it, print the summary."""
     from fleet.sandbox.demo import run_demo
 
-    region_list = [r.strip() for r in regions.split(",") if r.strip()]
+    region_list = split_list(regions)
     sys.exit(run_demo(workdir, accounts, region_list, domains_per_account, latency, throttle_rate))
 
 
@@ -486,6 +486,6 @@ def run_options_for(args: list[str]) -> dict[str, Any]:
         return dict(ctx.params)
 
 
-from fleet.sandbox.cli import sandbox  # noqa: E402  (registers the `sandbox` group)
+from fleet.sandbox.cli import sandbox, split_list  # noqa: E402  (registers the `sandbox` group)
 
 main.add_command(sandbox)

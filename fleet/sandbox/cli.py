@@ -9,6 +9,11 @@ from pathlib import Path
 import click
 
 
+def split_list(value: str) -> list[str]:
+    """'us-east-1, eu-west-1' -> ['us-east-1', 'eu-west-1'] (the comma-separated options)."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 def _require_sandbox() -> None:
     try:
         import moto  # noqa: F401
@@ -111,7 +116,7 @@ def seed(
     _require_sandbox()
     from fleet.sandbox.seed import account_ids, organization_accounts, seed_accounts, write_manifest
 
-    region_list = [r.strip() for r in regions.split(",") if r.strip()]
+    region_list = split_list(regions)
     ids = organization_accounts(endpoint_url, accounts)[0] if organization else account_ids(accounts, first_account)
     expiring = round(len(ids) * expiring_share)
     domains = seed_accounts(endpoint_url, ids[:expiring], region_list, domains_per_account, old_days=10)
