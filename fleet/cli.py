@@ -262,6 +262,7 @@ def engine_settings(opts: dict[str, Any], rows: int) -> EngineSettings:
             external_id=opts["external_id"],
             session_name=f"cognito-fleet-{run_id}",
             session_duration=opts["session_duration"],
+            pool_connections=max(opts["concurrency"], opts["account_concurrency"]),
         ),
         mode=Mode(
             wait=opts.get("wait", False),

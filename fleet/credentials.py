@@ -1,13 +1,15 @@
-"""Hub session, AssumeRole into each account, and the per-(account, region) client cache.
+"""Hub session, AssumeRole into each account, and the clients every account shares.
 
 Credentials are ``AioRefreshableCredentials`` fed by our own AssumeRole call, so a run that outlasts
-a role session refreshes before expiry. Secrets never leave this module's objects: nothing here logs,
-returns or formats a secret key or session token.
+a role session refreshes before expiry. There is one client per (service, region) for the whole run; an
+account calls it through ``AccountClient``, which binds the account's credentials to that call only.
+Secrets never leave this module's objects: nothing here logs, returns or formats a secret key or session token.
 """
 
 from __future__ import annotations
 
 import contextlib
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +34,7 @@ class AwsSettings:
     sts_region: str = "us-east-1"
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
-    pool_connections: int = 10
+    pool_connections: int = 64  # per shared client: every account's calls to a region share its pool
 
 
 def client_config(settings: AwsSettings) -> AioConfig:
@@ -61,6 +63,8 @@ class Hub:
         self._session = aioboto3.Session(profile_name=settings.profile)
         self._config = client_config(settings)
         self._sts: Any = None
+        self._shared: dict[tuple[str, str], Any] = {}
+        self._shared_lock = anyio.Lock()
 
     async def __aenter__(self) -> Hub:
         self._sts = await self._stack.enter_async_context(
@@ -84,9 +88,33 @@ class Hub:
             )
         )
 
-    @property
-    def session(self) -> aioboto3.Session:
-        return self._session
+    async def shared_client(self, service: str, region: str) -> Any:
+        """The run's one client for (service, region), used by every account through AccountClient.
+
+        Creating a client costs ~15 ms of CPU and ~0.4 MB; one per account and region dominated the cost of
+        a new account. Sharing also shares its connection pool: the regional endpoint is the same for all
+        accounts, so connections (and TLS sessions) are reused across accounts.
+        """
+        key = (service, region)
+        client: Any = self._shared.get(key)
+        if client is None:
+            async with self._shared_lock:
+                client = self._shared.get(key)
+                if client is None:
+                    client = await self._stack.enter_async_context(
+                        self._session.client(
+                            service,
+                            region_name=region,
+                            endpoint_url=self.settings.endpoint_url,
+                            config=self._config,
+                            # Placeholders, replaced before any request by the bound account's credentials.
+                            aws_access_key_id=_PLACEHOLDER,
+                            aws_secret_access_key=_PLACEHOLDER,
+                        )
+                    )
+                    client._request_signer._credentials = _BOUND_CREDENTIALS
+                    self._shared[key] = client
+        return client
 
     async def assume(self, account_id: str, role_arn: str, external_id: str | None) -> AccountSession:
         """AssumeRole now (so a denied account fails before any row starts) and keep it fresh."""
@@ -131,50 +159,82 @@ class Hub:
 
 _PLACEHOLDER = "cognito-fleet-placeholder"
 
+# The credentials of the account whose call is being made. Set by AccountClient around each operation, in
+# the calling task's own context, so concurrent calls of different accounts never see each other's.
+_bound: ContextVar[AioRefreshableCredentials | None] = ContextVar("cognito_fleet_account_credentials", default=None)
+
+
+class _BoundCredentials:
+    """The signer's credentials of a shared client: whichever account is bound to the current call."""
+
+    async def get_frozen_credentials(self) -> Any:
+        credentials = _bound.get()
+        if credentials is None:  # fail closed: never sign with anything but the calling account's keys
+            raise RuntimeError("a shared client was called outside AccountClient: no account credentials bound")
+        # Refreshable: re-assumes the role before expiry, once for all concurrent callers.
+        return await credentials.get_frozen_credentials()
+
+
+_BOUND_CREDENTIALS = _BoundCredentials()
+
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class AccountClient:
+    """One account's view of a shared client: its API operations, each run with the account's credentials.
+
+    Only operations (and ``exceptions``/``meta``) are exposed: a paginator or waiter would call the shared
+    client outside the binding, which fails closed.
+    """
+
+    def __init__(self, client: Any, credentials: AioRefreshableCredentials) -> None:
+        self._client = client
+        self._credentials = credentials
+        self.exceptions = client.exceptions
+        self.meta = client.meta
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in self.meta.method_to_api_mapping:
+            raise AttributeError(f"{name}: an account's client offers API operations only")
+        method = getattr(self._client, name)
+        credentials = self._credentials
+
+        async def call(**kwargs: Any) -> Any:
+            token = _bound.set(credentials)
+            try:
+                return await method(**kwargs)
+            finally:
+                _bound.reset(token)
+
+        setattr(self, name, call)  # later lookups skip __getattr__
+        return call
+
+    def __repr__(self) -> str:  # never show credentials
+        return f"AccountClient({self.meta.service_model.service_name}, {self.meta.region_name})"
+
+
 class AccountSession:
-    """Clients of one account, one per (service, region), created on first use and closed together."""
+    """One account's clients: views of the run's shared clients, bound to this account's credentials."""
 
     def __init__(self, account_id: str, credentials: AioRefreshableCredentials, hub: Hub) -> None:
         self.account_id = account_id
         self._credentials = credentials
-        # Clients come from the hub's own session: its service models, event handlers and their alias cache
-        # are warm, which a new session per account would rebuild (~40% of a new account's CPU, measured).
-        self._session = hub.session
-        self._settings = hub.settings
-        self._config = client_config(hub.settings)
-        self._clients: dict[tuple[str, str], Any] = {}
-        self._stack = contextlib.AsyncExitStack()
-        self._lock = anyio.Lock()
+        self._hub = hub
+        self._clients: dict[tuple[str, str], AccountClient] = {}
 
-    async def client(self, service: str, region: str) -> Any:
+    async def client(self, service: str, region: str) -> AccountClient:
         key = (service, region)
-        async with self._lock:  # rows of one region start together: create their client once
-            if key not in self._clients:
-                client = await self._stack.enter_async_context(
-                    self._session.client(
-                        service,
-                        region_name=region,
-                        endpoint_url=self._settings.endpoint_url,
-                        config=self._config,
-                        # Placeholders: the signer's credentials are replaced below, before any request.
-                        aws_access_key_id=_PLACEHOLDER,
-                        aws_secret_access_key=_PLACEHOLDER,
-                    )
-                )
-                # The account's refreshable credentials sign every request (aiobotocore asks the signer's
-                # credentials for frozen ones at each signing, which refreshes them before expiry).
-                client._request_signer._credentials = self._credentials
-                self._clients[key] = client
-        return self._clients[key]
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = AccountClient(
+                await self._hub.shared_client(service, region), self._credentials
+            )
+        return client
 
     async def aclose(self) -> None:
-        self._clients.clear()
-        await self._stack.aclose()
+        self._clients.clear()  # the shared clients close with the hub
 
     def __repr__(self) -> str:  # never show credentials
         return f"AccountSession({self.account_id})"

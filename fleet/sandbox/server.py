@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 from types import TracebackType
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from fleet.sandbox.fidelity import FidelityApp
 from fleet.sandbox.state import Knobs, SandboxState
@@ -22,12 +23,74 @@ def _moto_app() -> Any:
     return DomainDispatcherApplication(create_backend_app)
 
 
+def _keep_alive_handler() -> type[WSGIRequestHandler]:
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class KeepAliveHandler(MotoRequestHandler):
+        """moto's request handler, keeping HTTP/1.1 connections open between requests as AWS endpoints do.
+
+        werkzeug 3 answers every request with ``Connection: close`` and then drains the socket (which would
+        swallow the next request of a kept connection), so every call paid a new TCP connection here and
+        the benchmarks measured a cost AWS does not have. This reads the whole request body first and sends
+        a buffered response with its length, so the connection is left clean for the next request.
+        """
+
+        protocol_version = "HTTP/1.1"
+        timeout = 120  # an idle kept connection frees its thread after this
+        disable_nagle_algorithm = True  # else Nagle + the client's delayed ACK add ~40 ms per call
+
+        def run_wsgi(self) -> None:
+            if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            environ = self.make_environ()
+            if environ.get("wsgi.input_terminated"):  # chunked request: werkzeug's reader de-chunks it
+                body = environ["wsgi.input"].read()
+            else:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+            status, headers, chunks = "500 Internal Server Error", list[tuple[str, str]](), list[bytes]()
+
+            def start_response(s: str, h: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                nonlocal status, headers
+                status, headers = s, h
+                return chunks.append
+
+            try:
+                result = self.server.app(environ, start_response)
+                try:
+                    chunks.extend(result)
+                finally:
+                    if hasattr(result, "close"):
+                        result.close()
+            except Exception:
+                logging.getLogger(__name__).exception("sandbox: request failed")
+                status, headers, chunks = "500 Internal Server Error", [("Content-Type", "text/plain")], [b"error"]
+            data = b"".join(chunks)
+            code, _, reason = status.partition(" ")
+            try:
+                self.send_response(int(code), reason)
+                for key, value in headers:
+                    if key.lower() not in _FRAMING_HEADERS:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self._headers_buffer.append(b"\r\n" + data)  # head and body in one send
+                self.flush_headers()
+            except OSError:  # the client went away, or a reset fault shut the socket
+                self.close_connection = True
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return KeepAliveHandler
+
+
+_FRAMING_HEADERS = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive"})
+
+
 class Sandbox:
     """A local AWS for demos and tests. Loopback only."""
 
     def __init__(self, port: int = 0, knobs: Knobs | None = None) -> None:
-        from moto.moto_server.werkzeug_app import MotoRequestHandler
-
         from fleet.sandbox import speedups
 
         speedups.apply()
@@ -36,13 +99,9 @@ class Sandbox:
         self.state = SandboxState(knobs)
         self.app = FidelityApp(_moto_app(), self.state)
 
-        class Handler(MotoRequestHandler):
-            # werkzeug 3 closes every connection after its response (no keep-alive): each call is a new
-            # TCP connection here, unlike AWS. Benchmarks say so.
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server: BaseWSGIServer = make_server("127.0.0.1", port, self.app, threaded=True, request_handler=Handler)
+        self._server: BaseWSGIServer = make_server(
+            "127.0.0.1", port, self.app, threaded=True, request_handler=_keep_alive_handler()
+        )
         self._server.daemon_threads = True  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox", daemon=True)
 
