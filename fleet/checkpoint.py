@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import anyio
 
@@ -31,7 +29,21 @@ CREATE TABLE IF NOT EXISTS outcomes (
     finished_at TEXT
 );
 """
-T = TypeVar("T")
+
+_INSERT = (
+    f"INSERT OR REPLACE INTO outcomes ({', '.join(OUTCOME_FIELDS)}) VALUES ({', '.join('?' * len(OUTCOME_FIELDS))})"
+)
+
+
+class _Batch:
+    """Statements committed together, and the event their callers wait on."""
+
+    __slots__ = ("done", "error", "statements")
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[str, tuple[object, ...]]] = []
+        self.done = anyio.Event()
+        self.error: Exception | None = None
 
 
 class CheckpointMismatch(Exception):
@@ -49,7 +61,8 @@ class Checkpoint:
         # FULL: an in-flight mark must survive a power cut, not only a killed process.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
-        self._one_writer = anyio.CapacityLimiter(1)
+        self._open = _Batch()
+        self._committing = False
         stored = self._meta("fingerprint")
         if stored is None:
             with self._db:
@@ -84,22 +97,40 @@ class Checkpoint:
         values["status"] = Status(values["status"])
         return Outcome(**values)
 
-    async def _write(self, fn: Callable[[], T]) -> T:
-        # fsync off the event loop, one writer at a time.
-        return await anyio.to_thread.run_sync(fn, limiter=self._one_writer)
-
     async def record(self, outcome: Outcome) -> None:
+        """Store ``outcome``; returns once it is durable (committed and fsynced)."""
         values = outcome.as_dict()
-        cols = ", ".join(OUTCOME_FIELDS)
-        marks = ", ".join("?" * len(OUTCOME_FIELDS))
+        await self._commit((_INSERT, tuple(values[c] for c in OUTCOME_FIELDS)))
 
-        def write() -> None:
-            self._db.execute(
-                f"INSERT OR REPLACE INTO outcomes ({cols}) VALUES ({marks})",
-                [values[c] for c in OUTCOME_FIELDS],
-            )
+    async def _commit(self, statement: tuple[str, tuple[object, ...]]) -> None:
+        # Group commit: statements that arrive while a commit is running go together in the next one, so a
+        # busy run pays one thread hand-off and one fsync per batch instead of per row (measured: the
+        # hand-off per write was ~10% of a run's CPU). Every caller still returns only once its own
+        # statement is durable. The first caller to find no commit running does the committing.
+        batch = self._open
+        batch.statements.append(statement)
+        if not self._committing:
+            self._committing = True
+            try:
+                with anyio.CancelScope(shield=True):  # the waiters' statements must not be left behind
+                    while self._open.statements:
+                        current, self._open = self._open, _Batch()
+                        try:
+                            await anyio.to_thread.run_sync(self._apply, current.statements)
+                        except Exception as exc:  # every statement of the batch shares the failure
+                            current.error = exc
+                        current.done.set()
+            finally:
+                self._committing = False
+        await batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
 
-        await self._write(write)
+    def _apply(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
+        with self._db:  # one transaction, one fsync (fsync off the event loop: this runs in a thread)
+            self._db.execute("BEGIN")
+            for sql, params in statements:
+                self._db.execute(sql, params)
 
     def close(self) -> None:
         self._db.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -37,7 +37,7 @@ class Outcome:
     finished_at: str | None = None
 
     def as_dict(self) -> dict[str, object]:
-        d = asdict(self)
+        d = {name: getattr(self, name) for name in OUTCOME_FIELDS}  # flat: no deep copy as asdict() makes
         d["status"] = str(self.status)
         return d
 
