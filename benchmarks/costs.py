@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         seeded: list[SeededDomain] = seed_direct(box, args.accounts + 1, 600000000000)
         chosen = list({d.account_id: d for d in reversed(seeded)}.values())[::-1]
         manifest = Path(work) / "domains.json"
-        manifest.write_text(json.dumps([vars(d) for d in chosen]))
+        manifest.write_text(json.dumps([asdict(d) for d in chosen]))
         proc = subprocess.run(
             [sys.executable, "-m", "benchmarks.costs", "--child", box.endpoint, str(manifest), str(args.calls)],
             capture_output=True,

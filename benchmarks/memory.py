@@ -44,15 +44,17 @@ def seed_direct(box: Sandbox, accounts: int, first: int) -> list[SeededDomain]:
             with box.state.lock:
                 box.app._CreateUserPoolDomain(
                     {"Domain": domain, "UserPoolId": pool, "CustomDomainConfig": {"CertificateArn": old}},
-                    account, REGION,
+                    account,
+                    REGION,
                 )
             out.append(SeededDomain(account, REGION, pool, domain, old, new))
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.memory", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="1000,10000")
     args = parser.parse_args(argv)
     isolate_from_real_aws()
@@ -66,15 +68,32 @@ def main(argv: list[str] | None = None) -> int:
             first += size
             manifest = write_manifest(domains, work / f"m{size}.csv")
             seeded = time.monotonic() - t0
-            wall, cpu, rss = run_measured([
-                sys.executable, "-m", "fleet", "run", str(manifest), "--endpoint-url", box.endpoint,
-                "--no-progress", "--log-level", "warning", "--account-concurrency", "256",
-                "--rate-per-account", "50",
-            ])
+            wall, cpu, rss = run_measured(
+                [
+                    sys.executable,
+                    "-m",
+                    "fleet",
+                    "run",
+                    str(manifest),
+                    "--endpoint-url",
+                    box.endpoint,
+                    "--no-progress",
+                    "--log-level",
+                    "warning",
+                    "--account-concurrency",
+                    "256",
+                    "--rate-per-account",
+                    "50",
+                ]
+            )
             failed = sum(box.certificate_of(d.domain) != d.new_certificate_arn for d in domains)
             rows.append((size, seeded, wall, cpu, rss, failed))
-            print(f"{size} domains: seeded {seeded:.0f}s, run {wall:.0f}s wall, {cpu:.0f}s CPU, "
-                  f"peak RSS {rss:.0f} MB, failed {failed}", file=sys.stderr, flush=True)
+            print(
+                f"{size} domains: seeded {seeded:.0f}s, run {wall:.0f}s wall, {cpu:.0f}s CPU, "
+                f"peak RSS {rss:.0f} MB, failed {failed}",
+                file=sys.stderr,
+                flush=True,
+            )
     print("| domains | accounts | run wall s | run CPU s | peak RSS MB | failed |")
     print("|---|---|---|---|---|---|")
     for size, _, wall, cpu, rss, failed in rows:

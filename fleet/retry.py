@@ -53,6 +53,7 @@ TRANSIENT_CODES = frozenset(
 _CONNECTION_ERRORS = (
     botocore.exceptions.HTTPClientError,  # connection closed/reset, read/connect timeouts, proxy errors
     botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectTimeoutError,  # not an HTTPClientError; a busy endpoint's accept queue is full
     aiohttp.ClientError,
     asyncio.TimeoutError,
     ConnectionError,

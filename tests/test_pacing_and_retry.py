@@ -33,6 +33,8 @@ def client_error(code: str, status: int = 400) -> ClientError:
         (botocore.exceptions.ConnectionClosedError(endpoint_url="http://127.0.0.1"), True, False),
         (botocore.exceptions.ReadTimeoutError(endpoint_url="http://127.0.0.1"), True, False),
         (botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1"), True, False),
+        (botocore.exceptions.ConnectTimeoutError(endpoint_url="http://127.0.0.1"), True, False),
+        (botocore.exceptions.SSLError(endpoint_url="http://127.0.0.1", error="bad cert"), False, False),
         (client_error("InvalidParameterException"), False, False),
         (client_error("NotAuthorizedException"), False, False),
         (client_error("ResourceNotFoundException"), False, False),

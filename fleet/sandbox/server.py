@@ -8,7 +8,7 @@ import threading
 from types import TracebackType
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
 
 from fleet.sandbox.fidelity import FidelityApp
 from fleet.sandbox.state import Knobs, SandboxState
@@ -84,6 +84,16 @@ def _keep_alive_handler() -> type[WSGIRequestHandler]:
     return KeepAliveHandler
 
 
+class _Server(ThreadedWSGIServer):
+    """A thread per connection, as werkzeug's threaded server; a deep accept queue."""
+
+    # werkzeug listens with a backlog of 128: hundreds of accounts starting at once (each run opens up to
+    # max(--concurrency, --account-concurrency) connections) overflowed it while moto held the GIL, and the
+    # dropped SYNs became client connect timeouts that AWS's endpoints would not cause.
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 _FRAMING_HEADERS = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive"})
 
 
@@ -99,10 +109,7 @@ class Sandbox:
         self.state = SandboxState(knobs)
         self.app = FidelityApp(_moto_app(), self.state)
 
-        self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", port, self.app, threaded=True, request_handler=_keep_alive_handler()
-        )
-        self._server.daemon_threads = True  # type: ignore[attr-defined]
+        self._server: BaseWSGIServer = _Server("127.0.0.1", port, self.app, handler=_keep_alive_handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox", daemon=True)
 
     @property
