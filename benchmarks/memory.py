@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.__main__ import run_measured
+from benchmarks.__main__ import fleet_run_command, run_measured
 from fleet.sandbox.demo import isolate_from_real_aws
 from fleet.sandbox.seed import SeededDomain, make_certificate, write_manifest
 from fleet.sandbox.server import Sandbox
@@ -69,22 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             manifest = write_manifest(domains, work / f"m{size}.csv")
             seeded = time.monotonic() - t0
             wall, cpu, rss = run_measured(
-                [
-                    sys.executable,
-                    "-m",
-                    "fleet",
-                    "run",
-                    str(manifest),
-                    "--endpoint-url",
-                    box.endpoint,
-                    "--no-progress",
-                    "--log-level",
-                    "warning",
-                    "--account-concurrency",
-                    "256",
-                    "--rate-per-account",
-                    "50",
-                ]
+                fleet_run_command(manifest, box.endpoint, "--account-concurrency", "256", "--rate-per-account", "50")
             )
             failed = sum(box.certificate_of(d.domain) != d.new_certificate_arn for d in domains)
             rows.append((size, seeded, wall, cpu, rss, failed))

@@ -120,16 +120,16 @@ common_options = _apply(
         click.option(
             "--concurrency",
             type=click.IntRange(1, 1024),
-            default=64,
+            default=128,
             show_default=True,
             help="Calls in flight at once, over all accounts.",
         ),
         click.option(
             "--account-concurrency",
             type=click.IntRange(1, 4096),
-            default=32,
+            default=64,
             show_default=True,
-            help="Accounts worked on at once (each holds its own clients).",
+            help="Accounts worked on at once (each holds its credentials and rate limits).",
         ),
         click.option(
             "--rate-per-account",

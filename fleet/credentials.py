@@ -34,7 +34,7 @@ class AwsSettings:
     sts_region: str = "us-east-1"
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
-    pool_connections: int = 64  # per shared client: every account's calls to a region share its pool
+    pool_connections: int = 128  # per shared client: every account's calls to a region share its pool
 
 
 def client_config(settings: AwsSettings) -> AioConfig:

@@ -30,8 +30,8 @@ CANARY_OK = frozenset({Status.VERIFIED, Status.UNCHANGED})
 
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
-    concurrency: int = 64
-    account_concurrency: int = 32
+    concurrency: int = 128
+    account_concurrency: int = 64
     rate_per_account: float = DEFAULT_RATE_PER_ACCOUNT
     policy: BackoffPolicy = field(default_factory=BackoffPolicy)
     aws: AwsSettings = field(default_factory=AwsSettings)

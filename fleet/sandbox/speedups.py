@@ -2,6 +2,9 @@
 
 - moto re-imports the same static RSA key for every user pool (~0.1 s of CPU each): import it once.
 - moto lists its package directory on every request to route it: list it once.
+- moto checks whether an account's backend exists with ``account_id in list(self.keys())`` under a global
+  lock, on every backend access: O(accounts) per access, and hundreds of threads queued on that lock at a
+  few thousand accounts. An O(1) check first; creating a backend still goes through moto's own code.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ def apply() -> None:
     import moto.cognitoidp.models as cognito_models
     import moto.moto_server.werkzeug_app as werkzeug_app
 
+    _fast_account_lookup()
     modules = tuple(moto.backends.list_of_moto_modules())
     werkzeug_app.backends.list_of_moto_modules = lambda: modules  # type: ignore[attr-defined]
 
@@ -43,6 +47,22 @@ def apply() -> None:
             return getattr(real_jwk, name)
 
     cognito_models.jwk = _Jwk()  # type: ignore[attr-defined,assignment]
+
+
+def _fast_account_lookup() -> None:
+    from moto.core.base_backend import BackendDict
+
+    create: Any = BackendDict._create_account_specific_backend
+    if getattr(create, "_fleet_fast", False):
+        return
+
+    def create_if_missing(self: Any, account_id: str) -> None:
+        if dict.__contains__(self, account_id):  # entries are never removed while the sandbox runs
+            return
+        create(self, account_id)
+
+    create_if_missing._fleet_fast = True  # type: ignore[attr-defined]
+    BackendDict._create_account_specific_backend = create_if_missing  # type: ignore[method-assign]
 
 
 @cache
