@@ -56,3 +56,20 @@ def test_memory_benchmark_runs_on_a_tiny_fleet() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     row = [line for line in proc.stdout.splitlines() if line.startswith("| 8 |")]
     assert row and row[0].rstrip().endswith("| 0 |")  # 8 domains, none failed
+
+
+def test_costs_benchmark_runs_on_a_tiny_fleet(tmp_path: Path) -> None:
+    out = tmp_path / "costs.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.costs", "--accounts", "3", "--calls", "5", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    figures = json.loads(out.read_text())
+    assert len(figures["new_account_ms"]) == 3 and all(ms > 0 for ms in figures["new_account_ms"])
+    for operation in ("DescribeUserPoolDomain", "DescribeCertificate", "UpdateUserPoolDomain"):
+        assert figures[operation]["sequential_ms"] > 0 and figures[operation]["concurrent_ms"] > 0
+        assert f"| {operation} |" in proc.stdout
