@@ -113,6 +113,7 @@ class Hub:
                         )
                     )
                     client._request_signer._credentials = _BOUND_CREDENTIALS
+                    _build_user_agent_once(client)
                     self._shared[key] = client
         return client
 
@@ -176,6 +177,20 @@ class _BoundCredentials:
 
 
 _BOUND_CREDENTIALS = _BoundCredentials()
+
+
+def _build_user_agent_once(client: Any) -> None:
+    """Drop botocore's second User-Agent build per request.
+
+    botocore builds the header when it prepares a request, then rebuilds it in a last ``request-created``
+    hook only to append per-request feature codes (usage metrics for AWS). Each build sanitises every
+    component: the rebuild was ~20% of a run's CPU (measured, 50 accounts: 2.0 → 1.5 s). The header keeps
+    the first build.
+    """
+    service_id = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.unregister(
+        f"request-created.{service_id}", client._user_agent_creator.rebuild_and_replace_user_agent_handler
+    )
 
 
 def _utc_now() -> datetime:
