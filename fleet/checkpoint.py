@@ -61,6 +61,9 @@ class Checkpoint:
         # FULL: an in-flight mark must survive a power cut, not only a killed process.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        # Reads get a connection of their own: on the writer's, a lookup from the event loop waited for the
+        # commit (and fsync) in progress in the writer thread; in WAL mode a second connection reads at once.
+        self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._open = _Batch()
         self._committing = False
         stored = self._meta("fingerprint")
@@ -71,7 +74,7 @@ class Checkpoint:
                 self._db.execute("INSERT INTO meta VALUES ('manifest', ?)", (manifest_path,))
         elif stored != fingerprint:
             other = self._meta("manifest") or "?"
-            self._db.close()
+            self.close()
             raise CheckpointMismatch(
                 f"checkpoint {self.path} belongs to another manifest ({other}, fingerprint {stored[:12]}); "
                 f"this manifest's fingerprint is {fingerprint[:12]}. Use another --checkpoint, or delete "
@@ -79,16 +82,16 @@ class Checkpoint:
             )
 
     def _meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._reader.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def done_domains(self) -> set[str]:
         done = tuple(str(s) for s in DONE)
         marks = ",".join("?" * len(done))
-        return {r[0] for r in self._db.execute(f"SELECT domain FROM outcomes WHERE status IN ({marks})", done)}
+        return {r[0] for r in self._reader.execute(f"SELECT domain FROM outcomes WHERE status IN ({marks})", done)}
 
     def get(self, domain: str) -> Outcome | None:
-        row = self._db.execute(
+        row = self._reader.execute(
             f"SELECT {', '.join(OUTCOME_FIELDS)} FROM outcomes WHERE domain = ?", (domain,)
         ).fetchone()
         if row is None:
@@ -133,4 +136,5 @@ class Checkpoint:
                 self._db.execute(sql, params)
 
     def close(self) -> None:
+        self._reader.close()
         self._db.close()
