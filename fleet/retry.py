@@ -8,11 +8,11 @@ is counted in the report.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import aiohttp
 import botocore.exceptions
 import tenacity
 
@@ -50,14 +50,20 @@ TRANSIENT_CODES = frozenset(
         "IDPCommunicationError",
     }
 )
-_CONNECTION_ERRORS = (
-    botocore.exceptions.HTTPClientError,  # connection closed/reset, read/connect timeouts, proxy errors
-    botocore.exceptions.EndpointConnectionError,
-    botocore.exceptions.ConnectTimeoutError,  # not an HTTPClientError; a busy endpoint's accept queue is full
-    aiohttp.ClientError,
-    asyncio.TimeoutError,
-    ConnectionError,
-)
+
+
+@functools.cache
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    import aiohttp  # on first use: aiohttp costs ~0.5 s to import, and `validate` never needs it
+
+    return (
+        botocore.exceptions.HTTPClientError,  # connection closed/reset, read/connect timeouts, proxy errors
+        botocore.exceptions.EndpointConnectionError,
+        botocore.exceptions.ConnectTimeoutError,  # not an HTTPClientError; a busy endpoint's accept queue is full
+        aiohttp.ClientError,
+        asyncio.TimeoutError,
+        ConnectionError,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +87,7 @@ def classify(exc: BaseException) -> Failure:
         if code in TRANSIENT_CODES or status >= 500:
             return Failure(code, message, retryable=True)
         return Failure(code, message, retryable=False)
-    if isinstance(exc, _CONNECTION_ERRORS):
+    if isinstance(exc, _connection_errors()):
         return Failure(type(exc).__name__, str(exc) or type(exc).__name__, retryable=True)
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return Failure(type(exc).__name__, str(exc), retryable=False)
