@@ -161,7 +161,8 @@ def run_tool(
 ) -> Result:
     starter = [sys.executable, "-c", "import boto3, benchmarks.peers"]
     if tool == "cognito-fleet":
-        starter = [sys.executable, "-m", "fleet", "--version"]
+        # What a run imports (the CLI defers the AWS stack until it is first used, so `--version` is less).
+        starter = [sys.executable, "-c", "import fleet.cli, fleet.http, fleet.engine, aioboto3"]
         cmd = fleet_run_command(
             manifest,
             box.endpoint,
