@@ -73,24 +73,18 @@ class Hub:
         self._shared_lock = anyio.Lock()
 
     async def __aenter__(self) -> Hub:
-        self._sts = await self._stack.enter_async_context(
-            self._session.client(
-                "sts",
-                region_name=self.settings.sts_region,
-                endpoint_url=self.settings.endpoint_url,
-                config=self._config,
-            )
-        )
+        self._sts = await self.client("sts", self.settings.sts_region)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
 
-    async def client(self, service: str, region: str = "us-east-1") -> Any:
-        """A client of the hub identity itself (e.g. Organizations), closed with the hub."""
+    async def client(self, service: str, region: str = "us-east-1", **keys: str) -> Any:
+        """A client of the hub identity itself (e.g. Organizations) unless ``keys`` say otherwise; closed with
+        the hub."""
         return await self._stack.enter_async_context(
             self._session.client(
-                service, region_name=region, endpoint_url=self.settings.endpoint_url, config=self._config
+                service, region_name=region, endpoint_url=self.settings.endpoint_url, config=self._config, **keys
             )
         )
 
@@ -102,25 +96,16 @@ class Hub:
         accounts, so connections (and TLS sessions) are reused across accounts.
         """
         key = (service, region)
-        client: Any = self._shared.get(key)
-        if client is None:
-            async with self._shared_lock:
-                client = self._shared.get(key)
-                if client is None:
-                    client = await self._stack.enter_async_context(
-                        self._session.client(
-                            service,
-                            region_name=region,
-                            endpoint_url=self.settings.endpoint_url,
-                            config=self._config,
-                            # Placeholders, replaced before any request by the bound account's credentials.
-                            aws_access_key_id=_PLACEHOLDER,
-                            aws_secret_access_key=_PLACEHOLDER,
-                        )
-                    )
-                    client._request_signer._credentials = _BOUND_CREDENTIALS
-                    _build_user_agent_once(client)
-                    self._shared[key] = client
+        async with self._shared_lock:  # accounts starting together create it once
+            client: Any = self._shared.get(key)
+            if client is None:
+                # Placeholder keys, replaced before any request by the bound account's credentials.
+                client = await self.client(
+                    service, region, aws_access_key_id=_PLACEHOLDER, aws_secret_access_key=_PLACEHOLDER
+                )
+                client._request_signer._credentials = _BOUND_CREDENTIALS
+                _build_user_agent_once(client)
+                self._shared[key] = client
         return client
 
     async def assume(self, account_id: str, role_arn: str, external_id: str | None) -> AccountSession:

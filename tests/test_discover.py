@@ -21,6 +21,11 @@ def invoke(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def discover(box: Sandbox, *args: str) -> tuple[int, str]:
+    """`cognito-fleet discover ARGS` against the sandbox, without a progress bar."""
+    return invoke("discover", *args, "--endpoint-url", box.endpoint, "--no-progress")
+
+
 def inventory_of(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as fh:
         return list(csv.DictReader(fh))
@@ -47,8 +52,8 @@ def test_map_mode_discover_validate_run(box: Sandbox, tmp_path: Path) -> None:
     domains = seed_accounts(box.endpoint, ids, ["us-east-1", "eu-west-1"], 1)
     mapping = map_file(tmp_path, domains)
     out = tmp_path / "found.csv"
-    code, text = invoke(
-        "discover",
+    code, text = discover(
+        box,
         "--accounts",
         str(accounts_file(tmp_path, ids)),
         "--regions",
@@ -57,9 +62,6 @@ def test_map_mode_discover_validate_run(box: Sandbox, tmp_path: Path) -> None:
         str(mapping),
         "--out",
         str(out),
-        "--endpoint-url",
-        box.endpoint,
-        "--no-progress",
     )
     assert code == 0, text
     assert "6 custom domains, 6 selected, 0 errors" in text
@@ -88,8 +90,8 @@ def test_auto_mode_picks_the_newest_fitting_certificate_and_lists_the_rest(box: 
     first = soon[0]
     unsuitable = seeder.import_certificate(acm, [first.domain], curve="secp384r1")  # CloudFront refuses P-384
     out = tmp_path / "auto.csv"
-    code, text = invoke(
-        "discover",
+    code, text = discover(
+        box,
         "--accounts",
         str(accounts_file(tmp_path, [expiring, fresh, stuck])),
         "--regions",
@@ -99,9 +101,6 @@ def test_auto_mode_picks_the_newest_fitting_certificate_and_lists_the_rest(box: 
         "30",
         "--out",
         str(out),
-        "--endpoint-url",
-        box.endpoint,
-        "--no-progress",
     )
     assert code == 0, text
     by_domain = {r["domain"]: r for r in inventory_of(tmp_path / "auto.inventory.csv")}
@@ -131,8 +130,8 @@ def test_pagination_and_a_denied_account(box: Sandbox, tmp_path: Path) -> None:
     box.state.configure(deny_accounts={denied})
     out = tmp_path / "paged.csv"
     mapping = map_file(tmp_path, domains)
-    code, text = invoke(
-        "discover",
+    code, text = discover(
+        box,
         "--accounts",
         str(accounts_file(tmp_path, [crowded, denied])),
         "--regions",
@@ -141,9 +140,6 @@ def test_pagination_and_a_denied_account(box: Sandbox, tmp_path: Path) -> None:
         str(mapping),
         "--out",
         str(out),
-        "--endpoint-url",
-        box.endpoint,
-        "--no-progress",
     )
     assert code == 1, text  # one account could not be read
     assert box.state.calls["ListUserPools"] == 2 and box.state.calls["DescribeUserPool"] == 65
@@ -174,8 +170,8 @@ def test_organization_active_accounts_of_an_ou(box: Sandbox, tmp_path: Path) -> 
     domains = seed_accounts(box.endpoint, ids, ["us-east-1"], 1)
     mapping = map_file(tmp_path, domains)
     out = tmp_path / "org.csv"
-    code, text = invoke(
-        "discover",
+    code, text = discover(
+        box,
         "--organization",
         "--ou",
         ou,
@@ -187,9 +183,6 @@ def test_organization_active_accounts_of_an_ou(box: Sandbox, tmp_path: Path) -> 
         str(mapping),
         "--out",
         str(out),
-        "--endpoint-url",
-        box.endpoint,
-        "--no-progress",
     )
     assert code == 0, text
     with out.open() as fh:
@@ -255,17 +248,14 @@ def test_seeded_organization_with_expiring_certificates_end_to_end(box: Sandbox,
     with manifest.open() as fh:
         seeded = list(csv.DictReader(fh))
     out = tmp_path / "auto.csv"
-    code, text = invoke(
-        "discover",
+    code, text = discover(
+        box,
         "--organization",
         "--regions",
         "us-east-1",
         "--auto",
         "--out",
         str(out),
-        "--endpoint-url",
-        box.endpoint,
-        "--no-progress",
     )
     assert code in (0, 1), text  # other tests' organization accounts may include a denied one
     inventory = {r["domain"]: r for r in inventory_of(tmp_path / "auto.inventory.csv")}
