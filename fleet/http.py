@@ -1,5 +1,12 @@
-"""One TLS context for every client: aiobotocore builds a new SSL context and reloads the CA bundle for
-each client's connector (~45 ms of CPU); with thousands of accounts that dominates. Verification stays on.
+"""TLS for every client: the server's certificate *and* its hostname are verified, with one context per CA bundle.
+
+botocore's ``create_urllib3_context`` leaves ``check_hostname`` off because urllib3 checks names itself;
+aiobotocore hands that context to aiohttp, which does not. Left as is, any certificate signed by a trusted CA
+would be accepted for any host, and a man in the middle would read every AssumeRole answer. So the context is
+built here, with ``CERT_REQUIRED`` and ``check_hostname``, and never turned off.
+
+One context per CA bundle is shared by every client: aiobotocore builds a new context and reloads the bundle
+for each client's connector, which with thousands of accounts dominated the run's CPU.
 """
 
 from __future__ import annotations
@@ -13,22 +20,44 @@ from aiobotocore.httpsession import AIOHTTPSession
 from botocore.httpsession import create_urllib3_context, get_cert_path
 
 
+def verifying_context() -> ssl.SSLContext:
+    """A new client context that verifies the chain and the hostname (botocore's ciphers and options)."""
+    context: ssl.SSLContext = create_urllib3_context()
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.check_hostname = True
+    return context
+
+
 @cache
 def shared_ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
-    context: ssl.SSLContext = create_urllib3_context()
+    """The verifying context for ``ca_bundle`` (AWS_CA_BUNDLE or a profile's ca_bundle; None: the system's)."""
+    context = verifying_context()
     if ca_bundle:
         context.load_verify_locations(ca_bundle, None, None)
+    else:
+        context.load_default_certs(ssl.Purpose.SERVER_AUTH)
     return context
 
 
 class SharedTLSSession(AIOHTTPSession):  # type: ignore[misc]
-    """aiobotocore's HTTP session, with the process-wide TLS context when nothing client-specific is set."""
+    """aiobotocore's HTTP session with verifying TLS (shared context when nothing client-specific is set).
+
+    Private hooks of aiobotocore 2.25.1 (``_get_ssl_context``, ``_create_connector``, ``_verify``, ``_cert_file``):
+    they are where it builds TLS, and ``tests/test_tls.py`` fails if they change shape.
+    """
+
+    def _get_ssl_context(self) -> ssl.SSLContext:
+        # aiobotocore's own path (client certificates, proxies) starts from this context: verifying too.
+        return verifying_context()
 
     def _create_connector(self, proxy_url: str | None) -> Any:
-        if proxy_url or self._cert_file or not self._verify:
+        if proxy_url or self._cert_file:
             return super()._create_connector(proxy_url)
+        # ``verify`` is botocore's resolved setting: a CA bundle path, True (the default bundle) or False; we
+        # never pass False, and a False from elsewhere still gets a verifying context.
+        ca_bundle = get_cert_path(self._verify) if self._verify else None
         return aiohttp.TCPConnector(
             limit=self._max_pool_connections,
-            ssl=shared_ssl_context(get_cert_path(self._verify)),
+            ssl=shared_ssl_context(ca_bundle),
             **self._connector_args,
         )

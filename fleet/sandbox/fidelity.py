@@ -225,10 +225,20 @@ class FidelityApp:
             return self._describe_user_pool(environ, start_response, body)
         if operation not in DOMAIN_OPERATIONS:
             return self._forward(environ, start_response, body)
+        write = operation == "UpdateUserPoolDomain"
+        if write and state.roll() < knobs.write_loss_before_rate:
+            self._lose(environ, "write_lost_before")
         with state.lock:
             handler = getattr(self, "_" + operation)
             result = handler(request, account, region)
+        if write and state.roll() < knobs.write_loss_after_rate:
+            self._lose(environ, "write_lost_after")
         return _json_ok(start_response, result)
+
+    def _lose(self, environ: dict[str, Any], fault: str) -> None:
+        self.state.count_fault(fault)
+        _drop_connection(environ)
+        raise _Reset
 
     def _pool(self, account: str, region: str, pool_id: str) -> Any:
         from moto.cognitoidp.models import cognitoidp_backends
@@ -315,6 +325,10 @@ class FidelityApp:
         self._pool(account, region, pool_id)
         if record.pool_id != pool_id:
             raise AwsError("InvalidParameterException", f"Domain {domain} is associated with another user pool.")
+        if self.state.knobs.refuse_while_updating and record.status(self.state.clock()) == "UPDATING":
+            raise AwsError(
+                "ConcurrentModificationException", f"Domain {domain} is being updated; try again when it is ACTIVE."
+            )
         cert = (req.get("CustomDomainConfig") or {}).get("CertificateArn")
         if record.certificate_arn is None:
             if cert:

@@ -39,6 +39,11 @@ class Knobs:
     deny_accounts: set[str] = field(default_factory=set)  # AssumeRole into these is AccessDenied
     external_ids: dict[str, str] = field(default_factory=dict)  # account -> the ExternalId its role requires
     fail_domains: set[str] = field(default_factory=set)  # these go FAILED (not ACTIVE) after a write
+    # Lost writes (UpdateUserPoolDomain only): the connection is reset before the change is applied, or after
+    # it (the change is made, the caller never hears of it), as a lost packet or a 5xx at the edge would.
+    write_loss_before_rate: float = 0.0
+    write_loss_after_rate: float = 0.0
+    refuse_while_updating: bool = False  # ConcurrentModificationException while a domain distributes
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
