@@ -67,6 +67,7 @@ async def _call(
     limits: RegionLimits,
     limit_key: str,
     before_first_send: Callable[[], Awaitable[None]] | None = None,
+    confirm: Callable[[], Awaitable[Any]] | None = None,
     **kwargs: Any,
 ) -> Any:
     """One AWS call through the limits and the retry policy.
@@ -92,7 +93,7 @@ async def _call(
         if ctx.on_retry is not None:
             ctx.on_retry(row, failure, delay)
 
-    return await call_with_retry(attempt, ctx.policy, counter, ctx.sleep, on_retry)
+    return await call_with_retry(attempt, ctx.policy, counter, ctx.sleep, on_retry, confirm)
 
 
 def snake(operation: str) -> str:
@@ -198,8 +199,8 @@ async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Out
             if ctx.mode.plan:
                 outcome.status = Status.PLANNED
             else:
-                outcome.cloudfront_domain = await _write(ctx, row, counter, description, current, outcome)
-                outcome.status = await _settle(ctx, row, counter, None)
+                outcome.cloudfront_domain, status = await _write(ctx, row, counter, description, current, outcome)
+                outcome.status = await _settle(ctx, row, counter, status)
     except StopRequested:
         return None  # nothing of this row was sent since it was (re)started: the next run does it
     except RowFailed as exc:
@@ -215,7 +216,20 @@ async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Out
 
 async def _write(
     ctx: RowContext, row: Row, counter: AttemptCounter, description: dict[str, Any], current: str, outcome: Outcome
-) -> str | None:
+) -> tuple[str | None, str | None]:
+    """Update the certificate, taking effect once: (CloudFront domain, Status if a describe saw it).
+
+    After an attempt whose outcome is unknown (a lost response, a 5xx, ConcurrentModification), the domain is
+    described first (through the same limiters): already on the target means that attempt took effect, and
+    nothing is sent again; each write restarts a distribution of up to an hour.
+    """
+
+    async def confirm() -> dict[str, Any] | None:
+        seen = await _describe(ctx, row, counter)
+        if _current_certificate(row, seen) != row.certificate_arn:
+            return None
+        return {"CloudFrontDomain": seen.get("CloudFrontDistribution"), "Status": seen.get("Status")}
+
     async def mark_in_flight() -> None:
         await ctx.checkpoint.record(
             Outcome(
@@ -244,6 +258,7 @@ async def _write(
         ctx.region_limits,
         row.user_pool_id,
         mark_in_flight,
+        confirm,
         **request,
     )
-    return updated.get("CloudFrontDomain") or outcome.cloudfront_domain
+    return updated.get("CloudFrontDomain") or outcome.cloudfront_domain, updated.get("Status")

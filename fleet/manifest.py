@@ -85,10 +85,16 @@ class Manifest:
 
 @cache
 def cognito_regions() -> frozenset[str]:
-    """Regions of the aws partition where Cognito user pools exist, from botocore's endpoint data."""
-    import botocore.session
+    """Regions of the aws partition where Cognito user pools exist, from botocore's endpoint data.
 
-    return frozenset(botocore.session.get_session().get_available_regions("cognito-idp"))
+    Read from the data file, not through a botocore session: a session reads the user's AWS profile, and
+    `validate` must work (and call nothing) whatever AWS_PROFILE says.
+    """
+    import botocore.loaders
+    import botocore.regions
+
+    endpoints = botocore.loaders.create_loader().load_data("endpoints")
+    return frozenset(botocore.regions.EndpointResolver(endpoints).get_available_endpoints("cognito-idp", "aws"))
 
 
 def validate_domain(domain: str) -> str | None:

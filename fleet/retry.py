@@ -94,6 +94,24 @@ def classify(exc: BaseException) -> Failure:
     return Failure(type(exc).__name__, str(exc), retryable=False)
 
 
+def outcome_unknown(exc: BaseException) -> bool:
+    """Whether a failed write may have been applied all the same: look (describe) before sending it again.
+
+    A throttle or a refusal is an answer, and a connection that was never made (connect timeout, refused,
+    TLS handshake) carried nothing; anything else that is worth retrying (5xx, ConcurrentModification, a
+    connection closed or a read timed out after the request left) leaves the outcome open.
+    """
+    failure = classify(exc)
+    return failure.retryable and not failure.throttled and not _never_sent(exc)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    import aiohttp
+
+    # botocore's ConnectionError: EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError, SSLError.
+    return isinstance(exc, botocore.exceptions.ConnectionError | aiohttp.ClientConnectorError)
+
+
 @dataclass(frozen=True, slots=True)
 class BackoffPolicy:
     """Exponential backoff with full jitter: sleep U(0, min(cap, base * 2**(attempt-1)))."""
@@ -126,13 +144,22 @@ async def call_with_retry(
     counter: AttemptCounter,
     sleep: Sleep = asyncio.sleep,
     on_retry: Callable[[Failure, float], None] | None = None,
+    confirm: Callable[[], Awaitable[T | None]] | None = None,
 ) -> T:
-    """Run ``attempt`` until it succeeds, fails for good, or attempts run out (then re-raise)."""
+    """Run ``attempt`` until it succeeds, fails for good, or attempts run out (then re-raise).
+
+    ``confirm`` makes a write happen at most once: after an attempt whose outcome is unknown
+    (``outcome_unknown``), it runs instead of sending blindly again; a result means the earlier attempt took
+    effect (that result is returned, nothing is sent), None means it did not (the attempt is sent again).
+    """
+    unknown = False
 
     def retryable(exc: BaseException) -> bool:
+        nonlocal unknown
         failure = classify(exc)
         if failure.throttled:
             counter.throttles += 1
+        unknown = confirm is not None and outcome_unknown(exc)
         return failure.retryable
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
@@ -152,6 +179,10 @@ async def call_with_retry(
     result: T
     async for try_ in retrying:
         with try_:
-            counter.attempts += 1
-            result = await attempt()
+            confirmed = await confirm() if unknown and confirm is not None else None
+            if confirmed is not None:
+                result = confirmed
+            else:
+                counter.attempts += 1
+                result = await attempt()
     return result
