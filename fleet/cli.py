@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,11 @@ from fleet.checkpoint import CheckpointMismatch
 from fleet.credentials import AwsSettings
 from fleet.domain import Mode
 from fleet.engine import EngineSettings, Observer
+from fleet.errors import EXIT_FAILED_ROWS, EXIT_LOCKED, EXIT_USAGE, FleetError
 from fleet.limits import DEFAULT_RATE_PER_ACCOUNT
 from fleet.lock import LockHeld
 from fleet.manifest import ManifestError, parse
 from fleet.pipeline import (
-    EXIT_LOCKED,
-    EXIT_USAGE,
     RunResult,
     StopPolicy,
     default_paths,
@@ -47,7 +47,27 @@ Exit codes:
 Decorator = Callable[[Any], Any]
 
 
-@click.group(epilog=EXIT_HELP)
+class _Commands(click.Group):
+    """The command group, with the CLI's one ``except``: expected errors are one line and their exit code;
+    anything unexpected is one line and exit 1 (the traceback only with --log-level debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FleetError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            if logs.debug_enabled():
+                traceback.print_exc()
+            hint = "" if logs.debug_enabled() else " (rerun with --log-level debug for the traceback)"
+            click.echo(f"error: unexpected {type(exc).__name__}: {exc}{hint}", err=True)
+            sys.exit(EXIT_FAILED_ROWS)
+
+
+@click.group(cls=_Commands, epilog=EXIT_HELP)
 @click.version_option(package_name="cognito-fleet")
 def main() -> None:
     """Move Cognito user pool custom domains onto new ACM certificates, across many accounts."""

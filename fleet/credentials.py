@@ -69,6 +69,7 @@ class Hub:
         self._session = aioboto3.Session(profile_name=settings.profile)
         self._config = client_config(settings)
         self._sts: Any = None
+        self.arn: str | None = None  # the calling identity, once checked (hub_check.checked_hub)
         self._shared: dict[tuple[str, str], Any] = {}
         self._shared_lock = anyio.Lock()
 
@@ -78,6 +79,11 @@ class Hub:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
+
+    @property
+    def sts(self) -> Any:
+        """The hub's STS client (open while the hub is)."""
+        return self._sts
 
     async def client(self, service: str, region: str = "us-east-1", **keys: str) -> Any:
         """A client of the hub identity itself (e.g. Organizations) unless ``keys`` say otherwise; closed with

@@ -22,6 +22,7 @@ import anyio
 from fleet.credentials import AccountSession, Hub, role_arn_for
 from fleet.domain import snake
 from fleet.engine import EngineSettings
+from fleet.hub_check import checked_hub
 from fleet.limits import Limits, RegionLimits
 from fleet.manifest import CERT_REGION
 from fleet.preflight import ACCEPTED_KEY_ALGORITHMS, covers
@@ -437,7 +438,7 @@ def run_discovery(
     discoverer = Discoverer(settings, selection)
 
     async def go() -> list[Account]:
-        async with Hub(settings.aws, settings.policy, anyio.sleep) as hub:
+        async with checked_hub(settings.aws, settings.policy, anyio.sleep) as hub:
             accounts = listed or await organization_accounts(hub, ous, exclude)
             accounts = [a for a in accounts if a.account_id not in set(exclude)]
             await discoverer.run(hub, accounts, regions)

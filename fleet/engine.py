@@ -67,6 +67,7 @@ async def run_rows(
     rows: Iterable[Row],
     checkpoint: Checkpoint,
     settings: EngineSettings,
+    hub: Hub,
     observer: Observer | None = None,
     sleep: Sleep = anyio.sleep,
     clock: Callable[[], float] = time.monotonic,
@@ -77,19 +78,18 @@ async def run_rows(
     done = checkpoint.done_domains()
     todo = [r for r in rows if r.domain not in done]
     runner = _Runner(checkpoint, settings, observer or Observer(), sleep, clock, stop)
-    async with Hub(settings.aws, settings.policy, sleep) as hub:
-        if settings.canary and not settings.mode.plan:
-            canaries = pick_canaries(todo, settings.canary)
-            await runner.run(hub, canaries, dataclasses.replace(settings.mode, wait=True))
-            for row in canaries:
-                outcome = checkpoint.get(row.domain)
-                if outcome is None or outcome.status not in CANARY_OK:
-                    what = f"{outcome.status} {outcome.error_code or ''}".strip() if outcome else "not finished"
-                    stop.request(f"canary failed: {row.domain} ended {what}", abort=True)
-                    return
-            picked = {r.domain for r in canaries}
-            todo = [r for r in todo if r.domain not in picked]
-        await runner.run(hub, todo, settings.mode)
+    if settings.canary and not settings.mode.plan:
+        canaries = pick_canaries(todo, settings.canary)
+        await runner.run(hub, canaries, dataclasses.replace(settings.mode, wait=True))
+        for row in canaries:
+            outcome = checkpoint.get(row.domain)
+            if outcome is None or outcome.status not in CANARY_OK:
+                what = f"{outcome.status} {outcome.error_code or ''}".strip() if outcome else "not finished"
+                stop.request(f"canary failed: {row.domain} ended {what}", abort=True)
+                return
+        picked = {r.domain for r in canaries}
+        todo = [r for r in todo if r.domain not in picked]
+    await runner.run(hub, todo, settings.mode)
 
 
 class _Runner:

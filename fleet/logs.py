@@ -16,7 +16,16 @@ from fleet.retry import Failure
 LogFormat = Literal["auto", "json", "console"]
 
 
+_level = {"debug": False}
+
+
+def debug_enabled() -> bool:
+    """Whether --log-level debug was asked for (tracebacks of unexpected errors are shown then)."""
+    return _level["debug"]
+
+
 def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
+    _level["debug"] = level == "debug"
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
@@ -33,9 +42,10 @@ def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
-    # botocore's debug log prints request headers (the session token among them): keep it quiet.
+    # botocore's debug log prints request headers (the session token among them), and its warnings print
+    # tracebacks (a failed SSO refresh) that the tool reports itself in one line: keep them quiet.
     for noisy in ("botocore", "aiobotocore", "aioboto3", "urllib3", "werkzeug"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def _stderr_logger(*args: object) -> structlog.PrintLogger:

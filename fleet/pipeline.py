@@ -1,4 +1,4 @@
-"""manifest -> lock -> checkpoint -> engine (supervised) -> report: the whole job, as `run` and `demo` do it."""
+"""manifest -> hub check -> lock -> checkpoint -> engine (supervised) -> report: the whole job, as `run` does it."""
 
 from __future__ import annotations
 
@@ -16,16 +16,17 @@ from pathlib import Path
 import anyio
 
 from fleet.checkpoint import Checkpoint
+from fleet.credentials import Hub
 from fleet.domain import Mode
 from fleet.engine import EngineSettings, Observer, run_rows
+from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, EXIT_RESUMABLE
+from fleet.hub_check import checked_hub
 from fleet.lock import CheckpointLock
 from fleet.manifest import Manifest, Row, parse
 from fleet.outcome import SUCCESS, Status
 from fleet.report import jsonl_path, write_report
 from fleet.shard import Shard
 from fleet.stop import Stop
-
-EXIT_OK, EXIT_FAILED_ROWS, EXIT_USAGE, EXIT_LOCKED, EXIT_RESUMABLE = 0, 1, 2, 3, 75
 
 
 def default_paths(manifest: str | Path, shard: Shard | None = None) -> tuple[Path, Path]:
@@ -77,6 +78,7 @@ async def supervise(
     rows: Sequence[Row],
     checkpoint: Checkpoint,
     settings: EngineSettings,
+    hub: Hub,
     observer: Observer | None,
     policy: StopPolicy,
     stop: Stop,
@@ -114,7 +116,7 @@ async def supervise(
         if policy.max_runtime is not None:
             tg.start_soon(deadline, policy.max_runtime)
         with work:
-            await run_rows(rows, checkpoint, settings, observer, stop=stop)
+            await run_rows(rows, checkpoint, settings, hub, observer, stop=stop)
         tg.cancel_scope.cancel()
 
 
@@ -127,16 +129,22 @@ def migrate(
     policy: StopPolicy | None = None,
     shard: Shard | None = None,
 ) -> RunResult:
-    """Validate (ManifestError), lock (LockHeld), open the checkpoint (CheckpointMismatch), run, report."""
+    """Validate (ManifestError), check the hub (HubUnavailable), lock (LockHeld), open the checkpoint
+    (CheckpointMismatch), run, report. Nothing is locked or written before the hub is confirmed."""
     manifest = load(manifest_path, shard)
     stop = Stop()
-    with CheckpointLock(checkpoint_path):
-        checkpoint = Checkpoint(checkpoint_path, manifest.fingerprint, manifest.path)
-        try:
-            anyio.run(supervise, manifest.rows, checkpoint, settings, observer, policy or StopPolicy(), stop)
-            counts = write_report(manifest.rows, checkpoint, report_path, stop.reason if stop.aborted else None)
-        finally:
-            checkpoint.close()
+
+    async def job() -> collections.Counter[str]:
+        async with checked_hub(settings.aws, settings.policy, anyio.sleep) as hub:
+            with CheckpointLock(checkpoint_path):
+                checkpoint = Checkpoint(checkpoint_path, manifest.fingerprint, manifest.path)
+                try:
+                    await supervise(manifest.rows, checkpoint, settings, hub, observer, policy or StopPolicy(), stop)
+                    return write_report(manifest.rows, checkpoint, report_path, stop.reason if stop.aborted else None)
+                finally:
+                    checkpoint.close()
+
+    counts = anyio.run(job)
     return RunResult(counts, report_path, jsonl_path(report_path), checkpoint_path, stop.reason, stop.aborted)
 
 
@@ -154,11 +162,16 @@ def plan(
     manifest = load(manifest_path, shard)
     settings = dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None)
     stop = Stop()
-    with tempfile.TemporaryDirectory(prefix="cognito-fleet-plan-") as scratch:
-        checkpoint = Checkpoint(Path(scratch) / "plan.sqlite", manifest.fingerprint, manifest.path)
-        try:
-            anyio.run(supervise, manifest.rows, checkpoint, settings, observer, StopPolicy(), stop)
-            counts = write_report(manifest.rows, checkpoint, report_path)
-        finally:
-            checkpoint.close()
+
+    async def job() -> collections.Counter[str]:
+        async with checked_hub(settings.aws, settings.policy, anyio.sleep) as hub:
+            with tempfile.TemporaryDirectory(prefix="cognito-fleet-plan-") as scratch:
+                checkpoint = Checkpoint(Path(scratch) / "plan.sqlite", manifest.fingerprint, manifest.path)
+                try:
+                    await supervise(manifest.rows, checkpoint, settings, hub, observer, StopPolicy(), stop)
+                    return write_report(manifest.rows, checkpoint, report_path)
+                finally:
+                    checkpoint.close()
+
+    counts = anyio.run(job)
     return RunResult(counts, report_path, jsonl_path(report_path), Path(), stop.reason)

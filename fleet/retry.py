@@ -53,7 +53,8 @@ TRANSIENT_CODES = frozenset(
 
 
 @functools.cache
-def _connection_errors() -> tuple[type[BaseException], ...]:
+def connection_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the connection failed (retryable); a TLS verification failure is not one of them."""
     import aiohttp  # on first use: aiohttp costs ~0.5 s to import, and `validate` never needs it
 
     return (
@@ -87,7 +88,7 @@ def classify(exc: BaseException) -> Failure:
         if code in TRANSIENT_CODES or status >= 500:
             return Failure(code, message, retryable=True)
         return Failure(code, message, retryable=False)
-    if isinstance(exc, _connection_errors()):
+    if isinstance(exc, connection_errors()):
         return Failure(type(exc).__name__, str(exc) or type(exc).__name__, retryable=True)
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return Failure(type(exc).__name__, str(exc), retryable=False)
