@@ -40,7 +40,8 @@ EXIT_HELP = """\b
 Exit codes:
   0   every row unchanged, verified or pending (plan: planned)
   1   at least one row failed, or the run stopped on its failure budget or canary
-  2   usage error, invalid manifest, or a checkpoint of another manifest
+  2   usage error, invalid manifest, a checkpoint of another manifest, or the hub
+      identity not confirmed by STS (nothing touched)
   3   another run holds this checkpoint's lock
   75  stopped early (signal or --max-runtime); rerun to resume"""
 
@@ -373,7 +374,7 @@ def plan_command(manifest: Path, **opts: Any) -> None:
 Exit codes:
   0  every account and region was read; the manifest lists the selected domains
   1  some accounts, regions or domains could not be read (see the inventory), or nothing was selected
-  2  usage error or a bad accounts/map file"""
+  2  usage error, a bad accounts/map file, or the hub identity not confirmed by STS"""
 )
 @click.option(
     "--accounts",
