@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anyio
 
+from fleet.errors import FleetError
 from fleet.outcome import DONE, OUTCOME_FIELDS, Outcome, Status
 
 SCHEMA = """
@@ -46,7 +47,7 @@ class _Batch:
         self.error: Exception | None = None
 
 
-class CheckpointMismatch(Exception):
+class CheckpointMismatch(FleetError):
     """The checkpoint belongs to another manifest."""
 
 

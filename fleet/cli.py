@@ -12,14 +12,12 @@ from typing import Any
 import click
 
 from fleet import logs
-from fleet.checkpoint import CheckpointMismatch
 from fleet.credentials import AwsSettings
 from fleet.domain import Mode
 from fleet.engine import EngineSettings, Observer
-from fleet.errors import EXIT_FAILED_ROWS, EXIT_LOCKED, EXIT_USAGE, FleetError
+from fleet.errors import EXIT_FAILED_ROWS, FleetError
 from fleet.limits import DEFAULT_RATE_PER_ACCOUNT
-from fleet.lock import LockHeld
-from fleet.manifest import ManifestError, parse
+from fleet.manifest import parse
 from fleet.pipeline import (
     RunResult,
     StopPolicy,
@@ -33,7 +31,7 @@ from fleet.preflight import DEFAULT_MIN_VALIDITY_DAYS
 from fleet.progress import Fanout, ProgressBar, summary_table
 from fleet.report import summary_line
 from fleet.retry import BackoffPolicy
-from fleet.rollback import RollbackError, write_rollback_manifest
+from fleet.rollback import write_rollback_manifest
 from fleet.shard import Shard
 
 EXIT_HELP = """\b
@@ -56,7 +54,8 @@ class _Commands(click.Group):
         try:
             return super().invoke(ctx)
         except FleetError as exc:
-            click.echo(f"error: {exc}", err=True)
+            for line in exc.lines():
+                click.echo(line, err=True)
             sys.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -78,17 +77,8 @@ def main() -> None:
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 def validate(manifest: Path) -> None:
     """Check a manifest without calling AWS: list every problem, or summarise it."""
-    m = _parse_or_exit(manifest)
+    m = parse(manifest)
     click.echo(f"{manifest}: valid: {len(m.rows)} rows, {len(m.accounts)} accounts, {len(m.regions)} regions")
-
-
-def _parse_or_exit(manifest: Path) -> Any:
-    try:
-        return parse(manifest)
-    except ManifestError as exc:
-        click.echo(str(exc), err=True)
-        click.echo(f"{manifest}: {len(exc.problems)} problem(s); nothing was called", err=True)
-        sys.exit(EXIT_USAGE)
 
 
 def _apply(options: list[Decorator]) -> Decorator:
@@ -300,39 +290,25 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
     """Run (or plan) with parsed options; exit 2/3 for an invalid manifest, a foreign checkpoint, a lock."""
     logs.configure(opts["log_format"], opts["log_level"])
     shard = opts.get("shard")
-    _parse_or_exit(manifest)
-    rows = len(load(manifest, shard).rows)
+    parsed = load(manifest, shard)  # the one parse of the run: every stage gets this object
+    rows = len(parsed.rows)
     default_checkpoint, default_report = default_paths(manifest, shard)
     show_progress = sys.stderr.isatty() if opts.get("progress") is None else opts["progress"]
     settings = engine_settings(opts, rows)
-    try:
-        with contextlib.ExitStack() as stack:
-            observer: Observer = logs.RowLogger()
-            if show_progress:
-                observer = Fanout(observer, stack.enter_context(ProgressBar(rows)))
-            if read_only:
-                report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
-                result = plan(manifest, report, settings, observer, shard)
-            else:
-                policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
-                result = migrate(
-                    manifest,
-                    opts["checkpoint"] or default_checkpoint,
-                    opts["report"] or default_report,
-                    settings,
-                    observer,
-                    policy,
-                    shard,
-                )
+    with contextlib.ExitStack() as stack:
+        observer: Observer = logs.RowLogger()
         if show_progress:
-            summary_table(result.counts)
-        return result
-    except LockHeld as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_LOCKED)
-    except CheckpointMismatch as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+            observer = Fanout(observer, stack.enter_context(ProgressBar(rows)))
+        if read_only:
+            report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
+            result = plan(parsed, report, settings, observer)
+        else:
+            policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
+            checkpoint, report = opts["checkpoint"] or default_checkpoint, opts["report"] or default_report
+            result = migrate(parsed, checkpoint, report, settings, observer, policy)
+    if show_progress:
+        summary_table(result.counts)
+    return result
 
 
 def print_result(result: RunResult, read_only: bool = False) -> None:
@@ -447,7 +423,7 @@ def discover(
         out,
         inventory_path,
     )
-    click.echo(message, err=code == EXIT_USAGE)
+    click.echo(message)
     sys.exit(code)
 
 
@@ -465,11 +441,7 @@ def discover(
 def rollback(report: Path, out: Path, original: Path | None) -> None:
     """Write a manifest that puts every updated/pending/verified domain of REPORT back on its previous
     certificate. Running it is an ordinary `run` (with its own checkpoint)."""
-    try:
-        count = write_rollback_manifest(report, out, original)
-    except RollbackError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+    count = write_rollback_manifest(report, out, original)
     click.echo(f"{out}: {count} domains back to their previous certificates; next: cognito-fleet run {out}")
 
 

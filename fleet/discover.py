@@ -22,6 +22,7 @@ import anyio
 from fleet.credentials import AccountSession, Hub, role_arn_for
 from fleet.domain import snake
 from fleet.engine import EngineSettings
+from fleet.errors import FleetError
 from fleet.hub_check import checked_hub
 from fleet.limits import Limits, RegionLimits
 from fleet.manifest import CERT_REGION
@@ -47,7 +48,7 @@ INVENTORY_COLUMNS = (
 )
 
 
-class DiscoverError(Exception):
+class DiscoverError(FleetError):
     """Bad input to discover (accounts file, map file): the message names the file and line."""
 
 
@@ -426,12 +427,9 @@ def run_discovery(
 
     unknown = [r for r in regions if r not in cognito_regions()]
     if unknown or not regions:
-        return 2, f"error: --regions: not Cognito regions: {', '.join(unknown) or '(none given)'}"
-    try:
-        mapping = read_map(map_file) if map_file else None
-        listed = read_accounts(accounts_file) if accounts_file else []
-    except DiscoverError as exc:
-        return 2, f"error: {exc}"
+        raise DiscoverError(f"--regions: not Cognito regions: {', '.join(unknown) or '(none given)'}")
+    mapping = read_map(map_file) if map_file else None
+    listed = read_accounts(accounts_file) if accounts_file else []
     selection = Selection(
         mapping=mapping, expiring_within_days=expiring_within, min_validity_days=settings.min_validity_days
     )

@@ -6,9 +6,12 @@ EXIT_OK, EXIT_FAILED_ROWS, EXIT_USAGE, EXIT_LOCKED, EXIT_RESUMABLE = 0, 1, 2, 3,
 
 
 class FleetError(Exception):
-    """An expected failure: the CLI prints ``error: <message>`` (no traceback) and exits with ``exit_code``."""
+    """An expected failure: the CLI prints ``lines()`` (no traceback) and exits with ``exit_code``."""
 
     exit_code = EXIT_USAGE
+
+    def lines(self) -> list[str]:
+        return [f"error: {self}"]
 
 
 class HubUnavailable(FleetError):

@@ -13,11 +13,14 @@ import socket
 from pathlib import Path
 from types import TracebackType
 
+from fleet.errors import EXIT_LOCKED, FleetError
 from fleet.outcome import utc_now
 
 
-class LockHeld(Exception):
+class LockHeld(FleetError):
     """Another live process holds the checkpoint's lock."""
+
+    exit_code = EXIT_LOCKED
 
 
 class CheckpointLock:

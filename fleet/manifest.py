@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from fleet.errors import FleetError
+
 REQUIRED_COLUMNS = ("account_id", "region", "user_pool_id", "domain", "certificate_arn")
 OPTIONAL_COLUMNS = ("role_arn", "external_id")
 KNOWN_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
@@ -60,12 +62,16 @@ class Problem:
         return f"{where} {self.column_name}: {self.reason}" if self.column_name else f"{where} {self.reason}"
 
 
-class ManifestError(Exception):
-    """The manifest is invalid; ``problems`` lists every problem found."""
+class ManifestError(FleetError):
+    """The manifest is invalid; ``problems`` lists every problem found (each as FILE:LINE:COL)."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+    def lines(self) -> list[str]:
+        path = self.problems[0].path if self.problems else "manifest"
+        return [*map(str, self.problems), f"{path}: {len(self.problems)} problem(s); nothing was called"]
 
 
 @dataclass(frozen=True, slots=True)

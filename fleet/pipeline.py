@@ -121,7 +121,7 @@ async def supervise(
 
 
 def migrate(
-    manifest_path: str | Path,
+    source: Manifest | str | Path,
     checkpoint_path: Path,
     report_path: Path,
     settings: EngineSettings,
@@ -129,9 +129,12 @@ def migrate(
     policy: StopPolicy | None = None,
     shard: Shard | None = None,
 ) -> RunResult:
-    """Validate (ManifestError), check the hub (HubUnavailable), lock (LockHeld), open the checkpoint
-    (CheckpointMismatch), run, report. Nothing is locked or written before the hub is confirmed."""
-    manifest = load(manifest_path, shard)
+    """Check the hub (HubUnavailable), lock (LockHeld), open the checkpoint (CheckpointMismatch), run, report.
+
+    ``source`` is the parsed manifest, or its path (parsed here: ManifestError). Nothing is locked or written
+    before the hub is confirmed.
+    """
+    manifest = source if isinstance(source, Manifest) else load(source, shard)
     stop = Stop()
 
     async def job() -> collections.Counter[str]:
@@ -149,7 +152,7 @@ def migrate(
 
 
 def plan(
-    manifest_path: str | Path,
+    source: Manifest | str | Path,
     report_path: Path,
     settings: EngineSettings,
     observer: Observer | None = None,
@@ -159,7 +162,7 @@ def plan(
 
     The run's checkpoint is neither read nor written: plan records into a throw-away one.
     """
-    manifest = load(manifest_path, shard)
+    manifest = source if isinstance(source, Manifest) else load(source, shard)
     settings = dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None)
     stop = Stop()
 

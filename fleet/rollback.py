@@ -5,14 +5,15 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from fleet.errors import FleetError
 from fleet.manifest import ManifestError, parse
 from fleet.outcome import WRITTEN
 
 COLUMNS = ("account_id", "region", "user_pool_id", "domain", "certificate_arn", "role_arn", "external_id")
 
 
-class RollbackError(Exception):
-    pass
+class RollbackError(FleetError):
+    """The report cannot be rolled back (not a report, nothing written by the tool, a bad --manifest)."""
 
 
 def write_rollback_manifest(report: Path, out: Path, original: Path | None = None) -> int:
