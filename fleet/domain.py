@@ -11,20 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleet.checkpoint import Checkpoint
+from fleet.errors import RowFailed
 from fleet.limits import Limits, RegionLimits
 from fleet.manifest import Row
 from fleet.outcome import Outcome, Status, utc_now
-from fleet.preflight import CertificateChecks, CertificateRejected
+from fleet.preflight import CertificateChecks
 from fleet.retry import AttemptCounter, BackoffPolicy, Failure, Sleep, call_with_retry, classify
 from fleet.stop import Stop, StopRequested
 
 ACTIVE, FAILED = "ACTIVE", "FAILED"
-
-
-class RowFailed(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +135,7 @@ async def _preflight(ctx: RowContext, row: Row, counter: AttemptCounter) -> None
         )
         return result
 
-    try:
-        await ctx.certificates.verify(row.certificate_arn, row.domain, describe_certificate)
-    except CertificateRejected as exc:
-        raise RowFailed(exc.code, exc.message) from None
+    await ctx.certificates.verify(row.certificate_arn, row.domain, describe_certificate)
 
 
 async def _settle(ctx: RowContext, row: Row, counter: AttemptCounter, status: str | None) -> Status:

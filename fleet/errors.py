@@ -14,5 +14,13 @@ class FleetError(Exception):
         return [f"error: {self}"]
 
 
+class RowFailed(Exception):
+    """One row cannot be done (no write is sent): ``code`` and ``message`` go to its report line."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
 class HubUnavailable(FleetError):
     """The hub (calling) identity could not be confirmed: nothing in any account was touched."""

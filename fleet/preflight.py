@@ -13,17 +13,12 @@ from typing import Any
 
 import anyio
 
+from fleet.errors import RowFailed
 from fleet.stop import StopRequested
 
 # CloudFront accepts these for viewer certificates (not EC P-384 / P-521).
 ACCEPTED_KEY_ALGORITHMS = frozenset({"RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1"})
 DEFAULT_MIN_VALIDITY_DAYS = 30
-
-
-class CertificateRejected(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
 
 
 def covers(names: Iterable[str], domain: str) -> bool:
@@ -33,20 +28,20 @@ def covers(names: Iterable[str], domain: str) -> bool:
 
 
 def check(certificate: dict[str, Any], domain: str, min_validity_days: float, now: datetime) -> None:
-    """Raise CertificateRejected if ``certificate`` (ACM DescribeCertificate's Certificate) can't serve ``domain``."""
+    """Raise RowFailed if ``certificate`` (ACM DescribeCertificate's Certificate) can't serve ``domain``."""
     arn = certificate.get("CertificateArn", "?")
     status = certificate.get("Status")
     if status != "ISSUED":
-        raise CertificateRejected("CertificateNotIssued", f"certificate {arn} is {status}, not ISSUED")
+        raise RowFailed("CertificateNotIssued", f"certificate {arn} is {status}, not ISSUED")
     names = [certificate.get("DomainName", ""), *certificate.get("SubjectAlternativeNames", [])]
     if not covers(names, domain):
-        raise CertificateRejected(
+        raise RowFailed(
             "CertificateDoesNotCoverDomain",
             f"certificate {arn} names {sorted(set(filter(None, names)))}, none of which covers {domain}",
         )
     algorithm = certificate.get("KeyAlgorithm")
     if algorithm not in ACCEPTED_KEY_ALGORITHMS:
-        raise CertificateRejected(
+        raise RowFailed(
             "CertificateKeyAlgorithmUnsupported",
             f"certificate {arn} uses {algorithm}; CloudFront accepts {', '.join(sorted(ACCEPTED_KEY_ALGORITHMS))}",
         )
@@ -54,7 +49,7 @@ def check(certificate: dict[str, Any], domain: str, min_validity_days: float, no
     if isinstance(not_after, datetime):
         expires = not_after if not_after.tzinfo else not_after.replace(tzinfo=UTC)
         if expires - now < timedelta(days=min_validity_days):
-            raise CertificateRejected(
+            raise RowFailed(
                 "CertificateExpiresSoon",
                 f"certificate {arn} expires {expires.date().isoformat()}, within {min_validity_days:g} days",
             )
@@ -64,7 +59,7 @@ def check(certificate: dict[str, Any], domain: str, min_validity_days: float, no
 class _Entry:
     done: anyio.Event
     certificate: dict[str, Any] | None = None
-    error: CertificateRejected | None = None
+    error: RowFailed | None = None
 
 
 class CertificateChecks:
@@ -108,10 +103,10 @@ class CertificateChecks:
             self._entries.pop(arn, None)
 
 
-def _rejection(exc: Exception, arn: str) -> CertificateRejected:
+def _rejection(exc: Exception, arn: str) -> RowFailed:
     from fleet.retry import classify
 
     failure = classify(exc)
     if failure.code in ("ResourceNotFoundException", "ValidationException", "InvalidArnException"):
-        return CertificateRejected("CertificateNotFound", f"certificate {arn}: {failure.message}")
-    return CertificateRejected(failure.code, f"DescribeCertificate {arn}: {failure.message}")
+        return RowFailed("CertificateNotFound", f"certificate {arn}: {failure.message}")
+    return RowFailed(failure.code, f"DescribeCertificate {arn}: {failure.message}")

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fleet.preflight import CertificateRejected, check, covers
+from fleet.errors import RowFailed
+from fleet.preflight import check, covers
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
@@ -51,7 +52,7 @@ def test_covers(names: list[str], domain: str, ok: bool) -> None:
     ],
 )
 def test_rejections(overrides: dict[str, object], code: str) -> None:
-    with pytest.raises(CertificateRejected) as info:
+    with pytest.raises(RowFailed) as info:
         check(cert(**overrides), "auth.example.com", 30, NOW)
     assert info.value.code == code
 
