@@ -58,7 +58,10 @@ class Fleet:
         return migrate(manifest or self.manifest, self.checkpoint, self.report, self.settings(**overrides))
 
     def cognito(self, account_id: str, region: str) -> Any:
-        """A plain boto3 client of the account, without botocore retries (tests see every error)."""
+        """A plain boto3 client of the account, without botocore retries (tests see every error).
+
+        It is the sandbox admin's session (fleet/sandbox/auth.py), not held to iam/role-policy.json: for setup and
+        reading back. Calls as the engine makes them go through ``run()`` or the hub's AssumeRole."""
         key = (account_id, region)
         if key not in self._clients:
             seeder = Seeder(self.box.endpoint)
@@ -105,4 +108,5 @@ def make_fleet(box: Sandbox, tmp_path: Path) -> Any:
 
 
 def hub_client(box: Sandbox, service: str, region: str = "us-east-1") -> Any:
+    """A client of the hub's own keys (from the environment): held to iam/hub-policy.json."""
     return boto3.client(service, region_name=region, endpoint_url=box.endpoint)

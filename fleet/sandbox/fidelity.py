@@ -4,6 +4,7 @@ moto stays the store for user pools, ACM certificates, STS and IAM. This layer a
 (see shared/AWS-NOTES.md): Cognito user pool *domains* are implemented here in full (the true account,
 CustomDomainConfig in Describe, pool/prefix/certificate checks on Update, a stable CloudFront domain,
 UPDATING -> ACTIVE, one name per partition), plus AWS's quotas, faults, latency and expiring credentials.
+Before any of that, each request's SigV4 signature and the caller's IAM policy are checked (auth.py).
 """
 
 from __future__ import annotations
@@ -25,12 +26,21 @@ from urllib.parse import parse_qs
 
 from fleet.manifest import validate_domain
 from fleet.preflight import covers
+from fleet.sandbox.auth import (
+    DEFAULT_ACCOUNT,
+    AuthError,
+    Authority,
+    Credential,
+    Identity,
+    check_expiry,
+    parse_authorization,
+    resource_of,
+)
 from fleet.sandbox.state import SandboxState
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
-_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/")
 _COGNITO_PREFIX = "AWSCognitoIdentityProviderService."
 DOMAIN_OPERATIONS = (
     "CreateUserPoolDomain",
@@ -39,7 +49,13 @@ DOMAIN_OPERATIONS = (
     "DeleteUserPoolDomain",
 )
 MAX_CUSTOM_DOMAINS = 4  # per account and region (AWS, not adjustable)
-DEFAULT_ACCOUNT = "123456789012"
+_AUTH_FAULTS = {
+    "signature": "bad_signature",
+    "missing": "bad_signature",
+    "token": "invalid_token",
+    "expired": "expired_token",
+    "denied": "denied",
+}
 
 
 class AwsError(Exception):
@@ -70,7 +86,10 @@ class FidelityApp:
         self.moto_app = moto_app
         self.state = state
         self.domains: dict[str, DomainRecord] = {}
-        self._keys: dict[str, tuple[str, float | None]] = {}  # access key -> (account, expiry epoch)
+        from fleet.sandbox.server import HUB_CREDENTIALS  # here: server.py imports this module
+
+        self.authority = Authority(HUB_CREDENTIALS)
+        self._unchecked: dict[str, Identity] = {}  # keys seen while verify_signatures is off
 
     # ---- WSGI entry -------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -78,20 +97,33 @@ class FidelityApp:
         if path.startswith("/_sandbox/"):
             return self._control(environ, start_response, path)
         body = _read_body(environ)
-        auth = environ.get("HTTP_AUTHORIZATION", "")
-        m = _CREDENTIAL.search(auth)
-        access_key, region, service = (m.group(1), m.group(2), m.group(3)) if m else ("", "us-east-1", "")
+        if path.startswith("/moto-api/"):  # moto's own control API: not AWS, nothing to sign
+            return self._forward(environ, start_response, body)
+        credential = parse_authorization(environ.get("HTTP_AUTHORIZATION", ""))
+        region, service = (credential.region, credential.service) if credential else ("us-east-1", "")
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        protocol = "json" if target else "query"
+        params = _params(environ, body, protocol)
+        operation = target.rpartition(".")[2] if target else str(params.get("Action", ""))
         try:
-            account = self._account_of(access_key)
+            identity = self._identify(environ, body, credential)
+            if self.state.knobs.enforce_iam:
+                resource = resource_of(service, operation, params, identity.account, region)
+                self.authority.authorize(identity, f"{service}:{operation}", resource)
+        except AuthError as exc:
+            self.state.count_fault(_AUTH_FAULTS[exc.reason])
+            code, status = exc.code(protocol)
+            if protocol == "query":
+                return _xml_error(start_response, code, exc.message, status)
+            return _json_error(start_response, AwsError(code, exc.message, status))
+        try:
             if service == "sts":
-                return self._sts(environ, start_response, body, account)
+                return self._sts(environ, start_response, body, params, identity)
             if target.startswith("CertificateManager."):
                 with self.state.lock:
-                    self.state.calls["acm:" + target.split(".", 1)[1]] += 1
+                    self.state.calls["acm:" + operation] += 1
             if target.startswith(_COGNITO_PREFIX):
-                operation = target[len(_COGNITO_PREFIX) :]
-                return self._cognito(environ, start_response, body, account, region, operation)
+                return self._cognito(environ, start_response, body, params, identity.account, region, operation)
         except AwsError as exc:
             return _json_error(start_response, exc)
         except _Reset:
@@ -106,26 +138,34 @@ class FidelityApp:
         return self.moto_app(environ, start_response)
 
     # ---- identity ---------------------------------------------------------------------------
-    def _account_of(self, access_key: str) -> str:
-        with self.state.lock:
-            known = self._keys.get(access_key)
-        if known is None:
+    def _identify(self, environ: dict[str, Any], body: bytes, credential: Credential | None) -> Identity:
+        if self.state.knobs.verify_signatures:
+            return self.authority.authenticate(environ, body, credential)
+        # Unchecked: any key and signature go. Known keys keep their account and policy; others are
+        # unrestricted, in the account moto maps them to.
+        key = credential.access_key if credential else ""
+        identity = self.authority.identity(key) or self._unchecked.get(key)
+        if identity is None:
             from moto.iam.models import get_account_id_from
 
-            known = (get_account_id_from(access_key) if access_key else DEFAULT_ACCOUNT, None)
+            account = get_account_id_from(key) if key else DEFAULT_ACCOUNT
+            identity = Identity(key, "", account, f"arn:aws:iam::{account}:user/unchecked", None)
             with self.state.lock:
-                self._keys[access_key] = known
-        account, expiry = known
-        if expiry is not None and time.time() >= expiry:
-            self.state.count_fault("expired_token")
-            raise AwsError("ExpiredTokenException", "The security token included in the request is expired")
-        return account
+                self._unchecked[key] = identity
+        check_expiry(identity)
+        return identity
 
-    def _sts(self, environ: dict[str, Any], start_response: StartResponse, body: bytes, caller: str) -> Iterable[bytes]:
-        params = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+    def _sts(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        body: bytes,
+        params: dict[str, Any],
+        caller: Identity,
+    ) -> Iterable[bytes]:
         if params.get("Action") != "AssumeRole":
             return self._forward(environ, start_response, body)
-        role_arn = params.get("RoleArn", "")
+        role_arn = str(params.get("RoleArn", ""))
         target = role_arn.split(":")[4] if role_arn.count(":") >= 5 else ""
         knobs = self.state.knobs
         with self.state.lock:
@@ -134,8 +174,7 @@ class FidelityApp:
             return _xml_error(
                 start_response,
                 "AccessDenied",
-                f"User: arn:aws:iam::{caller}:user/hub is not authorized to perform: sts:AssumeRole "
-                f"on resource: {role_arn}",
+                f"User: {caller.arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
                 403,
             )
         required = knobs.external_ids.get(target)
@@ -148,18 +187,26 @@ class FidelityApp:
             )
         status, headers, out = self._forward_captured(environ, body)
         text = out.decode()
-        key = re.search(r"<AccessKeyId>([^<]+)</AccessKeyId>", text)
-        if key and target:
+        issued = dict(re.findall(r"<(AccessKeyId|SecretAccessKey|SessionToken)>([^<]+)</", text))
+        if len(issued) == 3 and target:
             lifetime = float(params.get("DurationSeconds", 3600))
             if knobs.credential_lifetime is not None:
                 lifetime = min(lifetime, knobs.credential_lifetime)
             expiry = time.time() + lifetime
             stamp = datetime.fromtimestamp(expiry, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             text = re.sub(r"<Expiration>[^<]+</Expiration>", f"<Expiration>{stamp}</Expiration>", text)
-            secrets = re.findall(r"<(?:SecretAccessKey|SessionToken)>([^<]+)</", text)
+            session = str(params.get("RoleSessionName", ""))
+            self.authority.add_session(
+                caller,
+                issued["AccessKeyId"],
+                issued["SecretAccessKey"],
+                issued["SessionToken"],
+                role_arn,
+                session,
+                expiry,
+            )
             with self.state.lock:
-                self._keys[key.group(1)] = (target, expiry)
-                self.state.issued_secrets.update(secrets)
+                self.state.issued_secrets.update((issued["SecretAccessKey"], issued["SessionToken"]))
         return _respond(start_response, status, headers, text.encode())
 
     def _forward_captured(self, environ: dict[str, Any], body: bytes) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -192,12 +239,12 @@ class FidelityApp:
         environ: dict[str, Any],
         start_response: StartResponse,
         body: bytes,
+        request: dict[str, Any],
         account: str,
         region: str,
         operation: str,
     ) -> Iterable[bytes]:
         state, knobs = self.state, self.state.knobs
-        request = json.loads(body or b"{}")
         with state.lock:
             state.calls[operation] += 1
         if knobs.latency:
@@ -396,6 +443,18 @@ class FidelityApp:
 
 class _Reset(Exception):
     pass
+
+
+def _params(environ: dict[str, Any], body: bytes, protocol: str) -> dict[str, Any]:
+    """The request's parameters: its JSON document, or its form and query string (query protocol)."""
+    if protocol == "json":
+        try:
+            document = json.loads(body or b"{}")
+        except ValueError:
+            return {}
+        return document if isinstance(document, dict) else {}
+    pairs = parse_qs(environ.get("QUERY_STRING", "")) | parse_qs(body.decode("utf-8", "replace"))
+    return {k: v[0] for k, v in pairs.items()}
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

@@ -2,7 +2,8 @@
 
 Each (account, region) gets K user pools, each with a custom domain on an OLD wildcard certificate;
 each domain gets its own NEW certificate. Everything goes through the AWS API (boto3 over HTTP), so
-it also seeds a sandbox running in another process.
+it also seeds a sandbox running in another process. Seeding is the sandbox admin's work (auth.py): its keys
+and the sessions it assumes are not held to cognito-fleet's policies, which forbid creating anything.
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from fleet.sandbox.server import HUB_CREDENTIALS
+from fleet.sandbox.auth import ADMIN_CREDENTIALS, ADMIN_ROLE_NAME
 
-ROLE_NAME = "CognitoFleetRole"
 FIRST_ACCOUNT = 200000000000
 
 
@@ -71,31 +71,39 @@ def make_certificate(names: Sequence[str], days: float = 365, curve: str = "secp
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
+def admin_client(service: str, endpoint_url: str, region: str = "us-east-1", config: Config | None = None) -> Any:
+    """A boto3 client of the sandbox admin (account 123456789012, the hub's): for setup, never for the tool."""
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=endpoint_url,
+        config=config,
+        aws_access_key_id=ADMIN_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=ADMIN_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
 def account_ids(count: int, first: int = FIRST_ACCOUNT) -> list[str]:
     return [f"{first + i:012d}" for i in range(count)]
 
 
 class Seeder:
+    """Builds fleets as the sandbox admin: one admin session per account it touches."""
+
     def __init__(self, endpoint_url: str) -> None:
         self.endpoint_url = endpoint_url
         self._config = Config(retries={"mode": "standard", "max_attempts": 10})
         self._local = threading.local()
 
-    def _hub_sts(self) -> Any:
+    def _admin_sts(self) -> Any:
         if not hasattr(self._local, "sts"):
-            self._local.sts = boto3.client(
-                "sts",
-                region_name="us-east-1",
-                endpoint_url=self.endpoint_url,
-                config=self._config,
-                aws_access_key_id=HUB_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=HUB_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            )
+            self._local.sts = admin_client("sts", self.endpoint_url, config=self._config)
         return self._local.sts
 
     def session(self, account_id: str) -> boto3.Session:
-        creds = self._hub_sts().assume_role(
-            RoleArn=f"arn:aws:iam::{account_id}:role/{ROLE_NAME}", RoleSessionName="cognito-fleet-seed"
+        """An unrestricted session in ``account_id`` (the admin's own AssumeRole: tests read back with it)."""
+        creds = self._admin_sts().assume_role(
+            RoleArn=f"arn:aws:iam::{account_id}:role/{ADMIN_ROLE_NAME}", RoleSessionName="cognito-fleet-seed"
         )["Credentials"]
         return boto3.Session(
             aws_access_key_id=creds["AccessKeyId"],
@@ -170,13 +178,7 @@ def seed_accounts(
 def organization_accounts(endpoint_url: str, count: int, ou_name: str | None = None) -> tuple[list[str], str]:
     """Create ``count`` member accounts in the hub's organization (created if needed), optionally in a new OU;
     return their ids and the OU (or root) id they are in."""
-    org = boto3.client(
-        "organizations",
-        region_name="us-east-1",
-        endpoint_url=endpoint_url,
-        aws_access_key_id=HUB_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=HUB_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
+    org = admin_client("organizations", endpoint_url)
     with contextlib.suppress(org.exceptions.AlreadyInOrganizationException):
         org.create_organization(FeatureSet="ALL")
     root = org.list_roots()["Roots"][0]["Id"]

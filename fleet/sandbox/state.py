@@ -44,6 +44,10 @@ class Knobs:
     write_loss_before_rate: float = 0.0
     write_loss_after_rate: float = 0.0
     refuse_while_updating: bool = False  # ConcurrentModificationException while a domain distributes
+    # As AWS (auth.py): every SigV4 signature recomputed with its key's secret, every call held to the
+    # caller's policy in iam/. On by default, so that a green test means something on the real network.
+    verify_signatures: bool = True
+    enforce_iam: bool = True
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
