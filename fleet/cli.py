@@ -402,7 +402,7 @@ def discover(
     **opts: Any,
 ) -> None:
     """Inventory the custom domains of many accounts and write the manifest that migrates them."""
-    from fleet.discover import run_discovery
+    from fleet.discover.job import run_discovery
 
     if bool(accounts_file) == organization:
         raise click.UsageError("give exactly one of --accounts FILE and --organization")

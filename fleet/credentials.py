@@ -144,16 +144,19 @@ class Hub:
         # botocore refreshes 15 min (advisory) / 10 min (mandatory) before expiry: with short sessions
         # that would mean an AssumeRole before every call, so scale the margins to the real lifetime.
         lifetime = max(1.0, (datetime.fromisoformat(metadata["expiry_time"]) - datetime.now(UTC)).total_seconds())
-        credentials = AioRefreshableCredentials.create_from_metadata(
-            metadata,
+        # botocore's default clock, datetime.now(tzlocal()), costs ~0.3 ms per signing in utcoffset(): UTC
+        # compares the same. ``time_fetcher`` is a constructor argument (create_from_metadata does not take it).
+        credentials = AioRefreshableCredentials(
+            access_key=metadata["access_key"],
+            secret_key=metadata["secret_key"],
+            token=metadata["token"],
+            expiry_time=datetime.fromisoformat(metadata["expiry_time"]),
             refresh_using=fetch,
             method="sts-assume-role",
+            time_fetcher=_utc_now,
             advisory_timeout=min(15 * 60, lifetime / 3),
             mandatory_timeout=min(10 * 60, lifetime / 5),
         )
-        # botocore's default clock is datetime.now(tzlocal()), whose utcoffset() costs ~0.3 ms: checked at
-        # every signing, that was a visible share of the CPU per call. UTC compares the same.
-        credentials._time_fetcher = _utc_now
         return AccountSession(account_id, credentials, self)
 
 

@@ -10,14 +10,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleet.calls import Calls
 from fleet.checkpoint import Checkpoint
 from fleet.errors import RowFailed
-from fleet.limits import Limits, RegionLimits
+from fleet.limits import RegionLimits
 from fleet.manifest import Row
-from fleet.outcome import Outcome, Status, utc_now
+from fleet.outcome import Outcome, Status, stamp
 from fleet.preflight import CertificateChecks
-from fleet.retry import AttemptCounter, BackoffPolicy, Failure, Sleep, call_with_retry, classify
-from fleet.stop import Stop, StopRequested
+from fleet.retry import AttemptCounter, Failure, classify
+from fleet.stop import StopRequested
 
 ACTIVE, FAILED = "ACTIVE", "FAILED"
 
@@ -32,25 +33,24 @@ class Mode:
 
 @dataclass(slots=True)
 class RowContext:
-    """What one row needs: its clients, limits, retry policy, certificate checks and the checkpoint."""
+    """What one row needs: its clients, the run's calls layer, its limits, certificate checks, the checkpoint."""
 
     cognito: Any
     acm: Callable[[], Awaitable[Any]]  # the account's us-east-1 ACM client, created on first use
-    limits: Limits
+    calls: Calls
     region_limits: RegionLimits
     acm_limits: RegionLimits
     certificates: CertificateChecks
-    policy: BackoffPolicy
-    sleep: Sleep
-    clock: Callable[[], float]
     checkpoint: Checkpoint
     mode: Mode = field(default_factory=Mode)
     on_retry: Callable[[Row, Failure, float], None] | None = None
-    stop: Stop | None = None
 
     @property
     def stopping(self) -> bool:
-        return self.stop is not None and self.stop.requested
+        return self.calls.stop.requested
+
+    def now(self) -> str:
+        return stamp(self.calls.clock.now())
 
 
 async def _call(
@@ -61,39 +61,16 @@ async def _call(
     operation: str,
     limits: RegionLimits,
     limit_key: str,
-    before_first_send: Callable[[], Awaitable[None]] | None = None,
-    confirm: Callable[[], Awaitable[Any]] | None = None,
     **kwargs: Any,
 ) -> Any:
-    """One AWS call through the limits and the retry policy.
-
-    ``before_first_send`` runs once, after the rate limiters let the call go and just before it is sent:
-    the in-flight mark goes there, so it covers only writes that are really about to leave.
-    """
-    method: Callable[..., Awaitable[Any]] = getattr(client, snake(operation))
-    sent = False
-
-    async def attempt() -> Any:
-        nonlocal sent
-        async with ctx.limits.call(limits, limit_key, operation):
-            if not sent:
-                if ctx.stopping:
-                    raise StopRequested
-                if before_first_send is not None:
-                    await before_first_send()
-                sent = True
-            return await method(**kwargs)
+    """One call of this row, through the run's calls layer; its retries are reported with the row."""
+    observer = ctx.on_retry
 
     def on_retry(failure: Failure, delay: float) -> None:
-        if ctx.on_retry is not None:
-            ctx.on_retry(row, failure, delay)
+        if observer is not None:
+            observer(row, failure, delay)
 
-    return await call_with_retry(attempt, ctx.policy, counter, ctx.sleep, on_retry, confirm)
-
-
-def snake(operation: str) -> str:
-    """UpdateUserPoolDomain -> update_user_pool_domain (the client's method name)."""
-    return "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_")
+    return await ctx.calls.call(client, operation, limits, limit_key, counter, on_retry=on_retry, **kwargs)
 
 
 async def _describe(ctx: RowContext, row: Row, counter: AttemptCounter) -> dict[str, Any]:
@@ -140,16 +117,17 @@ async def _preflight(ctx: RowContext, row: Row, counter: AttemptCounter) -> None
 
 async def _settle(ctx: RowContext, row: Row, counter: AttemptCounter, status: str | None) -> Status:
     """The state of a domain we wrote: verified when ACTIVE, else pending (or polled with --wait)."""
-    interval, deadline = ctx.mode.wait_interval, ctx.clock() + ctx.mode.wait_timeout
+    clock = ctx.calls.clock
+    interval, deadline = ctx.mode.wait_interval, clock.monotonic() + ctx.mode.wait_timeout
     while True:
         if status == ACTIVE:
             return Status.VERIFIED
         if status == FAILED:
             raise RowFailed("DomainFailed", f"Cognito reports {row.domain!r} FAILED after the certificate change")
-        remaining = deadline - ctx.clock()
+        remaining = deadline - clock.monotonic()
         if not ctx.mode.wait or remaining <= 0 or ctx.stopping:
             return Status.PENDING
-        await ctx.sleep(min(interval, remaining))
+        await clock.sleep(min(interval, remaining))
         interval = min(interval * 1.5, 60.0)
         description = await _describe(ctx, row, counter)
         if _current_certificate(row, description) != row.certificate_arn:
@@ -166,7 +144,7 @@ async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Out
         return None
     counter = AttemptCounter()
     outcome = Outcome(
-        domain=row.domain, status=Status.FAILED, certificate_arn=row.certificate_arn, started_at=utc_now()
+        domain=row.domain, status=Status.FAILED, certificate_arn=row.certificate_arn, started_at=ctx.now()
     )
     # A row whose write was sent before (in flight at a crash, pending verification, or failed after
     # sending it) knows the certificate it had: if the domain is now on the target, that write took effect.
@@ -201,7 +179,7 @@ async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Out
         failure = classify(exc)
         outcome.error_code, outcome.error_message = failure.code, failure.message
     outcome.attempts = counter.attempts
-    outcome.finished_at = utc_now()
+    outcome.finished_at = ctx.now()
     await ctx.checkpoint.record(outcome)
     return outcome
 
@@ -249,8 +227,8 @@ async def _write(
         "UpdateUserPoolDomain",
         ctx.region_limits,
         row.user_pool_id,
-        mark_in_flight,
-        confirm,
+        before_first_send=mark_in_flight,
+        confirm=confirm,
         **request,
     )
     return updated.get("CloudFrontDomain") or outcome.cloudfront_domain, updated.get("Status")

@@ -11,12 +11,13 @@ import difflib
 import hashlib
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from fleet.errors import FleetError
+from fleet.files import atomic_writer
 
 REQUIRED_COLUMNS = ("account_id", "region", "user_pool_id", "domain", "certificate_arn")
 OPTIONAL_COLUMNS = ("role_arn", "external_id")
@@ -87,6 +88,14 @@ class Manifest:
     @property
     def regions(self) -> set[str]:
         return {r.region for r in self.rows}
+
+
+def group_by(rows: Iterable[Row], attribute: str) -> dict[str, list[Row]]:
+    """Rows grouped by one of their fields (account_id, region), groups and rows in manifest order."""
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(getattr(row, attribute), []).append(row)
+    return groups
 
 
 @cache
@@ -360,6 +369,22 @@ def parse(path: str | Path, data: bytes | None = None) -> Manifest:
     if not rows:
         raise ManifestError([Problem(name, 2, 1, None, "the manifest has a header but no rows")])
     return Manifest(name, tuple(rows), fingerprint(rows))
+
+
+def write(path: str | Path, rows: Iterable[Row], roles: bool | None = None) -> Path:
+    """Write ``rows`` as a manifest (whole or not at all). ``roles``: add the role_arn/external_id columns
+    (None: when some row has one)."""
+    rows = list(rows)
+    if roles is None:
+        roles = any(r.role_arn or r.external_id for r in rows)
+    target = Path(path)
+    with atomic_writer(target) as fh:
+        out = csv.writer(fh)
+        out.writerow(KNOWN_COLUMNS if roles else REQUIRED_COLUMNS)
+        for r in rows:
+            cells = [r.account_id, r.region, r.user_pool_id, r.domain, r.certificate_arn]
+            out.writerow([*cells, r.role_arn or "", r.external_id or ""] if roles else cells)
+    return target
 
 
 def fingerprint(rows: Sequence[Row]) -> str:

@@ -45,5 +45,10 @@ class Outcome:
 OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
 
 
+def stamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and a Z, as the checkpoint and report store times."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return stamp(datetime.now(UTC))

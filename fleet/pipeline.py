@@ -16,6 +16,7 @@ from pathlib import Path
 import anyio
 
 from fleet.checkpoint import Checkpoint
+from fleet.clock import Clock, SystemClock
 from fleet.credentials import Hub
 from fleet.domain import Mode
 from fleet.engine import EngineSettings, Observer, run_rows
@@ -82,6 +83,7 @@ async def supervise(
     observer: Observer | None,
     policy: StopPolicy,
     stop: Stop,
+    clock: Clock,
 ) -> None:
     """Run the engine; on SIGTERM/SIGINT or the deadline stop starting rows, drain, then cancel.
 
@@ -92,7 +94,7 @@ async def supervise(
     async with anyio.create_task_group() as tg:
 
         async def drain_then_cancel() -> None:
-            await anyio.sleep(policy.drain_seconds)
+            await clock.sleep(policy.drain_seconds)
             work.cancel()
 
         def begin_stop(reason: str) -> None:
@@ -108,7 +110,7 @@ async def supervise(
                     begin_stop(signal.Signals(signum).name)
 
         async def deadline(seconds: float) -> None:
-            await anyio.sleep(seconds)
+            await clock.sleep(seconds)
             begin_stop(f"max-runtime {seconds:g}s")
 
         if policy.handle_signals:
@@ -116,7 +118,7 @@ async def supervise(
         if policy.max_runtime is not None:
             tg.start_soon(deadline, policy.max_runtime)
         with work:
-            await run_rows(rows, checkpoint, settings, hub, observer, stop=stop)
+            await run_rows(rows, checkpoint, settings, hub, observer, clock, stop)
         tg.cancel_scope.cancel()
 
 
@@ -128,6 +130,7 @@ def migrate(
     observer: Observer | None = None,
     policy: StopPolicy | None = None,
     shard: Shard | None = None,
+    clock: Clock | None = None,
 ) -> RunResult:
     """Check the hub (HubUnavailable), lock (LockHeld), open the checkpoint (CheckpointMismatch), run, report.
 
@@ -135,14 +138,15 @@ def migrate(
     before the hub is confirmed.
     """
     manifest = source if isinstance(source, Manifest) else load(source, shard)
-    stop = Stop()
+    stop, clock = Stop(), clock or SystemClock()
 
     async def job() -> collections.Counter[str]:
-        async with checked_hub(settings.aws, settings.policy, anyio.sleep) as hub:
+        async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
             with CheckpointLock(checkpoint_path):
                 checkpoint = Checkpoint(checkpoint_path, manifest.fingerprint, manifest.path)
                 try:
-                    await supervise(manifest.rows, checkpoint, settings, hub, observer, policy or StopPolicy(), stop)
+                    stop_policy = policy or StopPolicy()
+                    await supervise(manifest.rows, checkpoint, settings, hub, observer, stop_policy, stop, clock)
                     return write_report(manifest.rows, checkpoint, report_path, stop.reason if stop.aborted else None)
                 finally:
                     checkpoint.close()
@@ -157,6 +161,7 @@ def plan(
     settings: EngineSettings,
     observer: Observer | None = None,
     shard: Shard | None = None,
+    clock: Clock | None = None,
 ) -> RunResult:
     """Read-only: describe and check every row, write nothing; rows end planned / unchanged / failed.
 
@@ -164,14 +169,14 @@ def plan(
     """
     manifest = source if isinstance(source, Manifest) else load(source, shard)
     settings = dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None)
-    stop = Stop()
+    stop, clock = Stop(), clock or SystemClock()
 
     async def job() -> collections.Counter[str]:
-        async with checked_hub(settings.aws, settings.policy, anyio.sleep) as hub:
+        async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
             with tempfile.TemporaryDirectory(prefix="cognito-fleet-plan-") as scratch:
                 checkpoint = Checkpoint(Path(scratch) / "plan.sqlite", manifest.fingerprint, manifest.path)
                 try:
-                    await supervise(manifest.rows, checkpoint, settings, hub, observer, StopPolicy(), stop)
+                    await supervise(manifest.rows, checkpoint, settings, hub, observer, StopPolicy(), stop, clock)
                     return write_report(manifest.rows, checkpoint, report_path)
                 finally:
                     checkpoint.close()

@@ -7,13 +7,12 @@ that share a certificate wait for the first one's call) and checked against ever
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import anyio
-
+from fleet.calls import Once
 from fleet.errors import RowFailed
+from fleet.retry import classify
 from fleet.stop import StopRequested
 
 # CloudFront accepts these for viewer certificates (not EC P-384 / P-521).
@@ -55,57 +54,28 @@ def check(certificate: dict[str, Any], domain: str, min_validity_days: float, no
             )
 
 
-@dataclass
-class _Entry:
-    done: anyio.Event
-    certificate: dict[str, Any] | None = None
-    error: RowFailed | None = None
-
-
 class CertificateChecks:
     """Describe each certificate once; every row using it waits for that one answer."""
 
     def __init__(
-        self,
-        min_validity_days: float = DEFAULT_MIN_VALIDITY_DAYS,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        self, min_validity_days: float = DEFAULT_MIN_VALIDITY_DAYS, now: Callable[[], datetime] | None = None
     ) -> None:
         self.min_validity_days = min_validity_days
-        self.now = now
-        self._entries: dict[str, _Entry] = {}
-        self.described = 0
+        self.now = now or (lambda: datetime.now(UTC))
+        self._described: Once[str, dict[str, Any]] = Once()
 
     async def verify(self, arn: str, domain: str, describe: Callable[[], Awaitable[dict[str, Any]]]) -> None:
-        entry = self._entries.get(arn)
-        if entry is None:
-            entry = self._entries[arn] = _Entry(anyio.Event())
-            try:
-                self.described += 1
-                entry.certificate = (await describe())["Certificate"]
-            except StopRequested:
-                del self._entries[arn]  # not an answer: whoever comes next asks again
-                raise
-            except Exception as exc:
-                entry.error = _rejection(exc, arn)
-            finally:
-                entry.done.set()
-        else:
-            await entry.done.wait()
-            if entry.certificate is None and entry.error is None:  # its asker stopped: ask again
-                return await self.verify(arn, domain, describe)
-        if entry.error is not None:
-            raise entry.error
-        assert entry.certificate is not None
-        check(entry.certificate, domain, self.min_validity_days, self.now())
-
-    def forget_account(self, arns: Iterable[str]) -> None:
-        for arn in arns:
-            self._entries.pop(arn, None)
+        """RowFailed unless certificate ``arn`` can serve ``domain``; StopRequested passes through."""
+        try:
+            described = await self._described.get(arn, describe)
+        except StopRequested:
+            raise
+        except Exception as exc:
+            raise _rejection(exc, arn) from None
+        check(described["Certificate"], domain, self.min_validity_days, self.now())
 
 
 def _rejection(exc: Exception, arn: str) -> RowFailed:
-    from fleet.retry import classify
-
     failure = classify(exc)
     if failure.code in ("ResourceNotFoundException", "ValidationException", "InvalidArnException"):
         return RowFailed("CertificateNotFound", f"certificate {arn}: {failure.message}")

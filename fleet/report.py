@@ -9,14 +9,11 @@ from __future__ import annotations
 import collections
 import csv
 import json
-import os
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
 
 from fleet.checkpoint import Checkpoint
+from fleet.files import atomic_writer
 from fleet.manifest import Row
 from fleet.outcome import Outcome, Status
 
@@ -39,21 +36,6 @@ COLUMNS = (
 
 def jsonl_path(report_path: str | Path) -> Path:
     return Path(report_path).with_suffix(".jsonl")
-
-
-@contextmanager
-def atomic_writer(path: Path) -> Iterator[IO[str]]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 NOT_FINISHED = "not finished: the run stopped before this row ended; the next run resumes it"

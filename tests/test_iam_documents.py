@@ -287,13 +287,13 @@ def test_code_scan_sees_a_new_call(tmp_path: Path) -> None:
     # The scan above must notice a call added the way fleet/ adds them, and must skip the sandbox.
     copy = tmp_path / "fleet"
     shutil.copytree(ROOT / "fleet", copy, ignore=shutil.ignore_patterns("__pycache__"))
-    with (copy / "discover.py").open("a", encoding="utf-8") as fh:
+    with (copy / "discover" / "inventory.py").open("a", encoding="utf-8") as fh:
         fh.write("\n\nasync def clients(self, cognito, limits, pool):\n")
         fh.write('    return await self._call(cognito, "DescribeUserPoolClient", limits, pool, UserPoolId=pool)\n')
     (copy / "sandbox" / "extra.py").write_text('OPERATION = "DeleteUserPool"\n', encoding="utf-8")
     found = fleet_aws_calls(copy)
     assert set(found) - set(fleet_aws_calls()) == {"cognito-idp:DescribeUserPoolClient"}
-    assert {w.split(":")[0] for w in found["cognito-idp:DescribeUserPoolClient"]} == {"fleet/discover.py"}
+    assert {w.split(":")[0] for w in found["cognito-idp:DescribeUserPoolClient"]} == {"fleet/discover/inventory.py"}
 
 
 # ---- the template deploys what was reviewed ----------------------------------------------------------------------

@@ -1,0 +1,137 @@
+"""Every AWS call of a run goes through ``Calls``: the politeness limits, the retry policy, the row's attempt
+count, the stop flag, and for a write the rule that it takes effect once (``confirm``). Listings page through
+the same path, so an account's credentials stay bound (views of shared clients have no paginators), and
+``Once`` gives each answer that many rows share (a certificate, an account's listing) one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import anyio
+
+from fleet.clock import Clock, SystemClock
+from fleet.limits import Limits, RegionLimits
+from fleet.retry import AttemptCounter, BackoffPolicy, Failure, call_with_retry
+from fleet.stop import Stop, StopRequested
+
+OnRetry = Callable[[Failure, float], None]
+
+
+def snake(operation: str) -> str:
+    """UpdateUserPoolDomain -> update_user_pool_domain (the client's method name)."""
+    return "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_")
+
+
+@dataclass(frozen=True, slots=True)
+class Calls:
+    """How a run calls AWS; one per run, shared by every account and row."""
+
+    limits: Limits
+    policy: BackoffPolicy
+    clock: Clock = field(default_factory=SystemClock)
+    stop: Stop = field(default_factory=Stop)
+
+    async def call(
+        self,
+        client: Any,
+        operation: str,
+        limits: RegionLimits,
+        limit_key: str,
+        counter: AttemptCounter | None = None,
+        *,
+        on_retry: OnRetry | None = None,
+        before_first_send: Callable[[], Awaitable[None]] | None = None,
+        confirm: Callable[[], Awaitable[Any]] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """One operation, retried under the policy; every attempt waits for the limits.
+
+        Once the run is stopping, a call that has not been sent yet raises StopRequested instead. A call that
+        was sent finishes (with its retries): the run drains. ``before_first_send`` runs once, after the limits
+        let the call go and just before it leaves (the in-flight mark of a write goes there); ``confirm``: see
+        ``retry.call_with_retry``.
+        """
+        method: Callable[..., Awaitable[Any]] = getattr(client, snake(operation))
+        sent = False
+
+        async def attempt() -> Any:
+            nonlocal sent
+            async with self.limits.call(limits, limit_key, operation):
+                if not sent:
+                    if self.stop.requested:
+                        raise StopRequested
+                    if before_first_send is not None:
+                        await before_first_send()
+                    sent = True
+                return await method(**kwargs)
+
+        return await call_with_retry(
+            attempt, self.policy, counter or AttemptCounter(), self.clock.sleep, on_retry, confirm
+        )
+
+    async def pages(
+        self, client: Any, operation: str, limits: RegionLimits, limit_key: str, items: str, **kwargs: Any
+    ) -> list[Any]:
+        """Every item of a listing that pages with NextToken, each page one ``call``."""
+        found: list[Any] = []
+        token: str | None = None
+        while True:
+            request: dict[str, Any] = {**kwargs, "NextToken": token} if token else kwargs
+            page = await self.call(client, operation, limits, limit_key, **request)
+            found += page.get(items) or []
+            token = page.get("NextToken")
+            if not token:
+                return found
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+@dataclass
+class _Entry(Generic[V]):
+    done: anyio.Event
+    value: V | None = None
+    ok: bool = False
+    error: Exception | None = None
+
+
+class Once(Generic[K, V]):
+    """Each key's value computed once; callers that ask meanwhile wait for that one answer (or its error).
+
+    A computation cut short (the run stopping, a cancellation) is not an answer: the next caller computes again.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[K, _Entry[V]] = {}
+
+    async def get(self, key: K, compute: Callable[[], Awaitable[V]]) -> V:
+        while True:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = _Entry(anyio.Event())
+                try:
+                    entry.value, entry.ok = await compute(), True
+                except StopRequested:
+                    del self._entries[key]
+                    raise
+                except Exception as exc:
+                    entry.error = exc
+                except BaseException:
+                    del self._entries[key]
+                    raise
+                finally:
+                    entry.done.set()
+            else:
+                await entry.done.wait()
+                if not entry.ok and entry.error is None:
+                    continue  # its computation was cut short: ask again
+            if entry.error is not None:
+                raise entry.error
+            return entry.value  # type: ignore[return-value]  # ok is True: value was set
+
+    def __len__(self) -> int:
+        return len(self._entries)

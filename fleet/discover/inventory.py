@@ -1,0 +1,181 @@
+"""discover's inventory: every custom domain of the accounts, its certificate, and the chosen target.
+
+Per account (assumed role; the same calls layer, limits and retry policy as `run`) and region:
+ListUserPools (paged) -> DescribeUserPool -> its CustomDomain -> DescribeUserPoolDomain -> current certificate
+-> ACM DescribeCertificate (each certificate once per account). An account or region that cannot be read is an
+``error`` line, and the others go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import anyio
+
+from fleet.accounts import Target, each_account
+from fleet.calls import Calls, Once
+from fleet.credentials import AccountSession, Hub
+from fleet.discover import select
+from fleet.discover.inputs import Account
+from fleet.limits import RegionLimits
+from fleet.manifest import CERT_REGION
+from fleet.retry import Failure, classify
+
+
+@dataclass(slots=True)
+class Found:
+    """One inventory line: a custom domain (or an account/region that could not be read)."""
+
+    account_id: str
+    region: str = ""
+    user_pool_id: str = ""
+    domain: str = ""
+    certificate_arn: str = ""
+    not_after: datetime | None = None
+    domain_status: str = ""
+    target_certificate_arn: str = ""
+    selection: str = ""  # selected | not-mapped | not-expiring | no-candidate | error
+    error_code: str = ""
+    error_message: str = ""
+
+    def line(self, now: datetime) -> dict[str, str]:
+        days = "" if self.not_after is None else str((self.not_after - now).days)
+        return {
+            "account_id": self.account_id,
+            "region": self.region,
+            "user_pool_id": self.user_pool_id,
+            "domain": self.domain,
+            "certificate_arn": self.certificate_arn,
+            "not_after": self.not_after.isoformat() if self.not_after else "",
+            "days_left": days,
+            "domain_status": self.domain_status,
+            "target_certificate_arn": self.target_certificate_arn,
+            "selection": self.selection,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+        }
+
+
+@dataclass
+class Inventory:
+    found: list[Found] = field(default_factory=list)
+
+    def sorted(self) -> list[Found]:
+        return sorted(self.found, key=lambda f: (f.account_id, f.region, f.domain, f.user_pool_id))
+
+
+class Discoverer:
+    """Reads every account and region, and selects targets as it goes."""
+
+    def __init__(self, calls: Calls, selection: select.Selection, account_concurrency: int) -> None:
+        self.calls, self.selection, self.account_concurrency = calls, selection, account_concurrency
+        self.now = calls.clock.now()
+        self.inventory = Inventory()
+
+    async def run(self, hub: Hub, accounts: Sequence[Account], regions: Sequence[str]) -> Inventory:
+        async def work(session: AccountSession, account: Account) -> None:
+            certificates = _Certificates(self.calls, session)
+            async with anyio.create_task_group() as tg:
+                for region in regions:
+                    tg.start_soon(self._region, session, account, region, certificates)
+
+        async def unreachable(account: Account, failure: Failure) -> None:
+            message = f"AssumeRole: {failure.message}"
+            self.inventory.found.append(
+                Found(account.account_id, selection="error", error_code=failure.code, error_message=message)
+            )
+
+        await each_account(
+            hub,
+            accounts,
+            lambda a: Target(a.account_id, a.role_arn, a.external_id),
+            work,
+            unreachable,
+            self.account_concurrency,
+            self.calls.stop,
+        )
+        return self.inventory
+
+    async def _region(
+        self, session: AccountSession, account: Account, region: str, certificates: _Certificates
+    ) -> None:
+        limits = self.calls.limits.for_region()
+        try:
+            cognito = await session.client("cognito-idp", region)
+            pools = await self.calls.pages(cognito, "ListUserPools", limits, "list", "UserPools", MaxResults=60)
+        except Exception as exc:
+            failure = classify(exc)
+            self.inventory.found.append(
+                Found(
+                    account.account_id,
+                    region,
+                    selection="error",
+                    error_code=failure.code,
+                    error_message=failure.message,
+                )
+            )
+            return
+        async with anyio.create_task_group() as tg:
+            for pool in pools:
+                tg.start_soon(self._pool, cognito, limits, Found(account.account_id, region, pool["Id"]), certificates)
+
+    async def _pool(self, cognito: Any, limits: RegionLimits, found: Found, certificates: _Certificates) -> None:
+        pool_id = found.user_pool_id
+        try:
+            pool = (await self.calls.call(cognito, "DescribeUserPool", limits, pool_id, UserPoolId=pool_id))["UserPool"]
+            domain = pool.get("CustomDomain")
+            if not domain:
+                return  # no custom domain: nothing to migrate (a prefix domain has no certificate)
+            found.domain = domain
+            described = await self.calls.call(cognito, "DescribeUserPoolDomain", limits, pool_id, Domain=domain)
+            description = described.get("DomainDescription") or {}
+            found.domain_status = str(description.get("Status", ""))
+            found.certificate_arn = (description.get("CustomDomainConfig") or {}).get("CertificateArn", "")
+            current = await certificates.describe(found.certificate_arn) if found.certificate_arn else None
+            found.not_after = select.not_after(current)
+            found.target_certificate_arn, found.selection = await self._select(found, certificates)
+        except Exception as exc:
+            failure = classify(exc)
+            found.selection, found.error_code, found.error_message = "error", failure.code, failure.message
+        self.inventory.found.append(found)
+
+    async def _select(self, found: Found, certificates: _Certificates) -> tuple[str, str]:
+        if self.selection.mapping is not None:
+            return select.mapped(found.certificate_arn, self.selection)
+        if not select.expiring(found.not_after, self.selection, self.now):
+            return "", select.NOT_EXPIRING
+        candidates = await certificates.candidates()
+        return select.best_candidate(
+            found.domain, found.certificate_arn, found.not_after, candidates, self.selection, self.now
+        )
+
+
+class _Certificates:
+    """An account's ACM certificates in us-east-1: each described once, the ISSUED ones listed once."""
+
+    def __init__(self, calls: Calls, session: AccountSession) -> None:
+        self.calls, self.session = calls, session
+        self.limits = calls.limits.for_region()
+        self._described: Once[str, dict[str, Any]] = Once()
+        self._listed: Once[str, list[dict[str, Any]]] = Once()
+
+    async def describe(self, arn: str) -> dict[str, Any]:
+        async def fetch() -> dict[str, Any]:
+            acm = await self.session.client("acm", CERT_REGION)
+            out = await self.calls.call(acm, "DescribeCertificate", self.limits, arn, CertificateArn=arn)
+            return dict(out["Certificate"])
+
+        return await self._described.get(arn, fetch)
+
+    async def candidates(self) -> list[dict[str, Any]]:
+        async def fetch() -> list[dict[str, Any]]:
+            acm = await self.session.client("acm", CERT_REGION)
+            return await self.calls.pages(
+                acm, "ListCertificates", self.limits, "list", "CertificateSummaryList", CertificateStatuses=["ISSUED"]
+            )
+
+        listed = await self._listed.get("issued", fetch)
+        return [await self.describe(c["CertificateArn"]) for c in listed]

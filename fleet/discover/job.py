@@ -1,0 +1,63 @@
+"""The `discover` command: read the inputs, take the inventory, select, write the outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+from fleet.calls import Calls
+from fleet.clock import SystemClock
+from fleet.discover.inputs import Account, DiscoverError, organization_accounts, read_accounts, read_map
+from fleet.discover.inventory import Discoverer
+from fleet.discover.output import write_outputs
+from fleet.discover.select import Selection
+from fleet.engine import EngineSettings
+from fleet.hub_check import checked_hub
+from fleet.limits import Limits
+from fleet.manifest import cognito_regions, parse
+
+
+def run_discovery(
+    settings: EngineSettings,
+    accounts_file: Path | None,
+    organization: bool,
+    ous: Sequence[str],
+    exclude: Sequence[str],
+    regions: Sequence[str],
+    map_file: Path | None,
+    expiring_within: float,
+    out: Path,
+    inventory_path: Path,
+) -> tuple[int, str]:
+    """The `discover` command: (exit code, summary). Bad input raises DiscoverError before any call."""
+    unknown = [r for r in regions if r not in cognito_regions()]
+    if unknown or not regions:
+        raise DiscoverError(f"--regions: not Cognito regions: {', '.join(unknown) or '(none given)'}")
+    mapping = read_map(map_file) if map_file else None
+    listed = read_accounts(accounts_file) if accounts_file else []
+    selection = Selection(mapping, expiring_within, settings.min_validity_days)
+    clock = SystemClock()
+    calls = Calls(Limits(settings.concurrency, settings.rate_per_account), settings.policy, clock)
+    discoverer = Discoverer(calls, selection, settings.account_concurrency)
+
+    async def go() -> list[Account]:
+        async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
+            accounts = listed or await organization_accounts(hub, calls, ous, exclude)
+            accounts = [a for a in accounts if a.account_id not in set(exclude)]
+            await discoverer.run(hub, accounts, regions)
+            return accounts
+
+    accounts = anyio.run(go)
+    rows = write_outputs(discoverer.inventory, out, inventory_path, accounts, discoverer.now)
+    found = discoverer.inventory.found
+    errors = [f for f in found if f.selection == "error"]
+    domains = [f for f in found if f.domain]
+    summary = (
+        f"{len(accounts)} accounts x {len(regions)} regions: {len(domains)} custom domains, {rows} selected, "
+        f"{len(errors)} errors; manifest: {out}; inventory: {inventory_path}"
+    )
+    if rows:
+        parse(out)  # what discover writes must be a manifest that validate and run accept
+    return (1 if errors or not rows else 0), summary
