@@ -271,104 +271,99 @@ def parse(path: str | Path, data: bytes | None = None) -> Manifest:
     data = None  # only the decoded text is needed from here on
     if isinstance(text, Problem):
         raise ManifestError([text])
-    problems: list[Problem] = []
-    rows: list[Row] = []
     records = _records(text)
+    checker: _RowChecker | None = None
+    malformed: list[Problem] = []
     try:
         first = next(records, None)
         if first is None:
             raise ManifestError([Problem(name, 1, 1, None, "the manifest is empty (a header row is required)")])
-        header_line, raw_header = first
-        header = [h.strip() for h in raw_header]
-        index: dict[str, int] = {}
-        for i, col in enumerate(header):
-            if col in index:
-                problems.append(Problem(name, header_line, i + 1, col, "column appears twice in the header"))
-            elif col not in KNOWN_COLUMNS:
-                hint = difflib.get_close_matches(col, KNOWN_COLUMNS, n=1)
-                more = f" (did you mean {hint[0]!r}?)" if hint else ""
-                problems.append(
-                    Problem(
-                        name,
-                        header_line,
-                        i + 1,
-                        col or "<empty>",
-                        f"unknown column{more}; known: {', '.join(KNOWN_COLUMNS)}",
-                    )
-                )
-            else:
-                index[col] = i
-        for col in REQUIRED_COLUMNS:
-            if col not in index:
-                problems.append(Problem(name, header_line, 1, col, "required column is missing from the header"))
-        if problems:
-            raise ManifestError(problems)
-        seen: dict[str, int] = {}
-        roles: dict[str, tuple[str, str, int]] = {}  # account -> (role_arn, external_id, line)
+        checker = _RowChecker(name, *first)
         for line, record in records:
-            if len(record) != len(header):
-                problems.append(
-                    Problem(
-                        name,
-                        line,
-                        min(len(record), len(header)) + 1,
-                        None,
-                        f"row has {len(record)} fields, the header has {len(header)}",
-                    )
-                )
-                continue
-            cells = {col: record[i].strip() for col, i in index.items()}
-            row_errors = _check_row(cells)
-            for col, reason in row_errors:
-                problems.append(Problem(name, line, index[col] + 1, col, reason))
-            domain = cells["domain"]
-            if domain in seen:
-                problems.append(
-                    Problem(
-                        name,
-                        line,
-                        index["domain"] + 1,
-                        "domain",
-                        f"{domain!r} is already listed on line {seen[domain]}",
-                    )
-                )
-                continue
-            seen[domain] = line
-            # AssumeRole happens once per account: its rows must agree on how.
-            how = (cells.get("role_arn", ""), cells.get("external_id", ""))
-            role_line = roles.setdefault(cells["account_id"], (*how, line))
-            if not row_errors and role_line[:2] != how:
-                col = "role_arn" if role_line[0] != how[0] else "external_id"
-                problems.append(
-                    Problem(
-                        name,
-                        line,
-                        index[col] + 1,
-                        col,
-                        f"differs from line {role_line[2]} for the same account {cells['account_id']}",
-                    )
-                )
-                continue
-            if not row_errors:
-                rows.append(
-                    Row(
-                        line=line,
-                        account_id=sys.intern(cells["account_id"]),  # shared by the account's rows
-                        region=sys.intern(cells["region"]),
-                        user_pool_id=cells["user_pool_id"],
-                        domain=domain,
-                        certificate_arn=cells["certificate_arn"],
-                        role_arn=cells.get("role_arn") or None,
-                        external_id=cells.get("external_id") or None,
-                    )
-                )
+            checker.check(line, record)
     except _CsvError as exc:
-        problems.append(Problem(name, exc.line, 1, None, f"malformed CSV: {exc.reason}"))
+        malformed.append(Problem(name, exc.line, 1, None, f"malformed CSV: {exc.reason}"))
+    problems = (checker.problems if checker else []) + malformed
     if problems:
         raise ManifestError(problems)
+    rows = checker.rows if checker else []
     if not rows:
         raise ManifestError([Problem(name, 2, 1, None, "the manifest has a header but no rows")])
     return Manifest(name, tuple(rows), fingerprint(rows))
+
+
+def _header(name: str, line: int, raw: list[str]) -> tuple[list[str], dict[str, int]]:
+    """The header's columns and where each known one is; ManifestError for unknown, doubled or missing ones."""
+    header = [h.strip() for h in raw]
+    index: dict[str, int] = {}
+    problems: list[Problem] = []
+    for i, col in enumerate(header):
+        if col in index:
+            problems.append(Problem(name, line, i + 1, col, "column appears twice in the header"))
+        elif col not in KNOWN_COLUMNS:
+            hint = difflib.get_close_matches(col, KNOWN_COLUMNS, n=1)
+            more = f" (did you mean {hint[0]!r}?)" if hint else ""
+            reason = f"unknown column{more}; known: {', '.join(KNOWN_COLUMNS)}"
+            problems.append(Problem(name, line, i + 1, col or "<empty>", reason))
+        else:
+            index[col] = i
+    for col in REQUIRED_COLUMNS:
+        if col not in index:
+            problems.append(Problem(name, line, 1, col, "required column is missing from the header"))
+    if problems:
+        raise ManifestError(problems)
+    return header, index
+
+
+class _RowChecker:
+    """Checks each data row against the header, its own rules and the rows before it (domains listed once; one
+    role and external id per account, since AssumeRole happens once per account)."""
+
+    def __init__(self, name: str, header_line: int, raw_header: list[str]) -> None:
+        self.name = name
+        self.header, self.index = _header(name, header_line, raw_header)
+        self.rows: list[Row] = []
+        self.problems: list[Problem] = []
+        self._seen: dict[str, int] = {}  # domain -> line
+        self._roles: dict[str, tuple[str, str, int]] = {}  # account -> (role_arn, external_id, line)
+
+    def _problem(self, line: int, col: str, reason: str) -> None:
+        self.problems.append(Problem(self.name, line, self.index[col] + 1, col, reason))
+
+    def check(self, line: int, record: list[str]) -> None:
+        if len(record) != len(self.header):
+            column = min(len(record), len(self.header)) + 1
+            reason = f"row has {len(record)} fields, the header has {len(self.header)}"
+            self.problems.append(Problem(self.name, line, column, None, reason))
+            return
+        cells = {col: record[i].strip() for col, i in self.index.items()}
+        row_errors = _check_row(cells)
+        for col, reason in row_errors:
+            self._problem(line, col, reason)
+        domain = cells["domain"]
+        if domain in self._seen:
+            self._problem(line, "domain", f"{domain!r} is already listed on line {self._seen[domain]}")
+            return
+        self._seen[domain] = line
+        how = (cells.get("role_arn", ""), cells.get("external_id", ""))
+        first = self._roles.setdefault(cells["account_id"], (*how, line))
+        if not row_errors and first[:2] != how:
+            col = "role_arn" if first[0] != how[0] else "external_id"
+            self._problem(line, col, f"differs from line {first[2]} for the same account {cells['account_id']}")
+            return
+        if not row_errors:
+            self.rows.append(
+                Row(
+                    line=line,
+                    account_id=sys.intern(cells["account_id"]),  # shared by the account's rows
+                    region=sys.intern(cells["region"]),
+                    user_pool_id=cells["user_pool_id"],
+                    domain=domain,
+                    certificate_arn=cells["certificate_arn"],
+                    role_arn=cells.get("role_arn") or None,
+                    external_id=cells.get("external_id") or None,
+                )
+            )
 
 
 def write(path: str | Path, rows: Iterable[Row], roles: bool | None = None) -> Path:
