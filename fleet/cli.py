@@ -16,7 +16,6 @@ from fleet.credentials import AwsSettings
 from fleet.domain import Mode
 from fleet.engine import EngineSettings, Observer
 from fleet.errors import EXIT_FAILED_ROWS, FleetError
-from fleet.limits import DEFAULT_RATE_PER_ACCOUNT
 from fleet.manifest import parse
 from fleet.pipeline import (
     RunResult,
@@ -27,12 +26,13 @@ from fleet.pipeline import (
     new_run_id,
     plan,
 )
-from fleet.preflight import DEFAULT_MIN_VALIDITY_DAYS
 from fleet.progress import Fanout, ProgressBar, summary_table
 from fleet.report import summary_line
 from fleet.retry import BackoffPolicy
 from fleet.rollback import write_rollback_manifest
 from fleet.shard import Shard
+
+ENGINE, STOP = EngineSettings(), StopPolicy()  # the defaults, in one place: the settings dataclasses
 
 EXIT_HELP = """\b
 Exit codes:
@@ -131,21 +131,21 @@ common_options = _apply(
         click.option(
             "--concurrency",
             type=click.IntRange(1, 1024),
-            default=128,
+            default=ENGINE.concurrency,
             show_default=True,
             help="Calls in flight at once, over all accounts.",
         ),
         click.option(
             "--account-concurrency",
             type=click.IntRange(1, 4096),
-            default=64,
+            default=ENGINE.account_concurrency,
             show_default=True,
             help="Accounts worked on at once (each holds its credentials and rate limits).",
         ),
         click.option(
             "--rate-per-account",
             type=click.FloatRange(0.01, 100),
-            default=DEFAULT_RATE_PER_ACCOUNT,
+            default=ENGINE.rate_per_account,
             show_default=True,
             help="Cognito calls per second per account and region (AWS's write quota is 15/s, shared "
             "with the account's own traffic).",
@@ -153,20 +153,20 @@ common_options = _apply(
         click.option(
             "--max-attempts",
             type=click.IntRange(1, 50),
-            default=8,
+            default=ENGINE.policy.max_attempts,
             show_default=True,
             help="Attempts per call for throttling, 5xx and connection errors.",
         ),
         click.option(
             "--min-validity-days",
             type=click.FloatRange(0, 3650),
-            default=DEFAULT_MIN_VALIDITY_DAYS,
+            default=ENGINE.min_validity_days,
             show_default=True,
             help="Refuse target certificates that expire sooner.",
         ),
         click.option(
             "--role-name",
-            default="CognitoFleetRole",
+            default=ENGINE.aws.role_name,
             show_default=True,
             help="Role assumed in each account when a row has no role_arn.",
         ),
@@ -174,7 +174,7 @@ common_options = _apply(
         click.option(
             "--session-duration",
             type=click.IntRange(900, 43200),
-            default=3600,
+            default=ENGINE.aws.session_duration,
             show_default=True,
             help="Assumed-role session length in seconds (refreshed before expiry).",
         ),
@@ -213,28 +213,28 @@ run_only_options = _apply(
         ),
         click.option(
             "--wait/--no-wait",
-            default=False,
+            default=ENGINE.mode.wait,
             show_default=True,
             help="After each write, poll until Cognito reports it ACTIVE on the new certificate.",
         ),
         click.option(
             "--wait-timeout",
             type=click.FloatRange(0, 24 * 3600),
-            default=3600,
+            default=ENGINE.mode.wait_timeout,
             show_default=True,
             help="Seconds to wait for a written domain to become ACTIVE (then: pending).",
         ),
         click.option(
             "--wait-interval",
             type=click.FloatRange(0.01, 600),
-            default=15,
+            default=ENGINE.mode.wait_interval,
             show_default=True,
             help="First poll interval in seconds (grows x1.5 up to 60).",
         ),
         click.option(
             "--canary",
             type=click.IntRange(0, 1000),
-            default=0,
+            default=ENGINE.canary,
             show_default=True,
             help="Write and verify this many domains (in distinct accounts) before all others.",
         ),
@@ -246,7 +246,7 @@ run_only_options = _apply(
         click.option(
             "--drain-seconds",
             type=click.FloatRange(0, 3600),
-            default=20.0,
+            default=STOP.drain_seconds,
             show_default=True,
             help="After SIGTERM/SIGINT or --max-runtime: how long in-flight calls may finish.",
         ),
@@ -275,25 +275,24 @@ def engine_settings(opts: dict[str, Any], rows: int) -> EngineSettings:
             session_duration=opts["session_duration"],
             pool_connections=max(opts["concurrency"], opts["account_concurrency"]),
         ),
-        mode=Mode(
-            wait=opts.get("wait", False),
-            wait_timeout=opts.get("wait_timeout", 3600),
-            wait_interval=opts.get("wait_interval", 15),
-        ),
+        # `run`'s own options; `plan` and `discover` keep the defaults.
+        mode=Mode(wait=opts["wait"], wait_timeout=opts["wait_timeout"], wait_interval=opts["wait_interval"])
+        if "wait" in opts
+        else ENGINE.mode,
         min_validity_days=opts["min_validity_days"],
-        max_failures=failure_budget(opts.get("max_failures"), rows),
-        canary=opts.get("canary", 0),
+        max_failures=failure_budget(opts["max_failures"], rows) if "max_failures" in opts else None,
+        canary=opts.get("canary", ENGINE.canary),
     )
 
 
 def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> RunResult:
     """Run (or plan) with parsed options; exit 2/3 for an invalid manifest, a foreign checkpoint, a lock."""
     logs.configure(opts["log_format"], opts["log_level"])
-    shard = opts.get("shard")
+    shard = opts["shard"]
     parsed = load(manifest, shard)  # the one parse of the run: every stage gets this object
     rows = len(parsed.rows)
     default_checkpoint, default_report = default_paths(manifest, shard)
-    show_progress = sys.stderr.isatty() if opts.get("progress") is None else opts["progress"]
+    show_progress = sys.stderr.isatty() if opts["progress"] is None else opts["progress"]
     settings = engine_settings(opts, rows)
     with contextlib.ExitStack() as stack:
         observer: Observer = logs.RowLogger()
