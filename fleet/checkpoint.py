@@ -108,8 +108,8 @@ class Checkpoint:
 
     async def _commit(self, statement: tuple[str, tuple[object, ...]]) -> None:
         # Group commit: statements that arrive while a commit is running go together in the next one, so a
-        # busy run pays one thread hand-off and one fsync per batch instead of per row (measured: the
-        # hand-off per write was ~10% of a run's CPU). Every caller still returns only once its own
+        # busy run pays one thread hand-off and one fsync per batch instead of per row (a hand-off per write
+        # was a tenth of a run's CPU: benchmarks/README.md). Every caller still returns only once its own
         # statement is durable. The first caller to find no commit running does the committing.
         batch = self._open
         batch.statements.append(statement)

@@ -18,7 +18,7 @@ import anyio
 
 from fleet.retry import AttemptCounter, BackoffPolicy, Sleep, call_with_retry
 
-if TYPE_CHECKING:  # the AWS stack is imported when first used: `validate` and `--help` start ~0.7 s sooner
+if TYPE_CHECKING:  # the AWS stack is imported when first used: `validate` and `--help` never need it
     from aiobotocore.config import AioConfig
     from aiobotocore.credentials import AioRefreshableCredentials
 
@@ -97,9 +97,8 @@ class Hub:
     async def shared_client(self, service: str, region: str) -> Any:
         """The run's one client for (service, region), used by every account through AccountClient.
 
-        Creating a client costs ~15 ms of CPU and ~0.4 MB; one per account and region dominated the cost of
-        a new account. Sharing also shares its connection pool: the regional endpoint is the same for all
-        accounts, so connections (and TLS sessions) are reused across accounts.
+        Creating a client is most of a new account's cost (benchmarks/README.md), and the regional endpoint is
+        the same for all accounts: one client per region shares its connection pool (and TLS sessions) too.
         """
         key = (service, region)
         async with self._shared_lock:  # accounts starting together create it once
@@ -144,8 +143,8 @@ class Hub:
         # botocore refreshes 15 min (advisory) / 10 min (mandatory) before expiry: with short sessions
         # that would mean an AssumeRole before every call, so scale the margins to the real lifetime.
         lifetime = max(1.0, (datetime.fromisoformat(metadata["expiry_time"]) - datetime.now(UTC)).total_seconds())
-        # botocore's default clock, datetime.now(tzlocal()), costs ~0.3 ms per signing in utcoffset(): UTC
-        # compares the same. ``time_fetcher`` is a constructor argument (create_from_metadata does not take it).
+        # botocore's default clock, datetime.now(tzlocal()), pays for utcoffset() at every signing; UTC compares
+        # the same. ``time_fetcher`` is a constructor argument (create_from_metadata does not take it).
         credentials = AioRefreshableCredentials(
             access_key=metadata["access_key"],
             secret_key=metadata["secret_key"],
@@ -186,8 +185,8 @@ def _build_user_agent_once(client: Any) -> None:
 
     botocore builds the header when it prepares a request, then rebuilds it in a last ``request-created``
     hook only to append per-request feature codes (usage metrics for AWS). Each build sanitises every
-    component: the rebuild was ~20% of a run's CPU (measured, 50 accounts: 2.0 → 1.5 s). The header keeps
-    the first build.
+    component, and the rebuild was a fifth of a run's CPU (benchmarks/README.md). The header keeps the first
+    build. Private API (``_user_agent_creator``, pinned botocore): ``tests/test_credentials.py`` fails if it moves.
     """
     service_id = client.meta.service_model.service_id.hyphenize()
     client.meta.events.unregister(

@@ -55,7 +55,7 @@ TRANSIENT_CODES = frozenset(
 @functools.cache
 def connection_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean the connection failed (retryable); a TLS verification failure is not one of them."""
-    import aiohttp  # on first use: aiohttp costs ~0.5 s to import, and `validate` never needs it
+    import aiohttp  # on first use: aiohttp is slow to import, and `validate` never needs it
 
     return (
         botocore.exceptions.HTTPClientError,  # connection closed/reset, read/connect timeouts, proxy errors
