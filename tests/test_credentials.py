@@ -46,3 +46,29 @@ async def test_views_of_one_shared_client_sign_as_their_own_account(make_fleet) 
             views[a].get_paginator("list_user_pools")
     assume_calls = fleet.box.state.stats()["assume_role_calls"]
     assert sum(assume_calls.values()) == 3
+
+
+# ---- the private botocore/aiobotocore APIs the shared clients rely on (pinned versions): fail loudly if moved ----
+async def test_private_hooks_of_the_pinned_libraries_are_where_the_code_expects(make_fleet) -> None:
+    fleet = make_fleet(accounts=1, regions=("eu-west-1",), per_region=1)
+    settings = AwsSettings(endpoint_url=fleet.box.endpoint)
+    async with Hub(settings, BackoffPolicy(), anyio.sleep) as hub:
+        plain = await hub.client("cognito-idp", "eu-west-1")
+        # The signer reads its credentials from this attribute at every request: shared clients replace it.
+        signer = plain._request_signer
+        assert hasattr(signer, "_credentials") and hasattr(signer, "get_auth_instance")
+        # The User-Agent rebuild is this handler, registered on request-created for the service.
+        handler = plain._user_agent_creator.rebuild_and_replace_user_agent_handler
+        event = "request-created.cognito-identity-provider"
+        assert _registered(plain, event, handler)
+        shared = await hub.shared_client("cognito-idp", "eu-west-1")
+        assert type(shared._request_signer._credentials).__name__ == "_BoundCredentials"
+        shared_handler = shared._user_agent_creator.rebuild_and_replace_user_agent_handler
+        assert not _registered(shared, event, shared_handler)  # dropped: the header keeps its first build
+
+
+def _registered(client, event: str, handler) -> bool:  # type: ignore[no-untyped-def]
+    """Whether ``handler`` would run for ``event`` on this client's emitter."""
+    emitter = client.meta.events
+    handlers = list(emitter._emitter._handlers.prefix_search(event)) if hasattr(emitter, "_emitter") else []
+    return any(h == handler for h in handlers)
