@@ -7,7 +7,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.config import Config
 
@@ -105,8 +104,3 @@ def make_fleet(box: Sandbox, tmp_path: Path) -> Any:
         return Fleet(box, tmp_path, domains)
 
     return make
-
-
-def hub_client(box: Sandbox, service: str, region: str = "us-east-1") -> Any:
-    """A client of the hub's own keys (from the environment): held to iam/hub-policy.json."""
-    return boto3.client(service, region_name=region, endpoint_url=box.endpoint)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from fleet.cli import main
 
 from .conftest import Fleet
+from .files import csv_rows
 
 CERT = "arn:aws:acm:us-east-1:111122223333:certificate/0f2b8c3e-1a2b-4c5d-8e9f-0123456789ab"
 
@@ -75,8 +76,7 @@ def test_run_resume_and_foreign_checkpoint_exit_codes(make_fleet, tmp_path: Path
     proc = cli("run", str(fleet.manifest), "--endpoint-url", fleet.box.endpoint)
     assert proc.returncode == 0, proc.stderr
     assert "4 rows: pending=2, verified=2" in proc.stdout
-    with report.open() as fh:
-        assert sorted(r["status"] for r in csv.DictReader(fh)) == ["pending"] * 2 + ["verified"] * 2
+    assert sorted(r["status"] for r in csv_rows(report)) == ["pending"] * 2 + ["verified"] * 2
     other = tmp_path / "other.csv"
     other.write_text("".join(fleet.manifest.read_text().splitlines(keepends=True)[:2]))
     proc = cli(
@@ -93,8 +93,13 @@ def test_run_resume_and_foreign_checkpoint_exit_codes(make_fleet, tmp_path: Path
 def test_help_documents_exit_codes() -> None:
     result = CliRunner().invoke(main, ["run", "--help"])
     assert result.exit_code == 0
-    for code in ("0 ", "1 ", "2 "):
-        assert f"  {code}" in result.output
+    table = result.output.split("Exit codes:", 1)[1]
+    codes = re.findall(r"^ {2,}(\d+) +\S", table, re.MULTILINE)
+    assert codes == ["0", "1", "2", "3", "75"]
+    # The README's exit-code table lists the same codes.
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Exit codes", 1)[1].split("\n## ", 1)[0]
+    assert re.findall(r"^\| (\d+) \|", section, re.MULTILINE) == codes
     assert "--rate-per-account" in result.output and "--checkpoint" in result.output
 
 
@@ -103,6 +108,5 @@ def test_demo_migrates_a_multi_account_multi_region_fleet(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     assert "12 rows: verified=12" in proc.stdout
     assert "12/12 domains on their new certificate" in proc.stdout
-    with (tmp_path / "demo" / "report.csv").open() as fh:
-        rows = list(csv.DictReader(fh))
+    rows = csv_rows(tmp_path / "demo" / "report.csv")
     assert len({r["account_id"] for r in rows}) == 3 and len({r["region"] for r in rows}) == 2

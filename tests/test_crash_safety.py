@@ -6,7 +6,6 @@ test is bounded in count and time.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import os
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 from .conftest import Fleet
+from .files import csv_rows
 
 
 def start(fleet: Fleet, *extra: str) -> subprocess.Popen[str]:
@@ -49,8 +49,7 @@ def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str,
 
 
 def report_rows(fleet: Fleet) -> list[dict[str, str]]:
-    with fleet.report.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+    return csv_rows(fleet.report)
 
 
 def in_flight(fleet: Fleet) -> set[str]:

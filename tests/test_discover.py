@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import itertools
 from pathlib import Path
 
@@ -12,6 +11,8 @@ from click.testing import CliRunner
 from fleet.cli import main
 from fleet.sandbox.seed import SeededDomain, Seeder, admin_client, seed_accounts
 from fleet.sandbox.server import Sandbox
+
+from .files import csv_rows
 
 _ids = itertools.count(400000000000, 1000)
 
@@ -27,8 +28,7 @@ def discover(box: Sandbox, *args: str) -> tuple[int, str]:
 
 
 def inventory_of(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+    return csv_rows(path)
 
 
 def map_file(tmp_path: Path, domains: list[SeededDomain]) -> Path:
@@ -183,8 +183,7 @@ def test_organization_active_accounts_of_an_ou(box: Sandbox, tmp_path: Path) -> 
         str(out),
     )
     assert code == 0, text
-    with out.open() as fh:
-        accounts = {r["account_id"] for r in csv.DictReader(fh)}
+    accounts = {r["account_id"] for r in csv_rows(out)}
     assert accounts == set(ids[:3])  # the child OU's account included; closed and excluded left out
 
 
@@ -243,8 +242,7 @@ def test_seeded_organization_with_expiring_certificates_end_to_end(box: Sandbox,
         str(manifest),
     )
     assert code == 0, text
-    with manifest.open() as fh:
-        seeded = list(csv.DictReader(fh))
+    seeded = csv_rows(manifest)
     out = tmp_path / "auto.csv"
     code, text = discover(
         box,

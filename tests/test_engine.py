@@ -13,11 +13,11 @@ from fleet.outcome import Outcome, Status, utc_now
 from fleet.report import COLUMNS
 
 from .conftest import Fleet
+from .files import by_domain
 
 
 def read_report(fleet: Fleet) -> dict[str, dict[str, str]]:
-    with fleet.report.open(newline="") as fh:
-        return {r["domain"]: r for r in csv.DictReader(fh)}
+    return by_domain(fleet.report)
 
 
 def test_multi_account_multi_region_run_moves_every_domain(make_fleet) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 
@@ -12,11 +11,11 @@ from fleet.cli import main
 from fleet.domain import Mode
 
 from .conftest import Fleet
+from .files import by_domain
 
 
 def report_of(path: Path) -> dict[str, dict[str, str]]:
-    with path.open(newline="") as fh:
-        return {r["domain"]: r for r in csv.DictReader(fh)}
+    return by_domain(path)
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -162,12 +161,36 @@ def test_failure_budget_stops_new_writes(make_fleet) -> None:
     )
 
 
-def test_max_failures_accepts_a_percentage(make_fleet) -> None:
-    fleet: Fleet = make_fleet(accounts=2, regions=("us-east-1",), per_region=2)
-    code, out = invoke(
-        "run", str(fleet.manifest), "--endpoint-url", fleet.box.endpoint, "--max-failures", "50%", "--no-progress"
+def test_max_failures_accepts_a_percentage(make_fleet, tmp_path: Path) -> None:
+    fleet: Fleet = make_fleet(accounts=4, regions=("us-east-1",), per_region=2)
+    first, second = fleet.domains[0], fleet.domains[1]  # both rows of the first account fail their pre-flight
+    manifest = fleet.write_manifest(
+        "budget.csv", {first.domain: second.new_certificate_arn, second.domain: first.new_certificate_arn}
     )
-    assert code == 0, out
+
+    def run(budget: str, name: str) -> tuple[int, dict[str, dict[str, str]]]:
+        report = tmp_path / f"{name}.csv"
+        args = ["run", str(manifest), "--endpoint-url", fleet.box.endpoint, "--account-concurrency", "1"]
+        code, _ = invoke(
+            *args,
+            "--checkpoint",
+            str(tmp_path / f"{name}.sqlite"),
+            "--report",
+            str(report),
+            "--max-failures",
+            budget,
+            "--no-progress",
+        )
+        return code, report_of(report)
+
+    # 25% of 8 rows is 2: two failures stay within the budget, and every other row is done.
+    code, report = run("25%", "within")
+    statuses = sorted(r["status"] for r in report.values())
+    assert code == 1 and statuses == ["failed"] * 2 + ["pending"] * 6
+    # 24% of 8 rows rounds down to 1: the second failure exceeds it, and the accounts after it are skipped.
+    code, report = run("24%", "over")
+    assert code == 1 and sorted(r["status"] for r in report.values()) == ["failed"] * 2 + ["skipped"] * 6
+    assert all("(budget 1)" in r["error_message"] for r in report.values() if r["status"] == "skipped")
     code, out = invoke("run", str(fleet.manifest), "--max-failures", "lots")
     assert code == 2 and "neither a count" in out
 

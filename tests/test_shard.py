@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from fleet.manifest import Row
 from fleet.shard import Shard
 
 from .conftest import Fleet
+from .files import csv_rows
 
 
 def rows(accounts: int, per_account: int) -> list[Row]:
@@ -71,8 +71,7 @@ def test_two_shards_migrate_the_fleet_between_them(make_fleet, tmp_path: Path) -
         assert result.exit_code == 0, result.output
         report = tmp_path / f"manifest.shard-{index}-of-2.report.csv"
         assert (tmp_path / f"manifest.shard-{index}-of-2.checkpoint.sqlite").exists()
-        with report.open() as fh:
-            domains += [r["domain"] for r in csv.DictReader(fh)]
+        domains += [r["domain"] for r in csv_rows(report)]
     assert sorted(domains) == sorted(d.domain for d in fleet.domains)
     assert set(fleet.box.state.writes.values()) == {1} and len(fleet.box.state.writes) == 12
     bad = CliRunner().invoke(main, ["run", str(fleet.manifest), "--shard", "2/2"])
