@@ -6,10 +6,8 @@ import csv
 from pathlib import Path
 
 from fleet.errors import FleetError
-from fleet.manifest import ManifestError, parse
+from fleet.manifest import ManifestError, Row, parse, write
 from fleet.outcome import WRITTEN
-
-COLUMNS = ("account_id", "region", "user_pool_id", "domain", "certificate_arn", "role_arn", "external_id")
 
 
 class RollbackError(FleetError):
@@ -26,7 +24,7 @@ def write_rollback_manifest(report: Path, out: Path, original: Path | None = Non
         except ManifestError as exc:
             raise RollbackError(str(exc)) from None
     written = {str(s) for s in WRITTEN}
-    lines = []
+    rows: list[Row] = []
     with report.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = {"domain", "status", "previous_certificate_arn", "certificate_arn"} - set(reader.fieldnames or ())
@@ -36,15 +34,20 @@ def write_rollback_manifest(report: Path, out: Path, original: Path | None = Non
             previous = rec["previous_certificate_arn"]
             if rec["status"] in written and previous and previous != rec["certificate_arn"]:
                 role, external = roles.get(rec["domain"], ("", ""))
-                lines.append(
-                    [rec["account_id"], rec["region"], rec["user_pool_id"], rec["domain"], previous, role, external]
+                rows.append(
+                    Row(
+                        0,
+                        rec["account_id"],
+                        rec["region"],
+                        rec["user_pool_id"],
+                        rec["domain"],
+                        previous,
+                        role or None,
+                        external or None,
+                    )
                 )
-    if not lines:
+    if not rows:
         raise RollbackError(f"{report}: no updated, pending or verified domain to roll back")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(COLUMNS)
-        writer.writerows(lines)
+    write(out, rows, roles=True)
     parse(out)  # what we write must be a manifest `run` accepts
-    return len(lines)
+    return len(rows)

@@ -9,7 +9,6 @@ and the sessions it assumes are not held to cognito-fleet's policies, which forb
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime
 import threading
 from collections.abc import Sequence
@@ -196,11 +195,8 @@ def organization_accounts(endpoint_url: str, count: int, ou_name: str | None = N
 
 
 def write_manifest(domains: Sequence[SeededDomain], path: str | Path) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["account_id", "region", "user_pool_id", "domain", "certificate_arn"])
-        for d in domains:
-            writer.writerow([d.account_id, d.region, d.user_pool_id, d.domain, d.new_certificate_arn])
-    return target
+    """The manifest that moves ``domains`` to their NEW certificates."""
+    from fleet import manifest
+
+    rows = [manifest.Row(0, d.account_id, d.region, d.user_pool_id, d.domain, d.new_certificate_arn) for d in domains]
+    return manifest.write(path, rows)
