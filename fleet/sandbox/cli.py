@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,6 +45,18 @@ def sandbox() -> None:
     help="Seconds a domain stays UPDATING after a write.",
 )
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the fault dice.")
+@click.option("--tls", is_flag=True, help="Serve HTTPS with a certificate from a new throw-away CA.")
+@click.option(
+    "--tls-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --tls: write the CA and certificate here (kept) instead of a temporary directory (removed).",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Serve HTTPS with this certificate chain (PEM) instead; needs --tls-key.",
+)
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Its private key (PEM).")
 def serve(
     port: int,
     latency: float,
@@ -51,11 +66,27 @@ def serve(
     quotas: bool,
     propagation_delay: float,
     seed: int,
+    tls: bool,
+    tls_dir: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
 ) -> None:
-    """Run the sandbox until interrupted; prints its endpoint. Knobs: POST /_sandbox/config, GET /_sandbox/stats."""
+    """Run the sandbox until interrupted; prints its endpoint. Knobs: POST /_sandbox/config, GET /_sandbox/stats.
+
+    With --tls it serves HTTPS for 127.0.0.1 and prints the CA certificate that clients must trust
+    (`export AWS_CA_BUNDLE=...`): a rehearsal then also proves that clients verify the certificate and its name.
+    """
     _require_sandbox()
     from fleet.sandbox.server import HUB_CREDENTIALS, Sandbox
     from fleet.sandbox.state import Knobs
+    from fleet.sandbox.tls import TLSFiles, make_tls_files
+
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if tls_cert is not None and (tls or tls_dir is not None):
+        raise click.UsageError("--tls-cert/--tls-key serve a given certificate: not with --tls/--tls-dir")
+    if tls_dir is not None and not tls:
+        raise click.UsageError("--tls-dir needs --tls")
 
     knobs = Knobs(
         latency=latency,
@@ -66,9 +97,22 @@ def serve(
         propagation_delay=propagation_delay,
         seed=seed,
     )
-    with Sandbox(port, knobs) as box:
+    with contextlib.ExitStack() as stack:
+        files = None
+        if tls_cert is not None and tls_key is not None:
+            files = TLSFiles(cert=tls_cert, key=tls_key)
+        elif tls:
+            # A temporary directory is removed on exit: the throw-away CA's server key does not outlive it.
+            where = tls_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cognito-fleet-tls-")))
+            files = make_tls_files(where)
+        box = stack.enter_context(Sandbox(port, knobs, tls=files))
         click.echo(f"sandbox endpoint: {box.endpoint}", nl=True)
         click.echo("hub credentials: " + " ".join(f"{k}={v}" for k, v in HUB_CREDENTIALS.items()))
+        if files is not None and files.ca is not None:
+            click.echo(f"CA certificate: {files.ca}")
+            click.echo(f"export AWS_CA_BUNDLE={shlex.quote(str(files.ca))}")
+        elif files is not None:
+            click.echo(f"serving {files.cert}: it must name 127.0.0.1, and clients must trust its issuer")
         sys.stdout.flush()
         try:
             while True:

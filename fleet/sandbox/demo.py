@@ -16,7 +16,8 @@ from fleet.sandbox.state import Knobs
 
 def isolate_from_real_aws() -> None:
     """The demo's hub identity is the sandbox's: never read the user's real AWS configuration."""
-    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+    # A CA bundle of the user's (a corporate proxy's, say) has nothing to do with the sandbox's certificate.
+    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CA_BUNDLE"):
         os.environ.pop(var, None)
     os.environ.update(HUB_CREDENTIALS)
     os.environ["AWS_CONFIG_FILE"] = os.devnull
@@ -31,17 +32,31 @@ def run_demo(
     per_region: int,
     latency: float,
     throttle_rate: float,
+    tls: bool = True,
 ) -> int:
+    """Seed a fleet in a sandbox and migrate it with the real `run`; over HTTPS unless ``tls`` is False.
+
+    Over HTTPS the sandbox serves a certificate from a throw-away CA (``workdir/tls``) that the clients trust
+    through ``AWS_CA_BUNDLE``: the demo passes only if every client verifies the certificate and its name.
+    """
     from fleet.cli import execute, print_result, run_options_for
 
     isolate_from_real_aws()
     workdir.mkdir(parents=True, exist_ok=True)
+    files = None
+    if tls:
+        from fleet.sandbox.tls import make_tls_files
+
+        files = make_tls_files(workdir / "tls")
+        os.environ["AWS_CA_BUNDLE"] = str(files.ca)
     manifest = workdir / "manifest.csv"
     checkpoint, report = workdir / "checkpoint.sqlite", workdir / "report.csv"
     for stale in (checkpoint, Path(f"{checkpoint}-wal"), Path(f"{checkpoint}-shm")):
         stale.unlink(missing_ok=True)  # each demo seeds a new fleet: start a new checkpoint
-    with Sandbox(knobs=Knobs(enforce_quotas=True)) as box:
+    with Sandbox(knobs=Knobs(enforce_quotas=True), tls=files) as box:
         click.echo(f"sandbox: {box.endpoint} (moto + AWS-fidelity layer, loopback only)")
+        if files is not None:
+            click.echo(f"TLS: certificate for 127.0.0.1 from a throw-away CA, trusted via AWS_CA_BUNDLE={files.ca}")
         t0 = time.monotonic()
         domains = seed_fleet(box.endpoint, accounts, regions, per_region)
         write_manifest(domains, manifest)

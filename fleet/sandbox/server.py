@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import io
 import logging
+import ssl
 import threading
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from fleet.sandbox.fidelity import FidelityApp
 from fleet.sandbox.state import Knobs, SandboxState
+
+if TYPE_CHECKING:
+    from fleet.sandbox.tls import TLSFiles
 
 # The sandbox hub identity: moto maps unknown keys to its default account 123456789012.
 HUB_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIASANDBOXHUB000000", "AWS_SECRET_ACCESS_KEY": "sandbox-hub-secret"}
@@ -40,6 +44,7 @@ def _keep_alive_handler() -> type[WSGIRequestHandler]:
         disable_nagle_algorithm = True  # else Nagle + the client's delayed ACK add ~40 ms per call
 
         def run_wsgi(self) -> None:
+            self.server.count_request()  # type: ignore[attr-defined]
             if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
                 self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             environ = self.make_environ()
@@ -85,13 +90,48 @@ def _keep_alive_handler() -> type[WSGIRequestHandler]:
 
 
 class _Server(ThreadedWSGIServer):
-    """A thread per connection, as werkzeug's threaded server; a deep accept queue."""
+    """A thread per connection, as werkzeug's threaded server; a deep accept queue; TLS in the connection's thread.
+
+    werkzeug wraps the *listening* socket, so each TLS handshake runs inside ``accept()`` on the one serving
+    thread: a client that connects and stays silent stalls every other client, and the handshakes of hundreds
+    of connections queue behind each other. Here the handshake runs in the connection's own thread, bounded by
+    a timeout, and a failed one (a client refusing our certificate) closes that connection quietly.
+    """
 
     # werkzeug listens with a backlog of 128: hundreds of accounts starting at once (each run opens up to
     # max(--concurrency, --account-concurrency) connections) overflowed it while moto held the GIL, and the
     # dropped SYNs became client connect timeouts that AWS's endpoints would not cause.
     request_queue_size = 1024
     daemon_threads = True
+    handshake_timeout = 10.0
+
+    def __init__(self, port: int, app: Any, tls: ssl.SSLContext | None) -> None:
+        super().__init__("127.0.0.1", port, app, handler=_keep_alive_handler())
+        self.ssl_context = tls  # werkzeug reads it for wsgi.url_scheme; the socket stays plain until a handshake
+        self.requests = 0  # HTTP requests parsed (a connection whose handshake failed never gets one)
+        self.handshake_failures = 0
+        self._count_lock = threading.Lock()
+
+    def count_request(self) -> None:
+        with self._count_lock:
+            self.requests += 1
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.ssl_context is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            request.settimeout(self.handshake_timeout)
+            tls = self.ssl_context.wrap_socket(request, server_side=True)  # closes the socket if it fails
+        except (OSError, ValueError):
+            with self._count_lock:
+                self.handshake_failures += 1
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            # wrap_socket detached ``request`` (socketserver closes that empty shell): close the TLS one.
+            self.shutdown_request(tls)
 
 
 _FRAMING_HEADERS = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive"})
@@ -100,7 +140,7 @@ _FRAMING_HEADERS = frozenset({"content-length", "connection", "transfer-encoding
 class Sandbox:
     """A local AWS for demos and tests. Loopback only."""
 
-    def __init__(self, port: int = 0, knobs: Knobs | None = None) -> None:
+    def __init__(self, port: int = 0, knobs: Knobs | None = None, tls: TLSFiles | None = None) -> None:
         from fleet.sandbox import speedups
 
         speedups.apply()
@@ -109,13 +149,29 @@ class Sandbox:
         self.state = SandboxState(knobs)
         self.app = FidelityApp(_moto_app(), self.state)
 
-        self._server: BaseWSGIServer = _Server("127.0.0.1", port, self.app, handler=_keep_alive_handler())
+        context = None
+        if tls is not None:
+            from fleet.sandbox.tls import server_context
+
+            context = server_context(tls)
+        self._server = _Server(port, self.app, context)
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox", daemon=True)
 
     @property
     def endpoint(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        scheme = "http" if self._server.ssl_context is None else "https"
+        return f"{scheme}://{host!s}:{port}"
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests the server parsed, of any kind (a refused TLS handshake sends none)."""
+        return self._server.requests
+
+    @property
+    def handshake_failures(self) -> int:
+        """Connections closed because the TLS handshake failed (e.g. the client refused the certificate)."""
+        return self._server.handshake_failures
 
     def start(self) -> Sandbox:
         self._thread.start()
@@ -133,6 +189,14 @@ class Sandbox:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    def use_certificate(self, tls: TLSFiles) -> None:
+        """Serve another certificate from the next TLS connection on (kept connections keep theirs)."""
+        from fleet.sandbox.tls import server_context
+
+        if self._server.ssl_context is None:
+            raise ValueError("this sandbox serves plain HTTP")
+        self._server.ssl_context = server_context(tls)
 
     def certificate_of(self, domain: str) -> str | None:
         return self.app.certificate_of(domain)
