@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from fleet import logs
+from fleet import logs, options
 from fleet.credentials import AwsSettings
 from fleet.domain import Mode
 from fleet.engine import EngineSettings, Observer
@@ -27,10 +27,8 @@ from fleet.pipeline import (
     plan,
 )
 from fleet.progress import Fanout, ProgressBar, summary_table
-from fleet.report import summary_line
 from fleet.retry import BackoffPolicy
 from fleet.rollback import write_rollback_manifest
-from fleet.shard import Shard
 
 ENGINE, STOP = EngineSettings(), StopPolicy()  # the defaults, in one place: the settings dataclasses
 
@@ -88,37 +86,6 @@ def _apply(options: list[Decorator]) -> Decorator:
         return fn
 
     return decorate
-
-
-def _budget(value: str | None) -> str | None:
-    """--max-failures: a count (N) or a share of the manifest's rows (P%)."""
-    if value is None:
-        return None
-    text = value.strip()
-    try:
-        number = float(text[:-1]) if text.endswith("%") else int(text)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is neither a count (5) nor a percentage (2%)") from None
-    if number < 0 or (text.endswith("%") and number > 100):
-        raise click.BadParameter(f"{value!r} is out of range")
-    return text
-
-
-def _shard(value: str | None) -> Shard | None:
-    if value is None:
-        return None
-    try:
-        return Shard.parse(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def failure_budget(value: str | None, rows: int) -> int | None:
-    if value is None:
-        return None
-    if value.endswith("%"):
-        return int(rows * float(value[:-1]) / 100)
-    return int(value)
 
 
 common_options = _apply(
@@ -182,7 +149,7 @@ common_options = _apply(
         click.option("--endpoint-url", help="Send every AWS call here (e.g. the sandbox)."),
         click.option(
             "--shard",
-            callback=lambda _c, _p, v: _shard(v),
+            callback=lambda _c, _p, v: options.shard(v),
             help="Take only shard I of N (I/N, 0-based): a deterministic split by account, for N machines "
             "with a checkpoint each.",
         ),
@@ -240,7 +207,7 @@ run_only_options = _apply(
         ),
         click.option(
             "--max-failures",
-            callback=lambda _c, _p, v: _budget(v),
+            callback=lambda _c, _p, v: options.budget(v),
             help="Failure budget: N rows or P% of the manifest; once exceeded no new write starts.",
         ),
         click.option(
@@ -280,7 +247,7 @@ def engine_settings(opts: dict[str, Any], rows: int) -> EngineSettings:
         if "wait" in opts
         else ENGINE.mode,
         min_validity_days=opts["min_validity_days"],
-        max_failures=failure_budget(opts["max_failures"], rows) if "max_failures" in opts else None,
+        max_failures=options.failure_budget(opts["max_failures"], rows) if "max_failures" in opts else None,
         canary=opts.get("canary", ENGINE.canary),
     )
 
@@ -311,13 +278,8 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
 
 
 def print_result(result: RunResult, read_only: bool = False) -> None:
-    if result.stopped:
-        hint = "" if result.aborted else "; rerun the same command to resume"
-        click.echo(f"stopped early ({result.stopped}){hint}")
-    click.echo(summary_line(result.counts))
-    click.echo(f"report: {result.report} (and {result.report_jsonl})")
-    if not read_only:
-        click.echo(f"checkpoint: {result.checkpoint}")
+    for line in result.lines(read_only):
+        click.echo(line)
 
 
 @main.command(epilog=EXIT_HELP)
@@ -408,7 +370,7 @@ def discover(
     if bool(map_file) == auto:
         raise click.UsageError("give exactly one of --map FILE and --auto")
     logs.configure(opts["log_format"], opts["log_level"])
-    region_list = split_list(regions)
+    region_list = options.split_list(regions)
     inventory_path = inventory_path or out.with_name(out.with_suffix("").name + ".inventory.csv")
     code, message = run_discovery(
         engine_settings(opts, 0),
@@ -444,41 +406,11 @@ def rollback(report: Path, out: Path, original: Path | None) -> None:
     click.echo(f"{out}: {count} domains back to their previous certificates; next: cognito-fleet run {out}")
 
 
-@main.command(epilog=EXIT_HELP)
-@click.option(
-    "--workdir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("cognito-fleet-demo"),
-    show_default=True,
-    help="Where the demo's manifest, checkpoint and report go.",
-)
-@click.option("--accounts", type=click.IntRange(1, 500), default=6, show_default=True)
-@click.option("--regions", default="us-east-1,eu-west-1", show_default=True)
-@click.option(
-    "--domains-per-account",
-    type=click.IntRange(1, 4),
-    default=2,
-    show_default=True,
-    help="Custom domains per account and region.",
-)
-@click.option("--latency", type=float, default=0.03, show_default=True, help="Sandbox latency per call (s).")
-@click.option("--throttle-rate", type=float, default=0.05, show_default=True, help="Sandbox throttle rate.")
-def demo(
-    workdir: Path, accounts: int, regions: str, domains_per_account: int, latency: float, throttle_rate: float
-) -> None:
-    """Start the local sandbox, seed a multi-account fleet, migrate it, print the summary."""
-    from fleet.sandbox.demo import run_demo
+def _register_sandbox() -> None:
+    """The sandbox package registers its own commands (`sandbox serve|seed`, `demo`); the engine never imports it."""
+    from fleet.sandbox.cli import register
 
-    region_list = split_list(regions)
-    sys.exit(run_demo(workdir, accounts, region_list, domains_per_account, latency, throttle_rate))
+    register(main)
 
 
-def run_options_for(args: list[str]) -> dict[str, Any]:
-    """The options `run` would parse from ``args`` (defaults included): lets the demo run the real thing."""
-    with run.make_context("run", args) as ctx:
-        return dict(ctx.params)
-
-
-from fleet.sandbox.cli import sandbox, split_list  # noqa: E402  (registers the `sandbox` group)
-
-main.add_command(sandbox)
+_register_sandbox()

@@ -25,7 +25,7 @@ from fleet.hub_check import checked_hub
 from fleet.lock import CheckpointLock
 from fleet.manifest import Manifest, Row, parse
 from fleet.outcome import SUCCESS, Status
-from fleet.report import jsonl_path, write_report
+from fleet.report import jsonl_path, summary_line, write_report
 from fleet.shard import Shard
 from fleet.stop import Stop
 
@@ -59,6 +59,17 @@ class RunResult:
     checkpoint: Path
     stopped: str | None = None  # why the run stopped early, if it did
     aborted: bool = False  # stopped because of failures (budget, canary), not time
+
+    def lines(self, read_only: bool = False) -> list[str]:
+        """What `run` and `plan` print at the end: why it stopped early, the counts, where the files are."""
+        out = []
+        if self.stopped:
+            hint = "" if self.aborted else "; rerun the same command to resume"
+            out.append(f"stopped early ({self.stopped}){hint}")
+        out += [summary_line(self.counts), f"report: {self.report} (and {self.report_jsonl})"]
+        if not read_only:
+            out.append(f"checkpoint: {self.checkpoint}")
+        return out
 
     @property
     def exit_code(self) -> int:

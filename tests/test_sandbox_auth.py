@@ -16,9 +16,9 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from fleet.sandbox.auth import ADMIN_CREDENTIALS
+from fleet.sandbox.auth import ADMIN_CREDENTIALS, HUB_CREDENTIALS
 from fleet.sandbox.seed import SeededDomain
-from fleet.sandbox.server import HUB_CREDENTIALS, Sandbox
+from fleet.sandbox.server import Sandbox
 
 from .conftest import Fleet
 

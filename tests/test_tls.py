@@ -34,9 +34,10 @@ from fleet.engine import EngineSettings
 from fleet.http import SharedTLSSession
 from fleet.pipeline import RunResult, migrate
 from fleet.retry import BackoffPolicy
+from fleet.sandbox.auth import HUB_CREDENTIALS
 from fleet.sandbox.demo import isolate_from_real_aws
 from fleet.sandbox.seed import SeededDomain, seed_fleet, write_manifest
-from fleet.sandbox.server import HUB_CREDENTIALS, Sandbox
+from fleet.sandbox.server import Sandbox
 from fleet.sandbox.state import Knobs
 from fleet.sandbox.tls import ThrowAwayCA, TLSFiles
 

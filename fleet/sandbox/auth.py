@@ -5,7 +5,7 @@ network (shared/AWS-NOTES.md, "On the real network"). Here every request's signa
 secret of its access key, a session token must be the one issued with its key, and each call is held to the
 caller's policy document from ``iam/`` at the repository root:
 
-- the hub's static keys (``server.HUB_CREDENTIALS``) to ``iam/hub-policy.json``;
+- the hub's static keys (``HUB_CREDENTIALS``) to ``iam/hub-policy.json``;
 - every assumed-role session to ``iam/role-policy.json``, whatever the role's name;
 - the sandbox's own *admin* keys (``ADMIN_CREDENTIALS``, for seeding and test setup) to nothing, and so are
   the sessions the admin assumes: the admin stands for whoever built the fleet, not for cognito-fleet.
@@ -27,6 +27,9 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 # The sandbox's unrestricted identity: seeds fleets and sets tests up. Same default account as the hub.
+# The hub's static keys (what `sandbox serve` prints) and the admin's (seeding); moto maps both to its default
+# account 123456789012.
+HUB_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIASANDBOXHUB000000", "AWS_SECRET_ACCESS_KEY": "sandbox-hub-secret"}
 ADMIN_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIASANDBOXADMIN0000", "AWS_SECRET_ACCESS_KEY": "sandbox-admin-secret"}
 ADMIN_ROLE_NAME = "SandboxAdmin"  # the role the admin assumes in member accounts (any name would do)
 DEFAULT_ACCOUNT = "123456789012"

@@ -1,4 +1,5 @@
-"""`cognito-fleet sandbox serve|seed`: the local AWS for rehearsals (imports moto only when used)."""
+"""`cognito-fleet sandbox serve|seed` and `cognito-fleet demo`: the local AWS for rehearsals (moto is imported
+only when used). ``register`` adds these commands to the main command group."""
 
 from __future__ import annotations
 
@@ -11,10 +12,7 @@ from pathlib import Path
 
 import click
 
-
-def split_list(value: str) -> list[str]:
-    """'us-east-1, eu-west-1' -> ['us-east-1', 'eu-west-1'] (the comma-separated options)."""
-    return [item.strip() for item in value.split(",") if item.strip()]
+from fleet.options import split_list
 
 
 def _require_sandbox() -> None:
@@ -77,7 +75,8 @@ def serve(
     (`export AWS_CA_BUNDLE=...`): a rehearsal then also proves that clients verify the certificate and its name.
     """
     _require_sandbox()
-    from fleet.sandbox.server import HUB_CREDENTIALS, Sandbox
+    from fleet.sandbox.auth import HUB_CREDENTIALS
+    from fleet.sandbox.server import Sandbox
     from fleet.sandbox.state import Knobs
     from fleet.sandbox.tls import TLSFiles, make_tls_files
 
@@ -167,3 +166,38 @@ def seed(
     domains += seed_accounts(endpoint_url, ids[expiring:], region_list, domains_per_account)
     write_manifest(domains, out)
     click.echo(f"seeded {len(domains)} domains in {accounts} accounts x {len(region_list)} regions: {out}")
+
+
+@click.command()
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("cognito-fleet-demo"),
+    show_default=True,
+    help="Where the demo's manifest, checkpoint, report and throw-away CA go.",
+)
+@click.option("--accounts", type=click.IntRange(1, 500), default=6, show_default=True)
+@click.option("--regions", default="us-east-1,eu-west-1", show_default=True)
+@click.option(
+    "--domains-per-account",
+    type=click.IntRange(1, 4),
+    default=2,
+    show_default=True,
+    help="Custom domains per account and region.",
+)
+@click.option("--latency", type=float, default=0.03, show_default=True, help="Sandbox latency per call (s).")
+@click.option("--throttle-rate", type=float, default=0.05, show_default=True, help="Sandbox throttle rate.")
+def demo(
+    workdir: Path, accounts: int, regions: str, domains_per_account: int, latency: float, throttle_rate: float
+) -> None:
+    """Start the local sandbox (HTTPS), seed a multi-account fleet, migrate it, print the summary."""
+    _require_sandbox()
+    from fleet.sandbox.demo import run_demo
+
+    sys.exit(run_demo(workdir, accounts, split_list(regions), domains_per_account, latency, throttle_rate))
+
+
+def register(main: click.Group) -> None:
+    """Add the sandbox's commands to the main group."""
+    main.add_command(sandbox)
+    main.add_command(demo)

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
+from fleet import logs
+from fleet.credentials import AwsSettings
+from fleet.domain import Mode
+from fleet.engine import EngineSettings, Observer
+from fleet.manifest import parse
+from fleet.pipeline import RunResult, migrate, new_run_id
+from fleet.progress import Fanout, ProgressBar, summary_table
+from fleet.sandbox.auth import HUB_CREDENTIALS
 from fleet.sandbox.seed import seed_fleet, write_manifest
-from fleet.sandbox.server import HUB_CREDENTIALS, Sandbox
+from fleet.sandbox.server import Sandbox
 from fleet.sandbox.state import Knobs
 
 
@@ -23,6 +33,25 @@ def isolate_from_real_aws() -> None:
     os.environ["AWS_CONFIG_FILE"] = os.devnull
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+
+def _migrate(manifest: Path, checkpoint: Path, report: Path, endpoint: str) -> RunResult:
+    """What `cognito-fleet run MANIFEST --wait --wait-interval 0.5 --canary 1` does, through the pipeline."""
+    logs.configure("auto", "warning")
+    settings = EngineSettings(
+        aws=AwsSettings(endpoint_url=endpoint, session_name=f"cognito-fleet-{new_run_id()}"),
+        mode=Mode(wait=True, wait_interval=0.5),  # Cognito distributes a new certificate: wait for it
+        canary=1,
+    )
+    parsed = parse(manifest)
+    with contextlib.ExitStack() as stack:
+        observer: Observer = logs.RowLogger()
+        if sys.stderr.isatty():
+            observer = Fanout(observer, stack.enter_context(ProgressBar(len(parsed.rows))))
+        result = migrate(parsed, checkpoint, report, settings, observer)
+    if sys.stderr.isatty():
+        summary_table(result.counts)
+    return result
 
 
 def run_demo(
@@ -39,8 +68,6 @@ def run_demo(
     Over HTTPS the sandbox serves a certificate from a throw-away CA (``workdir/tls``) that the clients trust
     through ``AWS_CA_BUNDLE``: the demo passes only if every client verifies the certificate and its name.
     """
-    from fleet.cli import execute, print_result, run_options_for
-
     isolate_from_real_aws()
     workdir.mkdir(parents=True, exist_ok=True)
     files = None
@@ -64,33 +91,15 @@ def run_demo(
             f"seeded {len(domains)} custom domains in {accounts} accounts x {len(regions)} regions "
             f"({time.monotonic() - t0:.1f}s): {manifest}"
         )
-        # Cognito takes a while to distribute a new certificate: the demo waits for it (--wait).
         box.state.configure(latency=latency, throttle_rate=throttle_rate, propagation_delay=1.0)
         box.state.reset_counters()
         t0 = time.monotonic()
-        opts = run_options_for(
-            [
-                str(manifest),
-                "--checkpoint",
-                str(checkpoint),
-                "--report",
-                str(report),
-                "--endpoint-url",
-                box.endpoint,
-                "--log-level",
-                "warning",
-                "--wait",
-                "--wait-interval",
-                "0.5",
-                "--canary",
-                "1",
-            ]
-        )
-        result = execute(manifest, opts)
+        result = _migrate(manifest, checkpoint, report, box.endpoint)
         elapsed = time.monotonic() - t0
         stats = box.state.stats()
         on_target = sum(box.certificate_of(d.domain) == d.new_certificate_arn for d in domains)
-    print_result(result)
+    for line in result.lines():
+        click.echo(line)
     calls = sum(stats["calls"].values())
     click.echo(
         f"migration: {elapsed:.2f}s wall, {calls} Cognito calls ({calls / max(len(domains), 1):.2f} per "

@@ -28,6 +28,7 @@ from fleet.manifest import validate_domain
 from fleet.preflight import covers
 from fleet.sandbox.auth import (
     DEFAULT_ACCOUNT,
+    HUB_CREDENTIALS,
     AuthError,
     Authority,
     Credential,
@@ -86,8 +87,6 @@ class FidelityApp:
         self.moto_app = moto_app
         self.state = state
         self.domains: dict[str, DomainRecord] = {}
-        from fleet.sandbox.server import HUB_CREDENTIALS  # here: server.py imports this module
-
         self.authority = Authority(HUB_CREDENTIALS)
         self._unchecked: dict[str, Identity] = {}  # keys seen while verify_signatures is off
 

@@ -17,9 +17,6 @@ from fleet.sandbox.state import Knobs, SandboxState
 if TYPE_CHECKING:
     from fleet.sandbox.tls import TLSFiles
 
-# The sandbox hub identity: moto maps unknown keys to its default account 123456789012.
-HUB_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIASANDBOXHUB000000", "AWS_SECRET_ACCESS_KEY": "sandbox-hub-secret"}
-
 
 def _moto_app() -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
