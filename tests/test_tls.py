@@ -272,24 +272,6 @@ async def test_connector_context_verifies_chain_and_hostname(good: TLSFiles) -> 
         await connector.close()
 
 
-def test_demo_runs_over_https(tmp_path: Path) -> None:
-    """`cognito-fleet demo` serves HTTPS with a throw-away CA: the README's command proves TLS verification."""
-    workdir = tmp_path / "demo"
-    proc = subprocess.run(
-        [sys.executable, "-m", "fleet", "demo", "--workdir", str(workdir), "--accounts", "1", "--regions", "us-east-1"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"},
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "sandbox: https://127.0.0.1:" in proc.stdout
-    assert "2/2 domains on their new certificate" in proc.stdout
-    assert stat.S_IMODE((workdir / "tls" / "server-key.pem").stat().st_mode) == 0o600
-    assert "PRIVATE KEY" not in proc.stdout + proc.stderr
-
-
 class LineReader:
     """A process's stdout, read line by line in a thread so that waiting for a line is bounded in time."""
 
