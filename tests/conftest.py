@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,19 @@ from fleet.sandbox.demo import isolate_from_real_aws
 from fleet.sandbox.seed import SeededDomain, Seeder, seed_fleet, write_manifest
 from fleet.sandbox.server import Sandbox
 from fleet.sandbox.state import Knobs
+from fleet.sandbox.tls import make_tls_files
 
 _accounts = itertools.count(300000000000, 1000)  # each test seeds its own, disjoint accounts
 
 
 @pytest.fixture(scope="session")
-def sandbox() -> Iterator[Sandbox]:
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """The session's sandbox, over HTTPS (a throw-away CA that every client trusts through AWS_CA_BUNDLE),
+    checking signatures and IAM policies: what the tests prove holds for clients that talk to AWS."""
     isolate_from_real_aws()
-    with Sandbox() as box:
+    files = make_tls_files(tmp_path_factory.mktemp("sandbox-tls"))
+    os.environ["AWS_CA_BUNDLE"] = str(files.ca)
+    with Sandbox(tls=files) as box:
         yield box
 
 

@@ -9,6 +9,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from fleet.cli import main
+from fleet.credentials import AwsSettings
+from fleet.discover.job import run_discovery
+from fleet.engine import EngineSettings
+from fleet.retry import BackoffPolicy
 from fleet.sandbox.seed import SeededDomain, Seeder, admin_client, seed_accounts
 from fleet.sandbox.server import Sandbox
 
@@ -124,25 +128,27 @@ def test_pagination_and_a_denied_account(box: Sandbox, tmp_path: Path) -> None:
     domains = seed_accounts(box.endpoint, [crowded, denied], ["eu-west-1"], 1)
     seeder = Seeder(box.endpoint)
     cognito = seeder.session(crowded).client("cognito-idp", region_name="eu-west-1", endpoint_url=box.endpoint)
-    for i in range(64):  # 65 pools: more than one ListUserPools page of 60
+    for i in range(2):  # 3 pools: two ListUserPools pages of 2
         cognito.create_user_pool(PoolName=f"no-domain-{i}")
     box.state.reset_counters()
     box.state.configure(deny_accounts={denied})
     out = tmp_path / "paged.csv"
-    mapping = map_file(tmp_path, domains)
-    code, text = discover(
-        box,
-        "--accounts",
-        str(accounts_file(tmp_path, [crowded, denied])),
-        "--regions",
-        "eu-west-1",
-        "--map",
-        str(mapping),
-        "--out",
-        str(out),
+    settings = EngineSettings(policy=BackoffPolicy(base=0.01, cap=0.05), aws=AwsSettings(endpoint_url=box.endpoint))
+    code, text = run_discovery(
+        settings,
+        accounts_file(tmp_path, [crowded, denied]),
+        False,
+        (),
+        (),
+        ["eu-west-1"],
+        map_file(tmp_path, domains),
+        30,
+        out,
+        tmp_path / "paged.inventory.csv",
+        page_size=2,
     )
     assert code == 1, text  # one account could not be read
-    assert box.state.calls["ListUserPools"] == 2 and box.state.calls["DescribeUserPool"] == 65
+    assert box.state.calls["ListUserPools"] == 2 and box.state.calls["DescribeUserPool"] == 3
     inventory = inventory_of(tmp_path / "paged.inventory.csv")
     errors = [r for r in inventory if r["selection"] == "error"]
     assert [(r["account_id"], r["error_code"]) for r in errors] == [(denied, "AccessDenied")]

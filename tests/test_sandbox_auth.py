@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import ssl
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -98,7 +100,13 @@ def send(box: Sandbox, request: AWSRequest, body: bytes | None = None) -> tuple[
     assert isinstance(data, bytes)
     headers = dict(request.headers.items())
     headers["Content-Length"] = str(len(data))
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+    if parts.scheme == "https":  # the session sandbox serves HTTPS with a CA the tests trust
+        context = ssl.create_default_context(cafile=os.environ["AWS_CA_BUNDLE"])
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname or "127.0.0.1", parts.port, timeout=10, context=context
+        )
+    else:
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
     try:
         conn.request(request.method or "POST", "/", body=data, headers=headers)
         response = conn.getresponse()

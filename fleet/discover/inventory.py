@@ -70,8 +70,11 @@ class Inventory:
 class Discoverer:
     """Reads every account and region, and selects targets as it goes."""
 
-    def __init__(self, calls: Calls, selection: select.Selection, account_concurrency: int) -> None:
+    def __init__(
+        self, calls: Calls, selection: select.Selection, account_concurrency: int, page_size: int = 60
+    ) -> None:
         self.calls, self.selection, self.account_concurrency = calls, selection, account_concurrency
+        self.page_size = page_size  # ListUserPools' MaxResults (AWS allows up to 60)
         self.now = calls.clock.now()
         self.inventory = Inventory()
 
@@ -105,7 +108,9 @@ class Discoverer:
         limits = self.calls.limits.for_region()
         try:
             cognito = await session.client("cognito-idp", region)
-            pools = await self.calls.pages(cognito, "ListUserPools", limits, "list", "UserPools", MaxResults=60)
+            pools = await self.calls.pages(
+                cognito, "ListUserPools", limits, "list", "UserPools", MaxResults=self.page_size
+            )
         except Exception as exc:
             failure = classify(exc)
             self.inventory.found.append(

@@ -30,6 +30,7 @@ def run_discovery(
     expiring_within: float,
     out: Path,
     inventory_path: Path,
+    page_size: int = 60,
 ) -> tuple[int, str]:
     """The `discover` command: (exit code, summary). Bad input raises DiscoverError before any call."""
     unknown = [r for r in regions if r not in cognito_regions()]
@@ -40,7 +41,7 @@ def run_discovery(
     selection = Selection(mapping, expiring_within, settings.min_validity_days)
     clock = SystemClock()
     calls = Calls(Limits(settings.concurrency, settings.rate_per_account), settings.policy, clock)
-    discoverer = Discoverer(calls, selection, settings.account_concurrency)
+    discoverer = Discoverer(calls, selection, settings.account_concurrency, page_size)
 
     async def go() -> list[Account]:
         async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
