@@ -138,6 +138,10 @@ def serve(
     help="Create the accounts as members of the hub's AWS Organization (moto picks their ids).",
 )
 @click.option(
+    "--ou-name",
+    help="With --organization: create the accounts in a new OU of this name (its id is printed, for --ou).",
+)
+@click.option(
     "--expiring-share",
     type=click.FloatRange(0, 1),
     default=0.0,
@@ -152,6 +156,7 @@ def seed(
     domains_per_account: int,
     first_account: int,
     organization: bool,
+    ou_name: str | None,
     expiring_share: float,
     out: Path,
 ) -> None:
@@ -160,12 +165,19 @@ def seed(
     from fleet.sandbox.seed import account_ids, organization_accounts, seed_accounts, write_manifest
 
     region_list = split_list(regions)
-    ids = organization_accounts(endpoint_url, accounts)[0] if organization else account_ids(accounts, first_account)
+    if ou_name and not organization:
+        raise click.UsageError("--ou-name goes with --organization")
+    parent = ""
+    if organization:
+        ids, parent = organization_accounts(endpoint_url, accounts, ou_name)
+    else:
+        ids = account_ids(accounts, first_account)
     expiring = round(len(ids) * expiring_share)
     domains = seed_accounts(endpoint_url, ids[:expiring], region_list, domains_per_account, old_days=10)
     domains += seed_accounts(endpoint_url, ids[expiring:], region_list, domains_per_account)
     write_manifest(domains, out)
-    click.echo(f"seeded {len(domains)} domains in {accounts} accounts x {len(region_list)} regions: {out}")
+    where = f" (OU {parent})" if ou_name else ""
+    click.echo(f"seeded {len(domains)} domains in {accounts} accounts{where} x {len(region_list)} regions: {out}")
 
 
 @click.command()
