@@ -106,7 +106,10 @@ def serve(
             files = make_tls_files(where)
         box = stack.enter_context(Sandbox(port, knobs, tls=files))
         click.echo(f"sandbox endpoint: {box.endpoint}", nl=True)
-        click.echo("hub credentials: " + " ".join(f"{k}={v}" for k, v in HUB_CREDENTIALS.items()))
+        # The sandbox checks signatures: the tool must sign with the hub's keys (sandbox-only, not secrets).
+        click.echo("hub credentials (paste into the shell that runs cognito-fleet):")
+        for key, value in HUB_CREDENTIALS.items():
+            click.echo(f"export {key}={value}")
         if files is not None and files.ca is not None:
             click.echo(f"CA certificate: {files.ca}")
             click.echo(f"export AWS_CA_BUNDLE={shlex.quote(str(files.ca))}")
