@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,15 @@ HUB_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIASANDBOXHUB000000", "AWS_SECRET_ACCE
 ADMIN_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIASANDBOXADMIN0000", "AWS_SECRET_ACCESS_KEY": "sandbox-admin-secret"}
 ADMIN_ROLE_NAME = "SandboxAdmin"  # the role the admin assumes in member accounts (any name would do)
 DEFAULT_ACCOUNT = "123456789012"
-IAM_DIR = Path(__file__).resolve().parents[2] / "iam"  # the repository's iam/ (the package is installed editable)
+def _iam_dir() -> Path:
+    """The policies a security team reviews: the repository's iam/ (editable install or checkout), else the copy
+    a wheel installs under ``<prefix>/share/cognito-fleet/iam`` (pyproject's data-files)."""
+    checkout = Path(__file__).resolve().parents[2] / "iam"
+    installed = Path(sys.prefix) / "share" / "cognito-fleet" / "iam"
+    return checkout if checkout.is_dir() or not installed.is_dir() else installed
+
+
+IAM_DIR = _iam_dir()
 POLICY_FILES = {"hub": "hub-policy.json", "role": "role-policy.json"}
 MAX_SKEW = 15 * 60  # seconds: AWS refuses a signature dated further from its clock ("Signature expired")
 
