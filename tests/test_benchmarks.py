@@ -73,3 +73,20 @@ def test_costs_benchmark_runs_on_a_tiny_fleet(tmp_path: Path) -> None:
     for operation in ("DescribeUserPoolDomain", "DescribeCertificate", "UpdateUserPoolDomain"):
         assert figures[operation]["sequential_ms"] > 0 and figures[operation]["concurrent_ms"] > 0
         assert f"| {operation} |" in proc.stdout
+
+
+def test_lost_writes_benchmark_runs_on_a_tiny_fleet() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.lost_writes", "--accounts", "2", "--loss", "1.0", "--propagation", "0.1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    figures = json.loads(proc.stdout[proc.stdout.index("{") :])
+    lost = figures["lost_writes"]
+    assert lost["domains"] == 8 and lost["write_answers_lost"] == 8  # every answer lost...
+    assert lost["writes_per_domain_max"] == 1 and lost["on_target"] == 8  # ...and every domain written once
+    unreachable = figures["unreachable_endpoint"]
+    assert unreachable["exit_code"] == 2 and unreachable["left_behind"] == []
