@@ -1,20 +1,35 @@
-"""The durable record of a run: one SQLite row per manifest domain, committed as each row ends.
+"""The fleet's state: one SQLite file keyed by domain, not by manifest, that every run reads and extends.
 
-A row is marked ``in_flight`` (with the certificate it had) before its write is sent, so a run killed
-between the write and its record knows, when resumed, to describe that domain before writing again.
+- ``outcomes``: each domain's latest outcome (for the target it was last asked for), committed as the row ends.
+  A row is marked ``in_flight`` (with the certificate it had) before its write is sent, so a run killed between
+  the write and its record knows, when resumed, to describe that domain before writing again.
+- ``moves``: for every (domain, target) the tool moved, the certificate the domain had before the tool first
+  moved it there: every later report names it as ``previous_certificate_arn``, so rollback works from any of them.
+- ``history``: append-only, every record of every run (writes in flight included); ``runs``: one line per run.
+- Passes: runs resume a pass until one finishes every row; the next run starts a new pass, describes every domain
+  again and converges (``fleet.domain``). Any manifest may run against the state; rows new to it are new work.
+
+Schema 2; a 0.1 checkpoint (fingerprint-bound, no schema version) is upgraded in place when opened.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 
 from fleet.errors import FleetError
-from fleet.outcome import DONE, OUTCOME_FIELDS, Outcome, Status
+from fleet.manifest import Row
+from fleet.outcome import DONE, OUTCOME_FIELDS, WRITTEN, Outcome, Status, utc_now
 
+SCHEMA_VERSION = 2
+_EXTRA = ("account_id", "region", "user_pool_id", "run_id", "pass", "drift")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outcomes (
@@ -30,10 +45,51 @@ CREATE TABLE IF NOT EXISTS outcomes (
     finished_at TEXT
 );
 """
-
-_INSERT = (
-    f"INSERT OR REPLACE INTO outcomes ({', '.join(OUTCOME_FIELDS)}) VALUES ({', '.join('?' * len(OUTCOME_FIELDS))})"
+SCHEMA_2 = """
+CREATE TABLE IF NOT EXISTS moves (
+    domain TEXT NOT NULL, target TEXT NOT NULL, original TEXT NOT NULL, run_id TEXT, at TEXT,
+    PRIMARY KEY (domain, target)
+);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, at TEXT, account_id TEXT, region TEXT, user_pool_id TEXT,
+    domain TEXT NOT NULL, certificate_before TEXT, certificate_after TEXT NOT NULL, status TEXT NOT NULL,
+    error_code TEXT, error_message TEXT, attempts INTEGER, drift INTEGER NOT NULL DEFAULT 0,
+    cloudfront_domain TEXT, started_at TEXT
+);
+CREATE INDEX IF NOT EXISTS history_domain ON history (domain);
+CREATE INDEX IF NOT EXISTS history_run ON history (run_id);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, pass INTEGER NOT NULL, mode TEXT NOT NULL, manifest TEXT, rows INTEGER,
+    started_at TEXT, finished_at TEXT, complete INTEGER NOT NULL DEFAULT 0, counts TEXT
+);
+"""
+_COLUMNS = (*OUTCOME_FIELDS, *_EXTRA)
+_QUOTED = ", ".join(f'"{c}"' for c in _COLUMNS)
+_UPSERT = f"INSERT OR REPLACE INTO outcomes ({_QUOTED}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_HISTORY = (
+    "INSERT INTO history (run_id, at, account_id, region, user_pool_id, domain, certificate_before, "
+    "certificate_after, status, error_code, error_message, attempts, drift, cloudfront_domain, started_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_MOVE = "INSERT OR IGNORE INTO moves (domain, target, original, run_id, at) VALUES (?, ?, ?, ?, ?)"
+RESUME, CONVERGE = "resume", "converge"
+
+
+class CheckpointError(FleetError):
+    """The state file cannot be used (not a cognito-fleet state, or written by a newer version)."""
+
+
+# The name 0.1 gave it; kept so that callers catching it keep working.
+CheckpointMismatch = CheckpointError
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A domain's latest outcome with the state's bookkeeping: which pass recorded it, and whether it drifted."""
+
+    outcome: Outcome
+    pass_: int
+    drift: bool
 
 
 class _Batch:
@@ -47,72 +103,182 @@ class _Batch:
         self.error: Exception | None = None
 
 
-class CheckpointMismatch(FleetError):
-    """The checkpoint belongs to another manifest."""
-
-
 class Checkpoint:
-    def __init__(self, path: str | Path, fingerprint: str, manifest_path: str) -> None:
+    """The state file. ``begin`` a run before recording, ``finish`` it after."""
+
+    def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # Create it 0600 before SQLite does (SQLite gives its -wal/-shm files the same mode).
         os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: an in-flight mark must survive a power cut, not only a killed process.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: an in-flight mark must survive a power cut, not only a killed process.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise CheckpointError(f"{self.path}: not a cognito-fleet state file ({exc})") from None
+        self._upgrade()
         # Reads get a connection of their own: on the writer's, a lookup from the event loop waited for the
         # commit (and fsync) in progress in the writer thread; in WAL mode a second connection reads at once.
         self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._open = _Batch()
         self._committing = False
-        stored = self._meta("fingerprint")
-        if stored is None:
-            with self._db:
-                self._db.execute("BEGIN")
-                self._db.execute("INSERT INTO meta VALUES ('fingerprint', ?)", (fingerprint,))
-                self._db.execute("INSERT INTO meta VALUES ('manifest', ?)", (manifest_path,))
-        elif stored != fingerprint:
-            other = self._meta("manifest") or "?"
-            self.close()
-            raise CheckpointMismatch(
-                f"checkpoint {self.path} belongs to another manifest ({other}, fingerprint {stored[:12]}); "
-                f"this manifest's fingerprint is {fingerprint[:12]}. Use another --checkpoint, or delete "
-                "this one to start over."
+        self.run_id, self.pass_, self.mode = "", 0, RESUME
+
+    # ---- schema ------------------------------------------------------------------------------------------------
+    def _upgrade(self) -> None:
+        """Bring a 0.1 file (or a new one) to schema 2, in one transaction."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 1
+        if version > SCHEMA_VERSION:
+            self._db.close()
+            raise CheckpointError(f"{self.path}: written by a newer cognito-fleet (schema {version})")
+        if version == SCHEMA_VERSION:
+            return
+        with self._db:
+            self._db.execute("BEGIN")
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(outcomes)")}
+            for column in _EXTRA:
+                if column not in have:
+                    kind = "INTEGER NOT NULL DEFAULT 0" if column in ("pass", "drift") else "TEXT"
+                    self._db.execute(f'ALTER TABLE outcomes ADD COLUMN "{column}" {kind}')
+            for statement in SCHEMA_2.strip().split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            # 0.1 knew one manifest and no passes: its rows are pass 1, and a run that was under way resumes.
+            self._db.execute('UPDATE outcomes SET "pass" = 1 WHERE "pass" = 0')
+            written = tuple(str(s) for s in WRITTEN)
+            self._db.execute(
+                "INSERT OR IGNORE INTO moves (domain, target, original, run_id, at) "
+                "SELECT domain, certificate_arn, previous_certificate_arn, '0.1', finished_at FROM outcomes "
+                f"WHERE status IN ({','.join('?' * len(written))}) AND previous_certificate_arn IS NOT NULL "
+                "AND previous_certificate_arn != certificate_arn",
+                written,
+            )
+            if self._db.execute("SELECT COUNT(*) FROM outcomes").fetchone()[0]:
+                self._db.execute("INSERT OR IGNORE INTO runs (run_id, pass, mode) VALUES ('0.1', 1, 'resume')")
+            self._db.execute("DELETE FROM meta WHERE key IN ('fingerprint', 'manifest')")
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _one(self, sql: str, params: tuple[object, ...] = ()) -> Any:
+        return self._reader.execute(sql, params).fetchone()
+
+    # ---- runs and passes ---------------------------------------------------------------------------------------
+    def begin(self, run_id: str, manifest: str, rows: int) -> str:
+        """Start a run: it resumes the current pass, or (when the last run finished every row) starts a new pass
+        that converges. Returns the mode."""
+        last = self._one("SELECT pass, complete FROM runs ORDER BY rowid DESC LIMIT 1")
+        if last is None:
+            self.pass_, self.mode = 1, CONVERGE
+        elif last[1]:
+            self.pass_, self.mode = int(last[0]) + 1, CONVERGE
+        else:
+            self.pass_, self.mode = int(last[0]), RESUME
+        self.run_id = run_id
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO runs (run_id, pass, mode, manifest, rows, started_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, self.pass_, self.mode, manifest, rows, utc_now()),
+            )
+        return self.mode
+
+    def finish(self, counts: dict[str, int], complete: bool) -> None:
+        """End the run: ``complete`` when every row of its manifest has a final outcome in this pass."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "UPDATE runs SET finished_at = ?, complete = ?, counts = ? WHERE run_id = ?",
+                (utc_now(), int(complete), json.dumps(counts, sort_keys=True), self.run_id),
             )
 
-    def _meta(self, key: str) -> str | None:
-        row = self._reader.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+    def is_done(self, row: Row, stored: Stored | None) -> bool:
+        """Resuming: the row ended for good earlier in this pass, for the same target: nothing to call."""
+        return (
+            self.mode == RESUME
+            and stored is not None
+            and stored.pass_ == self.pass_
+            and stored.outcome.status in DONE
+            and stored.outcome.certificate_arn == row.certificate_arn
+        )
 
     def done_domains(self) -> set[str]:
+        """Domains ended for good in this pass (resuming), whatever their target; empty when converging."""
+        if self.mode != RESUME:
+            return set()
         done = tuple(str(s) for s in DONE)
         marks = ",".join("?" * len(done))
-        return {r[0] for r in self._reader.execute(f"SELECT domain FROM outcomes WHERE status IN ({marks})", done)}
+        return {
+            r[0]
+            for r in self._reader.execute(
+                f'SELECT domain FROM outcomes WHERE status IN ({marks}) AND "pass" = ?', (*done, self.pass_)
+            )
+        }
 
+    # ---- outcomes ----------------------------------------------------------------------------------------------
     def get(self, domain: str) -> Outcome | None:
-        row = self._reader.execute(
-            f"SELECT {', '.join(OUTCOME_FIELDS)} FROM outcomes WHERE domain = ?", (domain,)
-        ).fetchone()
+        stored = self.stored(domain)
+        return stored.outcome if stored else None
+
+    def stored(self, domain: str) -> Stored | None:
+        row = self._one(f"SELECT {_QUOTED} FROM outcomes WHERE domain = ?", (domain,))
         if row is None:
             return None
-        values = dict(zip(OUTCOME_FIELDS, row, strict=True))
-        values["status"] = Status(values["status"])
-        return Outcome(**values)
+        values = dict(zip(_COLUMNS, row, strict=True))
+        outcome = Outcome(**{k: values[k] for k in OUTCOME_FIELDS}, drift=bool(values["drift"]))
+        outcome.status = Status(values["status"])
+        return Stored(outcome, int(values["pass"] or 0), bool(values["drift"]))
 
-    async def record(self, outcome: Outcome) -> None:
-        """Store ``outcome``; returns once it is durable (committed and fsynced)."""
+    def original(self, domain: str, target: str) -> str | None:
+        """The certificate ``domain`` had before the tool first moved it to ``target``, if it ever did."""
+        row = self._one("SELECT original FROM moves WHERE domain = ? AND target = ?", (domain, target))
+        return None if row is None else str(row[0])
+
+    def drifted(self) -> int:
+        """Domains this run found moved off their target by someone else (and wrote again)."""
+        row = self._one("SELECT COUNT(DISTINCT domain) FROM history WHERE run_id = ? AND drift = 1", (self.run_id,))
+        return int(row[0])
+
+    async def record(self, outcome: Outcome, row: Row | None = None) -> None:
+        """Store ``outcome`` (and its history line; a write's move); returns once durable (committed, fsynced)."""
         values = outcome.as_dict()
-        await self._commit((_INSERT, tuple(values[c] for c in OUTCOME_FIELDS)))
+        where = (row.account_id, row.region, row.user_pool_id) if row else (None, None, None)
+        statements = [
+            (_UPSERT, (*(values[c] for c in OUTCOME_FIELDS), *where, self.run_id, self.pass_, int(outcome.drift))),
+            (
+                _HISTORY,
+                (
+                    self.run_id,
+                    outcome.finished_at or utc_now(),
+                    *where,
+                    outcome.domain,
+                    outcome.previous_certificate_arn,
+                    outcome.certificate_arn,
+                    values["status"],
+                    outcome.error_code,
+                    outcome.error_message,
+                    outcome.attempts,
+                    int(outcome.drift),
+                    outcome.cloudfront_domain,
+                    outcome.started_at,
+                ),
+            ),
+        ]
+        previous = outcome.previous_certificate_arn
+        if outcome.status is Status.IN_FLIGHT and previous and previous != outcome.certificate_arn:
+            statements.append((_MOVE, (outcome.domain, outcome.certificate_arn, previous, self.run_id, utc_now())))
+        await self._commit(statements)
 
-    async def _commit(self, statement: tuple[str, tuple[object, ...]]) -> None:
+    async def _commit(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
         # Group commit: statements that arrive while a commit is running go together in the next one, so a
         # busy run pays one thread hand-off and one fsync per batch instead of per row (a hand-off per write
         # was a tenth of a run's CPU: benchmarks/README.md). Every caller still returns only once its own
-        # statement is durable. The first caller to find no commit running does the committing.
+        # statements are durable. The first caller to find no commit running does the committing.
         batch = self._open
-        batch.statements.append(statement)
+        batch.statements.extend(statements)
         if not self._committing:
             self._committing = True
             try:
@@ -135,6 +301,30 @@ class Checkpoint:
             self._db.execute("BEGIN")
             for sql, params in statements:
                 self._db.execute(sql, params)
+
+    # ---- history -----------------------------------------------------------------------------------------------
+    def runs(self) -> list[dict[str, Any]]:
+        cursor = self._reader.execute(
+            "SELECT run_id, pass, mode, manifest, rows, started_at, finished_at, complete, counts FROM runs "
+            "ORDER BY rowid"
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, r, strict=True)) for r in cursor]
+
+    def history(self, domain: str | None = None, run_id: str | None = None) -> Iterable[dict[str, Any]]:
+        """History lines, oldest first, of one domain and/or one run (all when neither is given)."""
+        where, params = [], []
+        if domain is not None:
+            where.append("domain = ?")
+            params.append(domain)
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        cursor = self._reader.execute(
+            "SELECT * FROM history" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id", params
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, r, strict=True)) for r in cursor]
 
     def close(self) -> None:
         self._reader.close()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleet.calls import Calls
-from fleet.checkpoint import Checkpoint
+from fleet.checkpoint import Checkpoint, Stored
 from fleet.errors import RowFailed
 from fleet.limits import RegionLimits
 from fleet.manifest import Row
@@ -21,6 +21,8 @@ from fleet.retry import AttemptCounter, Failure, classify
 from fleet.stop import StopRequested
 
 ACTIVE, FAILED = "ACTIVE", "FAILED"
+# What the state may last have seen of a domain on its target: found off it now, it drifted.
+ON_TARGET = frozenset({Status.UNCHANGED, Status.PENDING, Status.VERIFIED, Status.UPDATED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,12 @@ def _current_certificate(row: Row, description: dict[str, Any]) -> str:
     return str(current)
 
 
-async def _preflight(ctx: RowContext, row: Row, counter: AttemptCounter) -> None:
+async def _preflight(ctx: RowContext, row: Row, counter: AttemptCounter, current: str) -> None:
+    """The target certificate's checks. Returning a domain to the certificate the tool moved it from (a rollback
+    row, on the certificate it rolls back from) waives --min-validity-days: that certificate is, by definition,
+    the one about to expire. Expired, revoked, deleted or non-covering still fail the row."""
+    returning = row.rollback_from is not None and current == row.rollback_from
+
     async def describe_certificate() -> dict[str, Any]:
         acm = await ctx.acm()
         result: dict[str, Any] = await _call(
@@ -112,7 +119,7 @@ async def _preflight(ctx: RowContext, row: Row, counter: AttemptCounter) -> None
         )
         return result
 
-    await ctx.certificates.verify(row.certificate_arn, row.domain, describe_certificate)
+    await ctx.certificates.verify(row.certificate_arn, row.domain, describe_certificate, 0.0 if returning else None)
 
 
 async def _settle(ctx: RowContext, row: Row, counter: AttemptCounter, status: str | None) -> Status:
@@ -135,10 +142,14 @@ async def _settle(ctx: RowContext, row: Row, counter: AttemptCounter, status: st
         status = description.get("Status")
 
 
-async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Outcome | None:
+async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outcome | None:
     """Move one domain to its target certificate; never raises for AWS errors, returns a failed outcome.
 
-    Returns None, recording nothing, when the run is stopping before the row's next call was sent.
+    Every row is described first, whatever the state says. The certificate the domain had before the tool first
+    moved it to this target (any earlier run, any manifest: ``moves`` in the state) makes a domain found on its
+    target ``pending``/``verified`` with that certificate as previous, not ``unchanged``; a domain the state last
+    saw on its target but now finds off it drifted, and is written again. Returns None, recording nothing, when
+    the run is stopping before the row's next call was sent.
     """
     if ctx.stopping:
         return None
@@ -146,18 +157,15 @@ async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Out
     outcome = Outcome(
         domain=row.domain, status=Status.FAILED, certificate_arn=row.certificate_arn, started_at=ctx.now()
     )
-    # A row whose write was sent before (in flight at a crash, pending verification, or failed after
-    # sending it) knows the certificate it had: if the domain is now on the target, that write took effect.
-    previous = None
-    if resumed and resumed.status in (Status.IN_FLIGHT, Status.FAILED, Status.PENDING, Status.UPDATED):
-        previous = resumed.previous_certificate_arn
+    last = stored.outcome if stored and stored.outcome.certificate_arn == row.certificate_arn else None
+    original = ctx.checkpoint.original(row.domain, row.certificate_arn)
     try:
         description = await _describe(ctx, row, counter)
         current = _current_certificate(row, description)
         outcome.cloudfront_domain = description.get("CloudFrontDistribution")
         if current == row.certificate_arn:
-            if previous and previous != current and not ctx.mode.plan:
-                outcome.previous_certificate_arn = previous
+            if original and original != current and not ctx.mode.plan:
+                outcome.previous_certificate_arn = original
                 outcome.status = await _settle(ctx, row, counter, description.get("Status"))
             elif description.get("Status") == FAILED:
                 raise RowFailed("DomainFailed", f"Cognito reports {row.domain!r} FAILED")
@@ -165,7 +173,8 @@ async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Out
                 outcome.status, outcome.previous_certificate_arn = Status.UNCHANGED, current
         else:
             outcome.previous_certificate_arn = current
-            await _preflight(ctx, row, counter)
+            outcome.drift = last is not None and last.status in ON_TARGET
+            await _preflight(ctx, row, counter, current)
             if ctx.mode.plan:
                 outcome.status = Status.PLANNED
             else:
@@ -180,7 +189,7 @@ async def migrate_row(ctx: RowContext, row: Row, resumed: Outcome | None) -> Out
         outcome.error_code, outcome.error_message = failure.code, failure.message
     outcome.attempts = counter.attempts
     outcome.finished_at = ctx.now()
-    await ctx.checkpoint.record(outcome)
+    await ctx.checkpoint.record(outcome, row)
     return outcome
 
 
@@ -209,7 +218,9 @@ async def _write(
                 previous_certificate_arn=current,
                 attempts=counter.attempts,
                 started_at=outcome.started_at,
-            )
+                drift=outcome.drift,
+            ),
+            row,
         )
 
     request: dict[str, Any] = {

@@ -67,10 +67,9 @@ async def run_rows(
     clock: Clock | None = None,
     stop: Stop | None = None,
 ) -> None:
-    """Migrate every row not yet done according to the checkpoint, until done or asked to stop."""
+    """Migrate every row the state does not count as done in this pass, until done or asked to stop."""
     stop = stop or Stop()
-    done = checkpoint.done_domains()
-    todo = [r for r in rows if r.domain not in done]
+    todo = [r for r in rows if not checkpoint.is_done(r, checkpoint.stored(r.domain))]
     limits = Limits(settings.concurrency, settings.rate_per_account)
     calls = Calls(limits, settings.policy, clock or SystemClock(), stop)
     runner = _Runner(checkpoint, settings, observer or Observer(), calls)
@@ -129,7 +128,7 @@ class _Runner:
                 started_at=moment,
                 finished_at=moment,
             )
-            await self.checkpoint.record(outcome)
+            await self.checkpoint.record(outcome, row)
             self._done(row, outcome, 0.0)
 
     async def _regions(self, session: AccountSession, rows: list[Row], mode: Mode) -> None:
@@ -158,6 +157,6 @@ class _Runner:
 
     async def _row(self, ctx: RowContext, row: Row) -> None:
         t0 = self.clock.monotonic()
-        outcome = await migrate_row(ctx, row, self.checkpoint.get(row.domain))
+        outcome = await migrate_row(ctx, row, self.checkpoint.stored(row.domain))
         if outcome is not None:
             self._done(row, outcome, self.clock.monotonic() - t0)

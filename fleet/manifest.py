@@ -20,7 +20,8 @@ from fleet.errors import FleetError
 from fleet.files import atomic_writer
 
 REQUIRED_COLUMNS = ("account_id", "region", "user_pool_id", "domain", "certificate_arn")
-OPTIONAL_COLUMNS = ("role_arn", "external_id")
+# rollback_from: the manifest returns the domain to a certificate the tool moved it from (written by `rollback`).
+OPTIONAL_COLUMNS = ("role_arn", "external_id", "rollback_from")
 KNOWN_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 _ACCOUNT = re.compile(r"\d{12}")
@@ -48,6 +49,7 @@ class Row:
     certificate_arn: str
     role_arn: str | None = None
     external_id: str | None = None
+    rollback_from: str | None = None  # a rollback row: the certificate the tool moved the domain to
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +147,29 @@ _VALID_ROW = re.compile(
 )
 
 
+def _certificate_problems(column: str, cert: str, account: str | None) -> list[tuple[str, str]]:
+    """An ACM certificate ARN in us-east-1 of the row's account, or why not."""
+    cm = _CERT_ARN.fullmatch(cert)
+    if not cm:
+        return [
+            (column, f"{cert!r} is not an ACM certificate ARN (arn:aws:acm:us-east-1:<account>:certificate/<uuid>)")
+        ]
+    problems = []
+    if cm.group("region") != CERT_REGION:
+        problems.append(
+            (column, f"certificate is in {cm.group('region')}; Cognito custom domains need one in {CERT_REGION}")
+        )
+    if account and cm.group("account") != account:
+        problems.append((column, f"certificate belongs to account {cm.group('account')}, not to the row's {account}"))
+    return problems
+
+
 def _check_row(cells: dict[str, str]) -> list[tuple[str, str]]:
     """Rule violations of one row as (column, reason) pairs."""
     if (
         not cells.get("role_arn")
         and not cells.get("external_id")
+        and not cells.get("rollback_from")
         and len(cells["domain"]) <= 253
         and cells["region"] in cognito_regions()
         and _VALID_ROW.fullmatch(
@@ -179,30 +199,9 @@ def _check_row(cells: dict[str, str]) -> list[tuple[str, str]]:
     reason = validate_domain(cells["domain"])
     if reason:
         errors.append(("domain", f"{cells['domain']!r} {reason}"))
-    cert = cells["certificate_arn"]
-    cm = _CERT_ARN.fullmatch(cert)
-    if not cm:
-        errors.append(
-            (
-                "certificate_arn",
-                f"{cert!r} is not an ACM certificate ARN (arn:aws:acm:us-east-1:<account>:certificate/<uuid>)",
-            )
-        )
-    else:
-        if cm.group("region") != CERT_REGION:
-            errors.append(
-                (
-                    "certificate_arn",
-                    f"certificate is in {cm.group('region')}; Cognito custom domains need one in {CERT_REGION}",
-                )
-            )
-        if account_ok and cm.group("account") != account:
-            errors.append(
-                (
-                    "certificate_arn",
-                    f"certificate belongs to account {cm.group('account')}, not to the row's {account}",
-                )
-            )
+    errors += _certificate_problems("certificate_arn", cells["certificate_arn"], account if account_ok else None)
+    if cells.get("rollback_from"):
+        errors += _certificate_problems("rollback_from", cells["rollback_from"], account if account_ok else None)
     role = cells.get("role_arn", "")
     if role:
         rm = _ROLE_ARN.fullmatch(role)
@@ -286,9 +285,7 @@ def parse(path: str | Path, data: bytes | None = None) -> Manifest:
     problems = (checker.problems if checker else []) + malformed
     if problems:
         raise ManifestError(problems)
-    rows = checker.rows if checker else []
-    if not rows:
-        raise ManifestError([Problem(name, 2, 1, None, "the manifest has a header but no rows")])
+    rows = checker.rows if checker else []  # a header and no rows is valid: nothing to do
     return Manifest(name, tuple(rows), fingerprint(rows))
 
 
@@ -362,23 +359,30 @@ class _RowChecker:
                     certificate_arn=cells["certificate_arn"],
                     role_arn=cells.get("role_arn") or None,
                     external_id=cells.get("external_id") or None,
+                    rollback_from=cells.get("rollback_from") or None,
                 )
             )
 
 
 def write(path: str | Path, rows: Iterable[Row], roles: bool | None = None) -> Path:
     """Write ``rows`` as a manifest (whole or not at all). ``roles``: add the role_arn/external_id columns
-    (None: when some row has one)."""
+    (None: when some row has one); rollback_from is added when some row has one."""
     rows = list(rows)
     if roles is None:
         roles = any(r.role_arn or r.external_id for r in rows)
+    rollback = any(r.rollback_from for r in rows)
+    columns = [
+        *REQUIRED_COLUMNS,
+        *(("role_arn", "external_id") if roles else ()),
+        *(("rollback_from",) if rollback else ()),
+    ]
     target = Path(path)
     with atomic_writer(target) as fh:
         out = csv.writer(fh)
-        out.writerow(KNOWN_COLUMNS if roles else REQUIRED_COLUMNS)
+        out.writerow(columns)
         for r in rows:
-            cells = [r.account_id, r.region, r.user_pool_id, r.domain, r.certificate_arn]
-            out.writerow([*cells, r.role_arn or "", r.external_id or ""] if roles else cells)
+            values = {c: getattr(r, c) or "" for c in columns}
+            out.writerow([values[c] for c in columns])
     return target
 
 

@@ -35,6 +35,7 @@ class Outcome:
     error_message: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    drift: bool = False  # seen moved off its target by someone else (and written again): not a stored column
 
     def as_dict(self) -> dict[str, object]:
         d = {name: getattr(self, name) for name in OUTCOME_FIELDS}  # flat: no deep copy as asdict() makes
@@ -42,7 +43,7 @@ class Outcome:
         return d
 
 
-OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
+OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome) if f.name != "drift")
 
 
 def stamp(moment: datetime) -> str:

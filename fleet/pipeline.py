@@ -6,6 +6,7 @@ import collections
 import dataclasses
 import hashlib
 import os
+import secrets
 import signal
 import tempfile
 from collections.abc import Sequence
@@ -48,7 +49,9 @@ def load(manifest_path: str | Path, shard: Shard | None = None) -> Manifest:
 
 
 def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}"
+    """When and where the run started, and a random part: unique in the state's history even for two runs of
+    one process in the same second."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,8 @@ class RunResult:
     checkpoint: Path
     stopped: str | None = None  # why the run stopped early, if it did
     aborted: bool = False  # stopped because of failures (budget, canary), not time
+    drift: int = 0  # domains found moved off their target by someone else, and written again
+    run_id: str = ""
 
     def lines(self, read_only: bool = False) -> list[str]:
         """What `run` and `plan` print at the end: why it stopped early, the counts, where the files are."""
@@ -66,7 +71,10 @@ class RunResult:
         if self.stopped:
             hint = "" if self.aborted else "; rerun the same command to resume"
             out.append(f"stopped early ({self.stopped}){hint}")
-        out += [summary_line(self.counts), f"report: {self.report} (and {self.report_jsonl})"]
+        out.append(summary_line(self.counts))
+        if self.drift:
+            out.append(f"drift: {self.drift} domains had been moved off their target by someone else: written again")
+        out.append(f"report: {self.report} (and {self.report_jsonl})")
         if not read_only:
             out.append(f"checkpoint: {self.checkpoint}")
         return out
@@ -142,6 +150,7 @@ def migrate(
     policy: StopPolicy | None = None,
     shard: Shard | None = None,
     clock: Clock | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
     """Check the hub (HubUnavailable), lock (LockHeld), open the checkpoint (CheckpointMismatch), run, report.
 
@@ -149,21 +158,28 @@ def migrate(
     before the hub is confirmed.
     """
     manifest = source if isinstance(source, Manifest) else load(source, shard)
-    stop, clock = Stop(), clock or SystemClock()
+    stop, clock, run_id = Stop(), clock or SystemClock(), run_id or new_run_id()
 
-    async def job() -> collections.Counter[str]:
+    async def job() -> tuple[collections.Counter[str], int]:
         async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
             with CheckpointLock(checkpoint_path):
-                checkpoint = Checkpoint(checkpoint_path, manifest.fingerprint, manifest.path)
+                checkpoint = Checkpoint(checkpoint_path)
                 try:
+                    checkpoint.begin(run_id, manifest.path, len(manifest.rows))
                     stop_policy = policy or StopPolicy()
                     await supervise(manifest.rows, checkpoint, settings, hub, observer, stop_policy, stop, clock)
-                    return write_report(manifest.rows, checkpoint, report_path, stop.reason if stop.aborted else None)
+                    reason = stop.reason if stop.aborted else None
+                    counts = write_report(manifest.rows, checkpoint, report_path, reason)
+                    # Every row ended (failed ones too): the next run starts a new pass and converges.
+                    checkpoint.finish(dict(counts), complete=not counts[str(Status.SKIPPED)])
+                    return counts, checkpoint.drifted()
                 finally:
                     checkpoint.close()
 
-    counts = anyio.run(job)
-    return RunResult(counts, report_path, jsonl_path(report_path), checkpoint_path, stop.reason, stop.aborted)
+    counts, drift = anyio.run(job)
+    return RunResult(
+        counts, report_path, jsonl_path(report_path), checkpoint_path, stop.reason, stop.aborted, drift, run_id
+    )
 
 
 def plan(
@@ -185,8 +201,9 @@ def plan(
     async def job() -> collections.Counter[str]:
         async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
             with tempfile.TemporaryDirectory(prefix="cognito-fleet-plan-") as scratch:
-                checkpoint = Checkpoint(Path(scratch) / "plan.sqlite", manifest.fingerprint, manifest.path)
+                checkpoint = Checkpoint(Path(scratch) / "plan.sqlite")
                 try:
+                    checkpoint.begin(new_run_id(), manifest.path, len(manifest.rows))
                     await supervise(manifest.rows, checkpoint, settings, hub, observer, StopPolicy(), stop, clock)
                     return write_report(manifest.rows, checkpoint, report_path)
                 finally:

@@ -47,6 +47,8 @@ def check(certificate: dict[str, Any], domain: str, min_validity_days: float, no
     not_after = certificate.get("NotAfter")
     if isinstance(not_after, datetime):
         expires = not_after if not_after.tzinfo else not_after.replace(tzinfo=UTC)
+        if expires <= now:
+            raise RowFailed("CertificateExpired", f"certificate {arn} expired {expires.date().isoformat()}")
         if expires - now < timedelta(days=min_validity_days):
             raise RowFailed(
                 "CertificateExpiresSoon",
@@ -64,15 +66,23 @@ class CertificateChecks:
         self.now = now or (lambda: datetime.now(UTC))
         self._described: Once[str, dict[str, Any]] = Once()
 
-    async def verify(self, arn: str, domain: str, describe: Callable[[], Awaitable[dict[str, Any]]]) -> None:
-        """RowFailed unless certificate ``arn`` can serve ``domain``; StopRequested passes through."""
+    async def verify(
+        self,
+        arn: str,
+        domain: str,
+        describe: Callable[[], Awaitable[dict[str, Any]]],
+        min_validity_days: float | None = None,
+    ) -> None:
+        """RowFailed unless certificate ``arn`` can serve ``domain`` for ``min_validity_days`` (default: the
+        run's); StopRequested passes through."""
         try:
             described = await self._described.get(arn, describe)
         except StopRequested:
             raise
         except Exception as exc:
             raise _rejection(exc, arn) from None
-        check(described["Certificate"], domain, self.min_validity_days, self.now())
+        days = self.min_validity_days if min_validity_days is None else min_validity_days
+        check(described["Certificate"], domain, days, self.now())
 
 
 def _rejection(exc: Exception, arn: str) -> RowFailed:

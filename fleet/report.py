@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from fleet.checkpoint import Checkpoint
+from fleet.checkpoint import Checkpoint, Stored
 from fleet.files import atomic_writer
 from fleet.manifest import Row
 from fleet.outcome import Outcome, Status
@@ -31,6 +31,7 @@ COLUMNS = (
     "error_message",
     "started_at",
     "finished_at",
+    "drift",
 )
 
 
@@ -41,19 +42,28 @@ def jsonl_path(report_path: str | Path) -> Path:
 NOT_FINISHED = "not finished: the run stopped before this row ended; the next run resumes it"
 
 
-def record(row: Row, outcome: Outcome | None, skipped_reason: str | None = None) -> dict[str, object]:
-    """One report line; a row without a final outcome is 'skipped'."""
-    if outcome is None or outcome.status is Status.IN_FLIGHT:
-        outcome = Outcome(
+def record(
+    row: Row, stored: Stored | None, current_pass: int, original: str | None, skipped_reason: str | None = None
+) -> dict[str, object]:
+    """One report line. Only an outcome of this pass for this target counts; anything else is 'skipped'. A
+    domain the tool moved names, as previous, the certificate it had before the tool moved it to this target."""
+    outcome = stored.outcome if stored else None
+    if outcome is not None and outcome.certificate_arn != row.certificate_arn:
+        outcome = None  # an outcome for another target: nothing yet for this one
+    ours = outcome if outcome is not None and stored is not None and stored.pass_ == current_pass else None
+    if ours is None or ours.status is Status.IN_FLIGHT:
+        ours = Outcome(
             domain=row.domain,
             status=Status.SKIPPED,
             certificate_arn=row.certificate_arn,
             previous_certificate_arn=outcome.previous_certificate_arn if outcome else None,
-            attempts=outcome.attempts if outcome else 0,
+            attempts=ours.attempts if ours else 0,
             error_message=f"not attempted: {skipped_reason}" if skipped_reason else NOT_FINISHED,
         )
-    values = outcome.as_dict()
-    values.update(account_id=row.account_id, region=row.region, user_pool_id=row.user_pool_id)
+    values = ours.as_dict()
+    if original and ours.status is not Status.UNCHANGED:
+        values["previous_certificate_arn"] = original
+    values.update(account_id=row.account_id, region=row.region, user_pool_id=row.user_pool_id, drift=ours.drift)
     return {c: values.get(c) for c in COLUMNS}
 
 
@@ -67,11 +77,17 @@ def write_report(
         writer = csv.DictWriter(csv_fh, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
-            line = record(row, checkpoint.get(row.domain), skipped_reason)
+            stored = checkpoint.stored(row.domain)
+            original = checkpoint.original(row.domain, row.certificate_arn)
+            line = record(row, stored, checkpoint.pass_, original, skipped_reason)
             counts[str(line["status"])] += 1
-            writer.writerow({k: "" if v is None else v for k, v in line.items()})
+            writer.writerow({k: "" if v is None else _cell(v) for k, v in line.items()})
             json_fh.write(json.dumps(line, separators=(",", ":")) + "\n")
     return counts
+
+
+def _cell(value: object) -> object:
+    return ("yes" if value else "") if isinstance(value, bool) else value
 
 
 def summary_line(counts: collections.Counter[str]) -> str:

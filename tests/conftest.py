@@ -14,7 +14,6 @@ from botocore.config import Config
 from fleet.checkpoint import Checkpoint
 from fleet.credentials import AwsSettings
 from fleet.engine import EngineSettings
-from fleet.manifest import parse
 from fleet.pipeline import RunResult, migrate
 from fleet.retry import BackoffPolicy
 from fleet.sandbox.demo import isolate_from_real_aws
@@ -97,9 +96,8 @@ class Fleet:
         out = self.cognito(d.account_id, d.region).describe_user_pool_domain(Domain=d.domain)
         return dict(out["DomainDescription"])
 
-    def open_checkpoint(self, manifest: Path | None = None) -> Checkpoint:
-        m = parse(manifest or self.manifest)
-        return Checkpoint(self.checkpoint, m.fingerprint, m.path)
+    def open_checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.checkpoint)
 
 
 @pytest.fixture

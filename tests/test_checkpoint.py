@@ -26,7 +26,7 @@ def stored(path: Path) -> dict[str, str]:
 
 async def test_concurrent_records_each_durable_when_their_call_returns(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
-    checkpoint = Checkpoint(path, "fp", "m.csv")
+    checkpoint = Checkpoint(path)
     returned: list[tuple[str, bool]] = []
 
     async def one(i: int) -> None:
@@ -43,7 +43,7 @@ async def test_concurrent_records_each_durable_when_their_call_returns(tmp_path:
 
 
 async def test_later_record_of_a_domain_wins(tmp_path: Path) -> None:
-    checkpoint = Checkpoint(tmp_path / "c.sqlite", "fp", "m.csv")
+    checkpoint = Checkpoint(tmp_path / "c.sqlite")
     async with anyio.create_task_group() as tg:
         tg.start_soon(checkpoint.record, outcome(1, Status.IN_FLIGHT))
     await checkpoint.record(outcome(1, Status.VERIFIED))
@@ -53,7 +53,7 @@ async def test_later_record_of_a_domain_wins(tmp_path: Path) -> None:
 
 
 async def test_failed_commit_reaches_every_caller_of_its_batch(tmp_path: Path) -> None:
-    checkpoint = Checkpoint(tmp_path / "c.sqlite", "fp", "m.csv")
+    checkpoint = Checkpoint(tmp_path / "c.sqlite")
     await checkpoint.record(outcome(0))
     checkpoint._db.execute("PRAGMA query_only = ON")  # every later write fails, as on a read-only disk
     errors: list[BaseException] = []
@@ -77,7 +77,7 @@ async def test_failed_commit_reaches_every_caller_of_its_batch(tmp_path: Path) -
 
 async def test_cancelled_caller_does_not_strand_the_others(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
-    checkpoint = Checkpoint(path, "fp", "m.csv")
+    checkpoint = Checkpoint(path)
     done: list[int] = []
 
     async def one(i: int) -> None:

@@ -37,14 +37,17 @@ async def run_on(
     manifest = parse(fleet.manifest)
     stop = Stop()
     async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
-        checkpoint = Checkpoint(fleet.checkpoint, manifest.fingerprint, manifest.path)
+        checkpoint = Checkpoint(fleet.checkpoint)
         try:
+            checkpoint.begin(f"virtual-{time.monotonic_ns()}", manifest.path, len(manifest.rows))
             async with anyio.create_task_group() as tg:
                 if driver is not None:
                     tg.start_soon(driver)
                 await supervise(manifest.rows, checkpoint, settings, hub, None, policy, stop, clock)
                 tg.cancel_scope.cancel()
-            return write_report(manifest.rows, checkpoint, fleet.report), stop
+            counts = write_report(manifest.rows, checkpoint, fleet.report)
+            checkpoint.finish(dict(counts), complete=not counts["skipped"])
+            return counts, stop
         finally:
             checkpoint.close()
 
@@ -142,7 +145,7 @@ async def test_drain_lets_calls_in_flight_finish_until_it_expires(make_fleet) ->
 
     counts, stop = await run_on(clock, fleet, fleet.settings(), policy, drain_expires)
     assert counts == {"skipped": 4}
-    checkpoint = Checkpoint(fleet.checkpoint, parse(fleet.manifest).fingerprint, str(fleet.manifest))
+    checkpoint = Checkpoint(fleet.checkpoint)
     try:
         in_flight = {
             d.domain for d in fleet.domains if (o := checkpoint.get(d.domain)) and o.status is Status.IN_FLIGHT

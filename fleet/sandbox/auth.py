@@ -34,6 +34,8 @@ HUB_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIASANDBOXHUB000000", "AWS_SECRET_ACCE
 ADMIN_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIASANDBOXADMIN0000", "AWS_SECRET_ACCESS_KEY": "sandbox-admin-secret"}
 ADMIN_ROLE_NAME = "SandboxAdmin"  # the role the admin assumes in member accounts (any name would do)
 DEFAULT_ACCOUNT = "123456789012"
+
+
 def _iam_dir() -> Path:
     """The policies a security team reviews: the repository's iam/ (editable install or checkout), else the copy
     a wheel installs under ``<prefix>/share/cognito-fleet/iam`` (pyproject's data-files)."""
