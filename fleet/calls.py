@@ -45,12 +45,14 @@ class Calls:
         on_retry: OnRetry | None = None,
         before_first_send: Callable[[], Awaitable[None]] | None = None,
         confirm: Callable[[], Awaitable[Any]] | None = None,
+        despite_stop: bool = False,
         **kwargs: Any,
     ) -> Any:
         """One operation, retried under the policy; every attempt waits for the limits.
 
-        Once the run is stopping, a call that has not been sent yet raises StopRequested instead. A call that
-        was sent finishes (with its retries): the run drains. ``before_first_send`` runs once, after the limits
+        Once the run is stopping, a call that has not been sent yet raises StopRequested instead (unless
+        ``despite_stop``: a look that belongs to a write already sent). A call that was sent finishes (with its
+        retries): the run drains. ``before_first_send`` runs once, after the limits
         let the call go and just before it leaves (the in-flight mark of a write goes there); ``confirm``: see
         ``retry.call_with_retry``.
         """
@@ -61,7 +63,7 @@ class Calls:
             nonlocal sent
             async with self.limits.call(limits, limit_key, operation):
                 if not sent:
-                    if self.stop.requested:
+                    if self.stop.requested and not despite_stop:
                         raise StopRequested
                     if before_first_send is not None:
                         await before_first_send()

@@ -50,7 +50,10 @@ class _Commands(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except BaseExceptionGroup as group:  # a task group's one failure: report it, not the group
+                raise _only(group) from None
         except FleetError as exc:
             for line in exc.lines():
                 click.echo(line, err=True)
@@ -63,6 +66,14 @@ class _Commands(click.Group):
             hint = "" if logs.debug_enabled() else " (rerun with --log-level debug for the traceback)"
             click.echo(f"error: unexpected {type(exc).__name__}: {exc}{hint}", err=True)
             sys.exit(EXIT_FAILED_ROWS)
+
+
+def _only(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The single exception inside (nested) one-exception groups, else the group itself."""
+    inner: BaseException = group
+    while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
+        inner = inner.exceptions[0]
+    return inner
 
 
 @click.group(cls=_Commands, epilog=EXIT_HELP)

@@ -75,9 +75,17 @@ async def _call(
     return await ctx.calls.call(client, operation, limits, limit_key, counter, on_retry=on_retry, **kwargs)
 
 
-async def _describe(ctx: RowContext, row: Row, counter: AttemptCounter) -> dict[str, Any]:
+async def _describe(ctx: RowContext, row: Row, counter: AttemptCounter, despite_stop: bool = False) -> dict[str, Any]:
     out = await _call(
-        ctx, row, counter, ctx.cognito, "DescribeUserPoolDomain", ctx.region_limits, row.user_pool_id, Domain=row.domain
+        ctx,
+        row,
+        counter,
+        ctx.cognito,
+        "DescribeUserPoolDomain",
+        ctx.region_limits,
+        row.user_pool_id,
+        despite_stop=despite_stop,
+        Domain=row.domain,
     )
     return dict(out.get("DomainDescription") or {})
 
@@ -136,7 +144,10 @@ async def _settle(ctx: RowContext, row: Row, counter: AttemptCounter, status: st
             return Status.PENDING
         await clock.sleep(min(interval, remaining))
         interval = min(interval * 1.5, 60.0)
-        description = await _describe(ctx, row, counter)
+        try:
+            description = await _describe(ctx, row, counter)
+        except StopRequested:
+            return Status.PENDING  # the write was answered; the run stops polling (the next run verifies)
         if _current_certificate(row, description) != row.certificate_arn:
             raise RowFailed("CertificateChanged", f"{row.domain!r} left the target certificate while we waited")
         status = description.get("Status")
@@ -204,7 +215,7 @@ async def _write(
     """
 
     async def confirm() -> dict[str, Any] | None:
-        seen = await _describe(ctx, row, counter)
+        seen = await _describe(ctx, row, counter, despite_stop=True)  # part of a write already sent
         if _current_certificate(row, seen) != row.certificate_arn:
             return None
         return {"CloudFrontDomain": seen.get("CloudFrontDistribution"), "Status": seen.get("Status")}

@@ -42,8 +42,9 @@ def shared_ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
 class SharedTLSSession(AIOHTTPSession):  # type: ignore[misc]
     """aiobotocore's HTTP session with verifying TLS (shared context when nothing client-specific is set).
 
-    Private hooks of aiobotocore 2.25.1 (``_get_ssl_context``, ``_create_connector``, ``_verify``, ``_cert_file``):
-    they are where it builds TLS, and ``tests/test_tls.py`` fails if they change shape.
+    Private hooks of aiobotocore 2.25.1 (``_get_ssl_context``, ``_create_connector``, ``_verify``, ``_cert_file``,
+    ``_key_file``, ``_proxy_config``): they are where it builds TLS, and ``tests/test_tls.py`` fails if they
+    change shape.
     """
 
     def _get_ssl_context(self) -> ssl.SSLContext:
@@ -51,13 +52,26 @@ class SharedTLSSession(AIOHTTPSession):  # type: ignore[misc]
         return verifying_context()
 
     def _create_connector(self, proxy_url: str | None) -> Any:
-        if proxy_url or self._cert_file:
-            return super()._create_connector(proxy_url)
         # ``verify`` is botocore's resolved setting: a CA bundle path, True (the default bundle) or False; we
         # never pass False, and a False from elsewhere still gets a verifying context.
         ca_bundle = get_cert_path(self._verify) if self._verify else None
-        return aiohttp.TCPConnector(
-            limit=self._max_pool_connections,
-            ssl=shared_ssl_context(ca_bundle),
-            **self._connector_args,
-        )
+        context = shared_ssl_context(ca_bundle)
+        if proxy_url or self._cert_file:
+            # aiobotocore's own path would verify nothing behind a proxy without a proxy CA bundle (ssl=False):
+            # here the context is always a verifying one, extended with the proxy's CA and client certificates.
+            context = verifying_context()
+            if ca_bundle:
+                context.load_verify_locations(ca_bundle)
+            else:
+                context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+            proxy = self._proxy_config.settings if proxy_url else {}
+            if proxy.get("proxy_ca_bundle"):
+                context.load_verify_locations(cafile=proxy["proxy_ca_bundle"])
+            client_cert = proxy.get("proxy_client_cert")
+            if isinstance(client_cert, tuple):
+                context.load_cert_chain(client_cert[0], keyfile=client_cert[1])
+            elif isinstance(client_cert, str):
+                context.load_cert_chain(client_cert)
+            if self._cert_file:
+                context.load_cert_chain(self._cert_file, self._key_file)
+        return aiohttp.TCPConnector(limit=self._max_pool_connections, ssl=context, **self._connector_args)

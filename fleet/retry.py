@@ -107,9 +107,15 @@ def outcome_unknown(exc: BaseException) -> bool:
 
 
 def _never_sent(exc: BaseException) -> bool:
+    """Only a connection that was never made carried nothing. aiobotocore reports a connection reset after the
+    request left as EndpointConnectionError too (wrapping aiohttp's ClientOSError): that one left the request."""
+    import socket
+
     import aiohttp
 
-    # botocore's ConnectionError: EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError, SSLError.
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        return isinstance(exc.kwargs.get("error"), aiohttp.ClientConnectorError | socket.gaierror)
+    # ConnectTimeoutError, ProxyConnectionError, SSLError (a failed handshake): nothing was sent.
     return isinstance(exc, botocore.exceptions.ConnectionError | aiohttp.ClientConnectorError)
 
 
@@ -151,7 +157,9 @@ async def call_with_retry(
 
     ``confirm`` makes a write happen at most once: after an attempt whose outcome is unknown
     (``outcome_unknown``), it runs instead of sending blindly again; a result means the earlier attempt took
-    effect (that result is returned, nothing is sent), None means it did not (the attempt is sent again).
+    effect (that result is returned, nothing is sent), None means it did not (the attempt is sent again). Until
+    a confirm has answered, the outcome stays unknown: a confirm that fails is retried, never skipped; and when
+    the attempts run out on an unknown outcome, a last confirm decides between success and the error.
     """
     unknown = False
 
@@ -160,7 +168,8 @@ async def call_with_retry(
         failure = classify(exc)
         if failure.throttled:
             counter.throttles += 1
-        unknown = confirm is not None and outcome_unknown(exc)
+        if confirm is not None and outcome_unknown(exc):
+            unknown = True  # cleared only by a confirm that answered
         return failure.retryable
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
@@ -178,12 +187,20 @@ async def call_with_retry(
         reraise=True,
     )
     result: T
-    async for try_ in retrying:
-        with try_:
-            confirmed = await confirm() if unknown and confirm is not None else None
-            if confirmed is not None:
-                result = confirmed
-            else:
-                counter.attempts += 1
-                result = await attempt()
+    try:
+        async for try_ in retrying:
+            with try_:
+                confirmed = await confirm() if unknown and confirm is not None else None
+                if confirmed is not None:
+                    result = confirmed
+                else:
+                    unknown = False
+                    counter.attempts += 1
+                    result = await attempt()
+    except Exception:
+        if unknown and confirm is not None:  # out of attempts, the last outcome unknown: look once more
+            last = await confirm()
+            if last is not None:
+                return last
+        raise
     return result

@@ -8,7 +8,6 @@ from a CA nobody trusts, is refused before any request is sent, so nothing reach
 from __future__ import annotations
 
 import contextlib
-import csv
 import inspect
 import itertools
 import os
@@ -31,6 +30,7 @@ from botocore.config import Config
 
 from fleet.credentials import AwsSettings
 from fleet.engine import EngineSettings
+from fleet.errors import HubUnavailable
 from fleet.http import SharedTLSSession
 from fleet.pipeline import RunResult, migrate
 from fleet.retry import BackoffPolicy
@@ -111,19 +111,14 @@ def assert_all_moved(box: Sandbox, domains: list[SeededDomain], result: RunResul
 
 
 def refused_run(box: Sandbox, tmp: Path, manifest: Path) -> str:
-    """Run against a certificate the client must refuse; return the errors the run reports.
-
-    Either every row fails, or the run stops before its first row (a hub check): both hold the error.
-    """
-    try:
-        result = run(box, tmp, manifest)
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    assert result.exit_code != 0
-    with result.report.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    assert rows and all(r["status"] in ("failed", "skipped") for r in rows), rows
-    return "\n".join(f"{r['error_code']}: {r['error_message']}" for r in rows)
+    """Run against a certificate the client must refuse: the hub check stops the run (exit 2, one line) before
+    any account, checkpoint or report is touched. Return that line."""
+    with pytest.raises(HubUnavailable) as info:
+        run(box, tmp, manifest)
+    assert info.value.exit_code == 2 and len(info.value.lines()) == 1
+    assert "hub: TLS verification of https://127.0.0.1:" in str(info.value)
+    assert not (tmp / "checkpoint.sqlite").exists() and not (tmp / "report.csv").exists()
+    return str(info.value)
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 5) -> bool:
@@ -252,7 +247,14 @@ def test_aiobotocore_hooks_that_fleet_http_overrides_keep_their_shape() -> None:
     assert list(inspect.signature(AIOHTTPSession._get_ssl_context).parameters) == ["self"]
     assert list(inspect.signature(AIOHTTPSession._create_connector).parameters) == ["self", "proxy_url"]
     session = SharedTLSSession(verify=True, max_pool_connections=7)
-    for attribute in ("_verify", "_cert_file", "_max_pool_connections", "_connector_args"):
+    for attribute in (
+        "_verify",
+        "_cert_file",
+        "_key_file",
+        "_max_pool_connections",
+        "_connector_args",
+        "_proxy_config",
+    ):
         assert hasattr(session, attribute), attribute
     assert session._verify is True and session._cert_file is None and session._max_pool_connections == 7
     assert isinstance(session._connector_args, dict)
@@ -268,6 +270,20 @@ async def test_connector_context_verifies_chain_and_hostname(good: TLSFiles) -> 
         assert isinstance(context, ssl.SSLContext)
         assert context.check_hostname is True and context.verify_mode == ssl.CERT_REQUIRED
         assert connector.limit == 3
+    finally:
+        await connector.close()
+
+
+async def test_behind_a_proxy_the_target_is_still_verified(good: TLSFiles) -> None:
+    # aiobotocore's own connector passes ssl=False behind a proxy that has no CA bundle of its own.
+    proxy = "http://127.0.0.1:3128"
+    session = SharedTLSSession(verify=str(good.ca), proxies={"https": proxy}, max_pool_connections=2)
+    connector = session._create_connector(proxy)
+    try:
+        context = connector._ssl
+        assert isinstance(context, ssl.SSLContext)
+        assert context.check_hostname is True and context.verify_mode == ssl.CERT_REQUIRED
+        assert context.cert_store_stats()["x509_ca"] >= 1  # the CA bundle was loaded
     finally:
         await connector.close()
 

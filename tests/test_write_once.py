@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import aiohttp
 import botocore.exceptions
 import pytest
@@ -30,7 +32,9 @@ def _client_error(code: str, status: int) -> ClientError:
         (_client_error("TooManyRequestsException", 400), False),
         (_client_error("InvalidParameterException", 400), False),
         (botocore.exceptions.ConnectTimeoutError(endpoint_url="https://x"), False),
-        (botocore.exceptions.EndpointConnectionError(endpoint_url="https://x"), False),
+        # A reset after the request left reaches us as EndpointConnectionError(ClientOSError): unknown.
+        (botocore.exceptions.EndpointConnectionError(endpoint_url="https://x", error=aiohttp.ClientOSError()), True),
+        (botocore.exceptions.EndpointConnectionError(endpoint_url="https://x", error=socket.gaierror()), False),
         (botocore.exceptions.SSLError(endpoint_url="https://x", error="bad"), False),
     ],
 )
@@ -93,8 +97,9 @@ def test_concurrent_modification_by_someone_else_is_looked_at_not_counted_as_our
     result = fleet.run(max_attempts=3)
     assert result.counts == {"failed": 1}
     assert fleet.box.state.writes[d.domain] == 0
-    # Row start, then a describe after each refusal but the last (it ends the row): not on target, send again.
-    assert fleet.box.state.calls["DescribeUserPoolDomain"] == 1 + 2
+    # Row start, then a describe after each refusal (the last one too: out of attempts, one last look): each
+    # found it not on the target, so the write was sent again, and in the end the row failed.
+    assert fleet.box.state.calls["DescribeUserPoolDomain"] == 1 + 3
     assert fleet.box.state.calls["UpdateUserPoolDomain"] == 3
     # Once AWS takes updates again, the next run writes it, once.
     fleet.box.state.configure(refuse_while_updating=False)

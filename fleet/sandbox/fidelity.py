@@ -461,13 +461,17 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     return bytes(environ["wsgi.input"].read(length)) if length else b""
 
 
+DROP = "fleet.sandbox.drop"  # environ flag: the handler sends no response and closes the connection
+
+
 def _drop_connection(environ: dict[str, Any]) -> None:
-    """Close the client's connection with no response (RST), as a reset on the network would."""
+    """Reset the client's connection with no response (an RST, not a FIN), as a reset on the network would:
+    with SO_LINGER 0 the handler's close (it sends nothing when ``DROP`` is set) aborts the connection."""
     sock = environ.get("werkzeug.socket")
     if isinstance(sock, socket.socket):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    environ[DROP] = True
 
 
 def _respond(start_response: StartResponse, status: str, headers: list[tuple[str, str]], data: bytes) -> list[bytes]:

@@ -7,11 +7,11 @@ import logging
 import ssl
 import threading
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
-from fleet.sandbox.fidelity import FidelityApp
+from fleet.sandbox.fidelity import DROP, FidelityApp
 from fleet.sandbox.state import Knobs, SandboxState
 
 if TYPE_CHECKING:
@@ -67,6 +67,10 @@ def _keep_alive_handler() -> type[WSGIRequestHandler]:
             except Exception:
                 logging.getLogger(__name__).exception("sandbox: request failed")
                 status, headers, chunks = "500 Internal Server Error", [("Content-Type", "text/plain")], [b"error"]
+            if environ.get(DROP):  # a reset fault: no answer, and the close sends an RST (SO_LINGER 0)
+                cast(_Server, self.server).reset.add(id(self.request))
+                self.close_connection = True
+                return
             data = b"".join(chunks)
             code, _, reason = status.partition(" ")
             try:
@@ -108,6 +112,16 @@ class _Server(ThreadedWSGIServer):
         self.requests = 0  # HTTP requests parsed (a connection whose handshake failed never gets one)
         self.handshake_failures = 0
         self._count_lock = threading.Lock()
+        self.reset: set[int] = set()  # ids of connections a reset fault drops: closed without a FIN
+
+    def shutdown_request(self, request: Any) -> None:
+        # socketserver sends a FIN (shutdown SHUT_WR) before closing; a reset fault's connection gets only the
+        # close, which with SO_LINGER 0 is an RST: the client sees "connection reset", not a clean close.
+        if id(request) in self.reset:
+            self.reset.discard(id(request))
+            self.close_request(request)
+            return
+        super().shutdown_request(request)
 
     def count_request(self) -> None:
         with self._count_lock:
