@@ -15,8 +15,8 @@ from fleet import logs, options
 from fleet.credentials import AwsSettings
 from fleet.domain import Mode
 from fleet.engine import EngineSettings, Observer
-from fleet.errors import EXIT_FAILED_ROWS, FleetError
-from fleet.manifest import parse
+from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, FleetError
+from fleet.manifest import RowFilter, parse
 from fleet.pipeline import (
     RunResult,
     StopPolicy,
@@ -27,6 +27,7 @@ from fleet.pipeline import (
     plan,
 )
 from fleet.progress import Fanout, ProgressBar, summary_table
+from fleet.report import jsonl_path
 from fleet.retry import BackoffPolicy
 from fleet.rollback import write_rollback_manifest
 
@@ -87,7 +88,8 @@ def main() -> None:
 def validate(manifest: Path) -> None:
     """Check a manifest without calling AWS: list every problem, or summarise it."""
     m = parse(manifest)
-    click.echo(f"{manifest}: valid: {len(m.rows)} rows, {len(m.accounts)} accounts, {len(m.regions)} regions")
+    nothing = "; nothing to do" if not m.rows else ""
+    click.echo(f"{manifest}: valid: {len(m.rows)} rows, {len(m.accounts)} accounts, {len(m.regions)} regions{nothing}")
 
 
 def _apply(options: list[Decorator]) -> Decorator:
@@ -182,6 +184,28 @@ common_options = _apply(
     ]
 )
 
+filter_options = _apply(
+    [
+        click.option(
+            "--accounts",
+            "only_accounts",
+            callback=lambda _c, _p, v: options.id_list(v),
+            help="Only rows of these accounts (comma list or @FILE). The state is not changed by a filter.",
+        ),
+        click.option(
+            "--exclude-accounts",
+            callback=lambda _c, _p, v: options.id_list(v),
+            help="Leave out rows of these accounts (comma list or @FILE).",
+        ),
+        click.option(
+            "--regions",
+            "only_regions",
+            callback=lambda _c, _p, v: options.id_list(v),
+            help="Only rows of these regions (comma list or @FILE).",
+        ),
+    ]
+)
+
 run_only_options = _apply(
     [
         click.option(
@@ -267,8 +291,12 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
     """Run (or plan) with parsed options; exit 2/3 for an invalid manifest, a foreign checkpoint, a lock."""
     logs.configure(opts["log_format"], opts["log_level"])
     shard = opts["shard"]
-    parsed = load(manifest, shard)  # the one parse of the run: every stage gets this object
+    only = RowFilter(opts["only_accounts"], opts["exclude_accounts"] or frozenset(), opts["only_regions"])
+    parsed = load(manifest, shard, only)  # the one parse of the run: every stage gets this object
     rows = len(parsed.rows)
+    if not rows:  # a header and no rows (or a filter that keeps none): nothing to do is success
+        click.echo(f"{manifest}: no rows to do: nothing to do")
+        sys.exit(EXIT_OK)
     default_checkpoint, default_report = default_paths(manifest, shard)
     show_progress = sys.stderr.isatty() if opts["progress"] is None else opts["progress"]
     settings = engine_settings(opts, rows)
@@ -296,6 +324,7 @@ def print_result(result: RunResult, read_only: bool = False) -> None:
 @main.command(epilog=EXIT_HELP)
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @common_options
+@filter_options
 @run_only_options
 def run(manifest: Path, **opts: Any) -> None:
     """Migrate every domain of MANIFEST to its certificate_arn; rerun the same command to resume."""
@@ -307,6 +336,7 @@ def run(manifest: Path, **opts: Any) -> None:
 @main.command("plan", epilog=EXIT_HELP)
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @common_options
+@filter_options
 def plan_command(manifest: Path, **opts: Any) -> None:
     """Show what `run` would do, read-only (Describe and ACM calls only): planned / unchanged / failed.
 
@@ -320,8 +350,8 @@ def plan_command(manifest: Path, **opts: Any) -> None:
 @main.command(
     epilog="""\b
 Exit codes:
-  0  every account and region was read; the manifest lists the selected domains
-  1  some accounts, regions or domains could not be read (see the inventory), or nothing was selected
+  0  every account and region was read; the manifest lists the selected domains (maybe none)
+  1  some accounts, regions or domains could not be read (see the inventory)
   2  usage error, a bad accounts/map file, or the hub identity not confirmed by STS"""
 )
 @click.option(
@@ -415,6 +445,38 @@ def rollback(report: Path, out: Path, original: Path | None) -> None:
     certificate. Running it is an ordinary `run` (with its own checkpoint)."""
     count = write_rollback_manifest(report, out, original)
     click.echo(f"{out}: {count} domains back to their previous certificates; next: cognito-fleet run {out}")
+
+
+@main.command("history")
+@click.argument("state", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--domain", help="The history of this domain: every record of every run, writes in flight included.")
+@click.option("--run", "run_id", help="The records of this run.")
+@click.option(
+    "--report",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --run: write that run's report again (CSV, JSON Lines beside it).",
+)
+def history_command(state: Path, domain: str | None, run_id: str | None, out: Path | None) -> None:
+    """Show what a state file (--checkpoint) knows: its runs; a domain's or a run's history; a past report."""
+    from fleet.checkpoint import Checkpoint
+    from fleet.history import history_lines, rewrite_report, runs_table
+
+    if out is not None and run_id is None:
+        raise click.UsageError("--report goes with --run RUN_ID")
+    checkpoint = Checkpoint(state)
+    try:
+        if out is not None and run_id is not None:
+            count = rewrite_report(checkpoint, run_id, out)
+            click.echo(f"{out}: {count} domains of run {run_id} (and {jsonl_path(out)})")
+            return
+        lines = history_lines(checkpoint, domain, run_id) if domain or run_id else runs_table(checkpoint)
+        for line in lines:
+            click.echo(line)
+        if not lines:
+            click.echo("nothing recorded" + (f" for {domain or run_id}" if domain or run_id else ""))
+    finally:
+        checkpoint.close()
 
 
 def _register_sandbox() -> None:

@@ -92,6 +92,25 @@ class Manifest:
         return {r.region for r in self.rows}
 
 
+@dataclass(frozen=True, slots=True)
+class RowFilter:
+    """Rows of some accounts and regions, minus some accounts (plan/run --accounts, --exclude-accounts,
+    --regions): selects rows the way --shard does, without editing the manifest or touching the state."""
+
+    accounts: frozenset[str] | None = None
+    exclude: frozenset[str] = frozenset()
+    regions: frozenset[str] | None = None
+
+    def select(self, rows: Iterable[Row]) -> list[Row]:
+        return [
+            r
+            for r in rows
+            if (self.accounts is None or r.account_id in self.accounts)
+            and r.account_id not in self.exclude
+            and (self.regions is None or r.region in self.regions)
+        ]
+
+
 def group_by(rows: Iterable[Row], attribute: str) -> dict[str, list[Row]]:
     """Rows grouped by one of their fields (account_id, region), groups and rows in manifest order."""
     groups: dict[str, list[Row]] = {}

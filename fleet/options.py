@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from fleet.shard import Shard
+
+
+def id_list(value: str | None) -> frozenset[str] | None:
+    """--accounts/--exclude-accounts/--regions: a comma list, or @FILE (one or more per line, # comments)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = ",".join(line.split("#", 1)[0] for line in path.read_text(encoding="utf-8").splitlines())
+        except OSError as exc:
+            raise click.BadParameter(f"{path}: cannot read: {exc.strerror}") from None
+    items = frozenset(split_list(text))
+    if not items:
+        raise click.BadParameter(f"{value!r} names nothing")
+    return items
 
 
 def split_list(value: str) -> list[str]:

@@ -24,7 +24,7 @@ from fleet.engine import EngineSettings, Observer, run_rows
 from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, EXIT_RESUMABLE
 from fleet.hub_check import checked_hub
 from fleet.lock import CheckpointLock
-from fleet.manifest import Manifest, Row, parse
+from fleet.manifest import Manifest, Row, RowFilter, parse
 from fleet.outcome import SUCCESS, Status
 from fleet.report import jsonl_path, summary_line, write_report
 from fleet.shard import Shard
@@ -39,13 +39,18 @@ def default_paths(manifest: str | Path, shard: Shard | None = None) -> tuple[Pat
     return Path(f"{stem}.checkpoint.sqlite"), Path(f"{stem}.report.csv")
 
 
-def load(manifest_path: str | Path, shard: Shard | None = None) -> Manifest:
-    """Parse and validate the whole manifest (ManifestError), then keep the shard's rows."""
+def load(manifest_path: str | Path, shard: Shard | None = None, only: RowFilter | None = None) -> Manifest:
+    """Parse and validate the whole manifest (ManifestError), then keep the shard's rows and the filter's."""
     manifest = parse(manifest_path)
-    if shard is None:
+    rows: list[Row] | tuple[Row, ...] = manifest.rows
+    if shard is not None:
+        rows = shard.select(rows)
+    if only is not None:
+        rows = only.select(rows)
+    if rows is manifest.rows:
         return manifest
-    digest = hashlib.sha256(f"{manifest.fingerprint}/{shard.suffix}".encode()).hexdigest()
-    return Manifest(manifest.path, tuple(shard.select(manifest.rows)), digest)
+    digest = hashlib.sha256(f"{manifest.fingerprint}/{shard.suffix if shard else ''}/{only}".encode()).hexdigest()
+    return Manifest(manifest.path, tuple(rows), digest)
 
 
 def new_run_id() -> str:

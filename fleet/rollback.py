@@ -34,6 +34,8 @@ def write_rollback_manifest(report: Path, out: Path, original: Path | None = Non
             previous = rec["previous_certificate_arn"]
             if rec["status"] in written and previous and previous != rec["certificate_arn"]:
                 role, external = roles.get(rec["domain"], ("", ""))
+                # rollback_from: returning to the certificate the tool moved it from is not refused for
+                # expiring within --min-validity-days (see fleet/domain.py _preflight).
                 rows.append(
                     Row(
                         0,
@@ -44,6 +46,7 @@ def write_rollback_manifest(report: Path, out: Path, original: Path | None = Non
                         previous,
                         role or None,
                         external or None,
+                        rollback_from=rec["certificate_arn"],
                     )
                 )
     if not rows:

@@ -61,4 +61,6 @@ def run_discovery(
     )
     if rows:
         parse(out)  # what discover writes must be a manifest that validate and run accept
-    return (1 if errors or not rows else 0), summary
+    if not rows and not errors:
+        summary += "; nothing selected: nothing to do"
+    return (1 if errors else 0), summary

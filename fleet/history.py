@@ -1,0 +1,81 @@
+"""`cognito-fleet history`: what the state file knows, by run and by domain; a past run's report written again."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from fleet.checkpoint import Checkpoint
+from fleet.files import atomic_writer
+from fleet.report import COLUMNS, jsonl_path
+
+
+def runs_table(state: Checkpoint) -> list[str]:
+    """One line per run, oldest first."""
+    lines = []
+    for run in state.runs():
+        counts = ", ".join(f"{k}={v}" for k, v in json.loads(run["counts"] or "{}").items()) or "-"
+        end = run["finished_at"] or "not finished"
+        whole = "every row ended" if run["complete"] else "rows left"
+        lines.append(
+            f"{run['run_id']}  pass {run['pass']} ({run['mode']})  {run['started_at'] or '?'} .. {end}  "
+            f"{run['rows'] if run['rows'] is not None else '?'} rows: {counts}; {whole}  {run['manifest'] or ''}"
+        )
+    return lines
+
+
+def history_lines(state: Checkpoint, domain: str | None, run_id: str | None) -> list[str]:
+    """The history of a domain and/or a run, one line per record (writes in flight included)."""
+    out = []
+    for line in state.history(domain, run_id):
+        drift = " drift" if line["drift"] else ""
+        error = f" {line['error_code']}" if line["error_code"] else ""
+        out.append(
+            f"{line['at']}  {line['run_id']}  {line['account_id'] or '?'}/{line['region'] or '?'}  {line['domain']}  "
+            f"{line['certificate_before'] or '-'} -> {line['certificate_after']}  {line['status']}{error}{drift}"
+        )
+    return out
+
+
+def rewrite_report(state: Checkpoint, run_id: str, out: Path) -> int:
+    """The report of run ``run_id`` again, from the history: every domain the run recorded, its last record in
+    that run (rows a resumed run skipped were not its work and are not in it). Returns the number of lines."""
+    last: dict[str, dict[str, Any]] = {}
+    for line in state.history(run_id=run_id):
+        last[line["domain"]] = line
+    rows = [_report_line(line) for line in last.values()]
+    _write(out, rows)
+    return len(rows)
+
+
+def _report_line(line: dict[str, Any]) -> dict[str, object]:
+    return {
+        "account_id": line["account_id"],
+        "region": line["region"],
+        "user_pool_id": line["user_pool_id"],
+        "domain": line["domain"],
+        "previous_certificate_arn": line["certificate_before"],
+        "certificate_arn": line["certificate_after"],
+        "status": "skipped" if line["status"] == "in_flight" else line["status"],
+        "cloudfront_domain": line["cloudfront_domain"],
+        "attempts": line["attempts"],
+        "error_code": line["error_code"],
+        "error_message": line["error_message"],
+        "started_at": line["started_at"],
+        "finished_at": line["at"],
+        "drift": bool(line["drift"]),
+    }
+
+
+def _write(out: Path, rows: Iterable[dict[str, object]]) -> None:
+    with atomic_writer(out) as csv_fh, atomic_writer(jsonl_path(out)) as json_fh:
+        writer = csv.DictWriter(csv_fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {k: "" if v is None else ("yes" if v is True else "" if v is False else v) for k, v in row.items()}
+            )
+            json_fh.write(json.dumps(row, separators=(",", ":")) + "\n")
