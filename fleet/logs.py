@@ -64,6 +64,16 @@ class RowLogger(Observer):
         self.log = get_logger()
 
     def row_done(self, row: Row, outcome: Outcome, seconds: float) -> None:
+        if outcome.drift:
+            self.log.warning(
+                "drift",
+                account=row.account_id,
+                region=row.region,
+                domain=row.domain,
+                found_on=outcome.previous_certificate_arn,
+                target=row.certificate_arn,
+                message="moved off its target by someone else since the state last saw it: written again",
+            )
         level = self.log.warning if outcome.error_code else self.log.info
         level(
             "row",
