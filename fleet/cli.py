@@ -156,7 +156,8 @@ common_options = _apply(
             type=click.IntRange(900, 43200),
             default=ENGINE.aws.session_duration,
             show_default=True,
-            help="Assumed-role session length in seconds (refreshed before expiry).",
+            help="Assumed-role session length in seconds (refreshed before expiry); at most the role's "
+            "MaxSessionDuration (3600 for the role iam/role-stackset.yaml creates).",
         ),
         click.option("--profile", help="AWS profile of the hub (calling) identity."),
         click.option("--endpoint-url", help="Send every AWS call here (e.g. the sandbox)."),
