@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import csv
 import sys
 import traceback
 from collections.abc import Callable
@@ -56,8 +58,7 @@ class _Commands(click.Group):
             except BaseExceptionGroup as group:  # a task group's one failure: report it, not the group
                 raise _only(group) from None
         except FleetError as exc:
-            for line in exc.lines():
-                click.echo(line, err=True)
+            logs.error("\n".join(exc.lines()), exc.exit_code)
             sys.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -65,7 +66,7 @@ class _Commands(click.Group):
             if logs.debug_enabled():
                 traceback.print_exc()
             hint = "" if logs.debug_enabled() else " (rerun with --log-level debug for the traceback)"
-            click.echo(f"error: unexpected {type(exc).__name__}: {exc}{hint}", err=True)
+            logs.error(f"error: unexpected {type(exc).__name__}: {exc}{hint}", EXIT_FAILED_ROWS)
             sys.exit(EXIT_FAILED_ROWS)
 
 
@@ -258,12 +259,18 @@ run_only_options = _apply(
             type=click.FloatRange(1, None),
             help="Stop starting rows after this many seconds (then drain, exit 75).",
         ),
+        click.option(
+            "--yes",
+            "-y",
+            is_flag=True,
+            help="Do not ask before writing (on a terminal `run` shows the hub and the fleet and asks y/N; "
+            "without a terminal it never asks).",
+        ),
     ]
 )
 
 
-def engine_settings(opts: dict[str, Any], rows: int) -> EngineSettings:
-    run_id = new_run_id()
+def engine_settings(opts: dict[str, Any], rows: int, run_id: str) -> EngineSettings:
     return EngineSettings(
         concurrency=opts["concurrency"],
         account_concurrency=opts["account_concurrency"],
@@ -289,35 +296,83 @@ def engine_settings(opts: dict[str, Any], rows: int) -> EngineSettings:
 
 
 def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> RunResult:
-    """Run (or plan) with parsed options; exit 2/3 for an invalid manifest, a foreign checkpoint, a lock."""
+    """Run (or plan) with parsed options; expected errors are FleetErrors (exit 2, 3)."""
     logs.configure(opts["log_format"], opts["log_level"])
     shard = opts["shard"]
     only = RowFilter(opts["only_accounts"], opts["exclude_accounts"] or frozenset(), opts["only_regions"])
     parsed = load(manifest, shard, only)  # the one parse of the run: every stage gets this object
     rows = len(parsed.rows)
     if not rows:  # a header and no rows (or a filter that keeps none): nothing to do is success
-        click.echo(f"{manifest}: no rows to do: nothing to do")
+        logs.say(f"{manifest}: no rows to do: nothing to do", rows=0)
         sys.exit(EXIT_OK)
     default_checkpoint, default_report = default_paths(manifest, shard)
     show_progress = sys.stderr.isatty() if opts["progress"] is None else opts["progress"]
-    settings = engine_settings(opts, rows)
+    run_id = new_run_id()
+    settings = engine_settings(opts, rows, run_id)
+    row_logger = logs.RowLogger(quiet=show_progress)
     with contextlib.ExitStack() as stack:
-        observer: Observer = logs.RowLogger()
+        observer: Observer = row_logger
         if show_progress:
-            observer = Fanout(observer, stack.enter_context(ProgressBar(rows)))
+            observer = Fanout(observer, stack.enter_context(ProgressBar(rows, plan=read_only)))
         if read_only:
             report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
-            result = plan(parsed, report, settings, observer)
+            result = plan(parsed, report, settings, observer, run_id=run_id)
         else:
             policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
             checkpoint, report = opts["checkpoint"] or default_checkpoint, opts["report"] or default_report
-            result = migrate(parsed, checkpoint, report, settings, observer, policy)
+            approve = None if opts["yes"] or not _interactive() else _ask
+            result = migrate(parsed, checkpoint, report, settings, observer, policy, run_id=run_id, approve=approve)
+    by_code, by_account = failures_of(result.report)
+    logs.finish_run(
+        result.exit_code,
+        counts=dict(result.counts),
+        throttles=row_logger.throttles,
+        failures=dict(by_code),
+        failed_accounts=dict(by_account),
+        drift=result.drift,
+        stop_reason=result.stopped,
+        report=str(result.report),
+        report_jsonl=str(result.report_jsonl),
+        checkpoint=None if read_only else str(result.checkpoint),
+    )
     if show_progress:
-        summary_table(result.counts)
+        summary_table(result.counts, by_code, by_account)
     return result
 
 
+def _interactive() -> bool:
+    """A person at a terminal (cron, pipes and CI never are: they are never asked)."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _ask(info: dict[str, object]) -> bool:
+    """Show who is about to write what, and ask y/N (default no)."""
+    regions = info["regions"]
+    click.echo(
+        f"About to write as {info['hub']}:\n"
+        f"  {info['rows']} domains in {info['accounts']} accounts, regions {', '.join(map(str, regions))}"  # type: ignore[call-overload]
+        f"\n  manifest {info['manifest']}",
+        err=True,
+    )
+    return click.confirm("Write the new certificates?", default=False, err=True)
+
+
+def failures_of(report: Path) -> tuple[collections.Counter[str], collections.Counter[str]]:
+    """Failed rows of a report by error code and by account."""
+    by_code: collections.Counter[str] = collections.Counter()
+    by_account: collections.Counter[str] = collections.Counter()
+    with report.open(newline="", encoding="utf-8") as fh:
+        for line in csv.DictReader(fh):
+            if line["status"] == "failed":
+                by_code[line["error_code"] or "unknown"] += 1
+                by_account[line["account_id"]] += 1
+    return by_code, by_account
+
+
 def print_result(result: RunResult, read_only: bool = False) -> None:
+    """The end of run/plan for a person; under JSON logs, run_finished has said it all."""
+    if logs.json_mode():
+        return
     for line in result.lines(read_only):
         click.echo(line)
 
@@ -415,7 +470,7 @@ def discover(
     region_list = options.split_list(regions)
     inventory_path = inventory_path or out.with_name(out.with_suffix("").name + ".inventory.csv")
     code, message = run_discovery(
-        engine_settings(opts, 0),
+        engine_settings(opts, 0, new_run_id()),
         accounts_file,
         organization,
         ous,

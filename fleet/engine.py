@@ -46,6 +46,9 @@ class EngineSettings:
 class Observer:
     """Hooks for logging and progress; the default does nothing."""
 
+    def started(self, info: dict[str, Any]) -> None:
+        """Called once the hub is confirmed and the state opened, before any account is touched."""
+
     def row_done(self, row: Row, outcome: Outcome, seconds: float) -> None:
         """Called once per row the run attempted."""
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
-from typing import Literal
+import time
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Literal
 
 import structlog
 
@@ -16,7 +19,8 @@ from fleet.retry import Failure
 LogFormat = Literal["auto", "json", "console"]
 
 
-_level = {"debug": False}
+_level = {"debug": False, "json": False}
+_run: dict[str, Any] = {}  # the run whose run_started was emitted and whose run_finished is still owed
 
 
 def debug_enabled() -> bool:
@@ -24,9 +28,56 @@ def debug_enabled() -> bool:
     return _level["debug"]
 
 
+def json_mode() -> bool:
+    """Whether logs are JSON lines: then every line on stdout and stderr is a JSON object (cron, files)."""
+    return _level["json"]
+
+
+def say(line: str, **fields: Any) -> None:
+    """A line for the operator on stdout: plain text on a terminal, a JSON object when logs are JSON."""
+    if json_mode():
+        print(json.dumps({"event": "message", "message": line, **fields}, default=str), flush=True)
+    else:
+        print(line, flush=True)
+
+
+def error(message: str, exit_code: int) -> None:
+    """The one line of a command that ends in an error (stderr), closing a started run's events first."""
+    finish_run(exit_code, error=message)
+    if json_mode():
+        get_logger().error("error", message=message, exit_code=exit_code)
+    else:
+        print(message, file=sys.stderr, flush=True)
+
+
+def start_run(**info: Any) -> None:
+    """``run_started``: who runs what, on which fleet, with which options that matter."""
+    _run.clear()
+    _run.update(run_id=info.get("run_id"), started=time.monotonic())
+    get_logger().info("run_started", **info)
+
+
+def finish_run(exit_code: int, **fields: Any) -> None:
+    """``run_finished`` of the started run (once), with ``exit_code`` equal to the process's."""
+    if not _run:
+        return
+    started = _run.pop("started")
+    run_id = _run.pop("run_id")
+    get_logger().info(
+        "run_finished", run_id=run_id, exit_code=exit_code, duration_s=round(time.monotonic() - started, 3), **fields
+    )
+    _run.clear()
+
+
+def _drop_none(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    """Fields without a value are noise on a terminal (``error=None error_code=None``) and in JSON."""
+    return {k: v for k, v in event.items() if v is not None}
+
+
 def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
     _level["debug"] = level == "debug"
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    _level["json"] = use_json
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
@@ -36,6 +87,7 @@ def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            _drop_none,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
@@ -58,10 +110,18 @@ def get_logger() -> structlog.typing.FilteringBoundLogger:
 
 
 class RowLogger(Observer):
-    """Engine observer: one event per row outcome, one debug event per retry."""
+    """Engine observer: one event per row outcome, one debug event per retry; counts throttles.
 
-    def __init__(self) -> None:
+    ``quiet`` (a progress bar is shown): only failures and warnings are logged, one line each.
+    """
+
+    def __init__(self, quiet: bool = False) -> None:
         self.log = get_logger()
+        self.quiet = quiet
+        self.throttles = 0
+
+    def started(self, info: dict[str, Any]) -> None:
+        start_run(**info)
 
     def row_done(self, row: Row, outcome: Outcome, seconds: float) -> None:
         if outcome.drift:
@@ -74,6 +134,8 @@ class RowLogger(Observer):
                 target=row.certificate_arn,
                 message="moved off its target by someone else since the state last saw it: written again",
             )
+        if self.quiet and not outcome.error_code:
+            return
         level = self.log.warning if outcome.error_code else self.log.info
         level(
             "row",
@@ -88,6 +150,7 @@ class RowLogger(Observer):
         )
 
     def retry(self, row: Row, failure: Failure, delay: float) -> None:
+        self.throttles += failure.throttled
         self.log.debug(
             "retry",
             account=row.account_id,

@@ -9,7 +9,7 @@ import os
 import secrets
 import signal
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from fleet.clock import Clock, SystemClock
 from fleet.credentials import Hub
 from fleet.domain import Mode
 from fleet.engine import EngineSettings, Observer, run_rows
-from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, EXIT_RESUMABLE
+from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, EXIT_RESUMABLE, FleetError
 from fleet.hub_check import checked_hub
 from fleet.lock import CheckpointLock
 from fleet.manifest import Manifest, Row, RowFilter, parse
@@ -92,6 +92,47 @@ class RunResult:
         return EXIT_OK if ok == sum(self.counts.values()) else EXIT_FAILED_ROWS
 
 
+def run_info(
+    command: str, run_id: str, hub: str | None, manifest: Manifest, settings: EngineSettings, **more: object
+) -> dict[str, object]:
+    """What ``run_started`` says: who runs what on which fleet, and the options that matter (no secret)."""
+    aws = settings.aws
+    return {
+        "run_id": run_id,
+        "command": command,
+        "hub": hub,
+        "manifest": manifest.path,
+        "rows": len(manifest.rows),
+        "accounts": len(manifest.accounts),
+        "regions": sorted(manifest.regions),
+        "options": {
+            "endpoint_url": aws.endpoint_url,
+            "profile": aws.profile,
+            "role_name": aws.role_name,
+            "external_id": "set" if aws.external_id else None,
+            "rate_per_account": settings.rate_per_account,
+            "concurrency": settings.concurrency,
+            "account_concurrency": settings.account_concurrency,
+            "max_attempts": settings.policy.max_attempts,
+            "min_validity_days": settings.min_validity_days,
+            "wait": settings.mode.wait,
+            "wait_timeout": settings.mode.wait_timeout if settings.mode.wait else None,
+            "canary": settings.canary,
+            "max_failures": settings.max_failures,
+        },
+        **more,
+    }
+
+
+Approve = Callable[[dict[str, object]], bool]
+
+
+class NotApproved(FleetError):
+    """The operator answered no at the prompt: nothing was written."""
+
+    exit_code = EXIT_FAILED_ROWS
+
+
 @dataclass(frozen=True, slots=True)
 class StopPolicy:
     drain_seconds: float = 20.0  # after a stop request, in-flight calls get this long to finish
@@ -156,11 +197,13 @@ def migrate(
     shard: Shard | None = None,
     clock: Clock | None = None,
     run_id: str | None = None,
+    approve: Approve | None = None,
 ) -> RunResult:
     """Check the hub (HubUnavailable), lock (LockHeld), open the checkpoint (CheckpointMismatch), run, report.
 
     ``source`` is the parsed manifest, or its path (parsed here: ManifestError). Nothing is locked or written
-    before the hub is confirmed.
+    before the hub is confirmed; ``approve`` (the terminal's y/N) sees the hub and the fleet before anything is
+    written, and a no raises NotApproved.
     """
     manifest = source if isinstance(source, Manifest) else load(source, shard)
     stop, clock, run_id = Stop(), clock or SystemClock(), run_id or new_run_id()
@@ -168,9 +211,14 @@ def migrate(
     async def job() -> tuple[collections.Counter[str], int]:
         async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
             with CheckpointLock(checkpoint_path):
+                info = run_info("run", run_id, hub.arn, manifest, settings, report=str(report_path))
+                if approve is not None and not approve(info):
+                    raise NotApproved("not confirmed at the prompt: nothing was written")
                 checkpoint = Checkpoint(checkpoint_path)
                 try:
-                    checkpoint.begin(run_id, manifest.path, len(manifest.rows))
+                    mode = checkpoint.begin(run_id, manifest.path, len(manifest.rows))
+                    if observer is not None:
+                        observer.started({**info, "mode": mode, "checkpoint": str(checkpoint_path)})
                     stop_policy = policy or StopPolicy()
                     await supervise(manifest.rows, checkpoint, settings, hub, observer, stop_policy, stop, clock)
                     reason = stop.reason if stop.aborted else None
@@ -194,6 +242,7 @@ def plan(
     observer: Observer | None = None,
     shard: Shard | None = None,
     clock: Clock | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
     """Read-only: describe and check every row, write nothing; rows end planned / unchanged / failed.
 
@@ -201,18 +250,20 @@ def plan(
     """
     manifest = source if isinstance(source, Manifest) else load(source, shard)
     settings = dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None)
-    stop, clock = Stop(), clock or SystemClock()
+    stop, clock, run_id = Stop(), clock or SystemClock(), run_id or new_run_id()
 
     async def job() -> collections.Counter[str]:
         async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
             with tempfile.TemporaryDirectory(prefix="cognito-fleet-plan-") as scratch:
                 checkpoint = Checkpoint(Path(scratch) / "plan.sqlite")
                 try:
-                    checkpoint.begin(new_run_id(), manifest.path, len(manifest.rows))
+                    checkpoint.begin(run_id, manifest.path, len(manifest.rows))
+                    if observer is not None:
+                        observer.started(run_info("plan", run_id, hub.arn, manifest, settings, report=str(report_path)))
                     await supervise(manifest.rows, checkpoint, settings, hub, observer, StopPolicy(), stop, clock)
                     return write_report(manifest.rows, checkpoint, report_path)
                 finally:
                     checkpoint.close()
 
     counts = anyio.run(job)
-    return RunResult(counts, report_path, jsonl_path(report_path), Path(), stop.reason)
+    return RunResult(counts, report_path, jsonl_path(report_path), Path(), stop.reason, run_id=run_id)

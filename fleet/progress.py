@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import time
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -22,6 +23,10 @@ class Fanout(Observer):
     def __init__(self, *observers: Observer) -> None:
         self.observers = observers
 
+    def started(self, info: dict[str, Any]) -> None:
+        for o in self.observers:
+            o.started(info)
+
     def row_done(self, row: Row, outcome: Outcome, seconds: float) -> None:
         for o in self.observers:
             o.row_done(row, outcome, seconds)
@@ -31,8 +36,16 @@ class Fanout(Observer):
             o.retry(row, failure, delay)
 
 
+SHOWN = (Status.PENDING, Status.VERIFIED, Status.UNCHANGED, Status.PLANNED, Status.FAILED, Status.SKIPPED)
+RUN_STATUSES = frozenset({Status.PENDING, Status.VERIFIED, Status.UNCHANGED, Status.FAILED, Status.SKIPPED})
+PLAN_STATUSES = frozenset({Status.PLANNED, Status.UNCHANGED, Status.FAILED})
+
+
 class ProgressBar(Observer):
-    def __init__(self, total: int, console: Console | None = None) -> None:
+    """Rows done, by the statuses a run (or a plan) produces, throttles and rate."""
+
+    def __init__(self, total: int, console: Console | None = None, plan: bool = False) -> None:
+        self.plan = plan
         self.console = console or Console(stderr=True)
         self.counts: collections.Counter[str] = collections.Counter()
         self.throttled = 0
@@ -58,10 +71,10 @@ class ProgressBar(Observer):
     def _refresh(self) -> None:
         done = sum(self.counts.values())
         rate = done / max(time.monotonic() - self.t0, 1e-9)
-        detail = (
-            f"updated {self.counts[Status.UPDATED]}  unchanged {self.counts[Status.UNCHANGED]}  "
-            f"failed {self.counts[Status.FAILED]}  throttled {self.throttled}  {rate:.1f} rows/s"
-        )
+        expected = PLAN_STATUSES if self.plan else RUN_STATUSES
+        shown = [s for s in SHOWN if s in expected or self.counts[s]]
+        detail = "  ".join(f"{s} {self.counts[s]}" for s in shown)
+        detail += f"  throttled {self.throttled}  {rate:.1f} rows/s"
         self._progress.update(self._task, completed=done, detail=detail)
 
     def row_done(self, row: Row, outcome: Outcome, seconds: float) -> None:
@@ -73,7 +86,14 @@ class ProgressBar(Observer):
         self._refresh()
 
 
-def summary_table(counts: collections.Counter[str], console: Console | None = None) -> None:
+def summary_table(
+    counts: collections.Counter[str],
+    failures_by_code: collections.Counter[str] | None = None,
+    failures_by_account: collections.Counter[str] | None = None,
+    console: Console | None = None,
+) -> None:
+    """Rows by status, then failures by error code and by account (on a terminal, after the bar)."""
+    out = console or Console(stderr=True)
     table = Table(title="cognito-fleet summary")
     table.add_column("status")
     table.add_column("rows", justify="right")
@@ -81,4 +101,12 @@ def summary_table(counts: collections.Counter[str], console: Console | None = No
         if counts[str(status)]:
             table.add_row(str(status), str(counts[str(status)]))
     table.add_row("[bold]total", f"[bold]{sum(counts.values())}")
-    (console or Console(stderr=True)).print(table)
+    out.print(table)
+    for title, failures in (("failures by error code", failures_by_code), ("failures by account", failures_by_account)):
+        if failures:
+            breakdown = Table(title=title)
+            breakdown.add_column(title.split(" by ")[1])
+            breakdown.add_column("rows", justify="right")
+            for key, n in failures.most_common():
+                breakdown.add_row(key, str(n))
+            out.print(breakdown)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 
@@ -15,3 +16,19 @@ def csv_rows(path: Path) -> list[dict[str, str]]:
 def by_domain(path: Path) -> dict[str, dict[str, str]]:
     """A report (or manifest) keyed by its domain column."""
     return {r["domain"]: r for r in csv_rows(path)}
+
+
+def events(text: str) -> list[dict[str, object]]:
+    """The JSON events of a command's output (under cron every line of stdout and stderr is one)."""
+    out = []
+    for line in text.splitlines():
+        if line.strip():
+            out.append(json.loads(line))  # a line that is not JSON fails here
+    return out
+
+
+def finished(text: str) -> dict[str, object]:
+    """The one run_finished event of a command's output."""
+    found = [e for e in events(text) if e["event"] == "run_finished"]
+    assert len(found) == 1, text
+    return found[0]

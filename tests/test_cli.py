@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from fleet.cli import main
 
 from .conftest import Fleet
-from .files import csv_rows
+from .files import csv_rows, events, finished
 
 CERT = "arn:aws:acm:us-east-1:111122223333:certificate/0f2b8c3e-1a2b-4c5d-8e9f-0123456789ab"
 
@@ -67,14 +67,21 @@ def test_run_resume_and_another_manifest_on_the_same_state(make_fleet, tmp_path:
     fleet.box.state.configure(deny_accounts={denied})
     proc = cli("run", str(fleet.manifest), "--endpoint-url", fleet.box.endpoint, "--log-format", "json")
     assert proc.returncode == 1, proc.stderr
-    assert "4 rows: pending=2, failed=2" in proc.stdout
     report = tmp_path / "manifest.report.csv"
-    assert f"report: {report}" in proc.stdout
+    # Under cron every line is JSON: one run_started, a row event per row, one run_finished that sums it up.
+    stream = events(proc.stdout + proc.stderr)
+    started = [e for e in stream if e["event"] == "run_started"]
+    assert len(started) == 1 and started[0]["command"] == "run" and started[0]["rows"] == 4
+    assert str(started[0]["hub"]).startswith("arn:aws:") and started[0]["regions"] == ["eu-west-1", "us-east-1"]
+    end = finished(proc.stdout + proc.stderr)
+    assert end["exit_code"] == proc.returncode == 1 and end["run_id"] == started[0]["run_id"]
+    assert end["counts"] == {"pending": 2, "failed": 2} and end["failures"] == {"AccessDenied": 2}
+    assert end["failed_accounts"] == {denied: 2} and end["report"] == str(report)
     assert (tmp_path / "manifest.checkpoint.sqlite").exists()
-    events = [line for line in proc.stderr.splitlines() if '"event": "row"' in line]
-    assert len(events) == 4 and all('"status": ' in e and '"attempts": ' in e for e in events)
+    rows = [e for e in stream if e["event"] == "row"]
+    assert len(rows) == 4 and all("status" in e and "attempts" in e for e in rows)
     fleet.box.state.configure(deny_accounts=set())
-    proc = cli("run", str(fleet.manifest), "--endpoint-url", fleet.box.endpoint)
+    proc = cli("run", str(fleet.manifest), "--endpoint-url", fleet.box.endpoint, "--log-format", "console")
     assert proc.returncode == 0, proc.stderr
     assert "4 rows: pending=2, verified=2" in proc.stdout
     assert sorted(r["status"] for r in csv_rows(report)) == ["pending"] * 2 + ["verified"] * 2
@@ -87,6 +94,8 @@ def test_run_resume_and_another_manifest_on_the_same_state(make_fleet, tmp_path:
         fleet.box.endpoint,
         "--checkpoint",
         str(tmp_path / "manifest.checkpoint.sqlite"),
+        "--log-format",
+        "console",
     )
     # The state is keyed by domain: another manifest runs on it, and its report lists its own row only.
     assert proc.returncode == 0, proc.stderr

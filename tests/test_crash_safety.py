@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from .conftest import Fleet
-from .files import csv_rows
+from .files import csv_rows, finished
 
 
 def start(fleet: Fleet, *extra: str) -> subprocess.Popen[str]:
@@ -159,7 +159,7 @@ def test_sigterm_drains_exits_75_and_resumes(make_fleet) -> None:
     code, out, err = finish(proc)
     assert code == 75, err
     assert time.monotonic() - t0 < 5 + 3
-    assert "stopped early (SIGTERM)" in out
+    assert finished(out + err)["stop_reason"] == "SIGTERM"
     rows = report_rows(fleet)
     statuses = {r["status"] for r in rows}
     assert len(rows) == 24 and "skipped" in statuses and statuses <= {"pending", "skipped"}
@@ -176,7 +176,7 @@ def test_max_runtime_stops_with_75_then_a_second_signal_stops_at_once(make_fleet
     fleet: Fleet = make_fleet(accounts=8, regions=("us-east-1",), per_region=2)
     fleet.box.state.configure(latency=0.3)
     code, out, err = finish(start(fleet, "--rate-per-account", "1", "--account-concurrency", "2", "--max-runtime", "2"))
-    assert code == 75 and "max-runtime" in out, err
+    assert code == 75 and "max-runtime" in str(finished(out + err)["stop_reason"]), err
     proc = start(fleet, "--rate-per-account", "1", "--account-concurrency", "2", "--drain-seconds", "60")
     time.sleep(2.5)
     proc.send_signal(signal.SIGTERM)

@@ -205,5 +205,3 @@ def test_row_in_flight_at_a_crash_is_described_before_any_write(make_fleet) -> N
     )
     report = read_report(fleet)
     assert report[done.domain]["previous_certificate_arn"] == done.old_certificate_arn
-
-

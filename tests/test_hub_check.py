@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -44,12 +45,25 @@ def _no_keys(env: dict[str, str | None]) -> dict[str, str | None]:
     return {**ISOLATED, "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, **env}
 
 
+def error_line(proc: subprocess.CompletedProcess[str], exit_code: int) -> str:
+    """The one line a failed command prints on stderr (no traceback): a JSON ``error`` event under cron, where
+    every line is JSON (the subprocess has no terminal), carrying the same message as on a terminal."""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    events = [json.loads(line) for line in lines]  # every line is a JSON object
+    errors = [e for e in events if e["event"] == "error"]
+    assert len(errors) == 1 and errors[0]["exit_code"] == exit_code == proc.returncode, proc.stderr
+    finished = [e for e in events if e["event"] == "run_finished"]
+    assert all(e["exit_code"] == exit_code for e in finished)
+    return str(errors[0]["message"])
+
+
 def _assert_refused(proc, fleet: Fleet, *needles: str) -> None:  # type: ignore[no-untyped-def]
     assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: hub: "), proc.stderr  # one line, no traceback
+    line = error_line(proc, 2)
+    assert line.startswith("error: hub: ") and "\n" not in line, line
+    assert proc.stdout == ""  # nothing else said, on stdout either
     for needle in needles:
-        assert needle in lines[0]
+        assert needle in line
     # Nothing was recorded or locked: no checkpoint, no lock, no report; no account was touched.
     leftovers = sorted(p.name for p in fleet.tmp.iterdir() if p.name != "manifest.csv")
     assert leftovers == []
@@ -111,7 +125,7 @@ def test_rejected_secret_is_named_and_the_next_good_run_proceeds(fleet: Fleet) -
     _assert_refused(proc, fleet, "STS rejected the hub credentials (SignatureDoesNotMatch")
     proc = cli("run", str(fleet.manifest), "--endpoint-url", fleet.box.endpoint)
     assert proc.returncode == 0, proc.stderr
-    assert "pending=2" in proc.stdout
+    assert '"counts": {"pending": 2}' in proc.stderr
     assert ('"hub_identity"' in proc.stderr and ":user/" in proc.stderr) or ":root" in proc.stderr
 
 
@@ -121,7 +135,7 @@ def test_discover_checks_the_hub_first(fleet: Fleet, tmp_path: Path) -> None:
     out = tmp_path / "found.csv"
     args = ["discover", "--accounts", str(accounts), "--regions", "us-east-1", "--auto", "--out", str(out)]
     proc = cli(*args, "--endpoint-url", fleet.box.endpoint, "--profile", "nope", env=ISOLATED)
-    assert proc.returncode == 2 and proc.stderr.startswith("error: hub: the AWS profile 'nope'"), proc.stderr
+    assert proc.returncode == 2 and error_line(proc, 2).startswith("error: hub: the AWS profile 'nope'")
     assert not out.exists() and fleet.box.state.assume_role_calls == {}
 
 
@@ -135,8 +149,7 @@ def test_an_unexpected_error_is_one_line_and_exit_1(fleet: Fleet) -> None:
     args = ["plan", str(fleet.manifest), "--endpoint-url", fleet.box.endpoint, "--report", "/proc/no/report.csv"]
     proc = cli(*args)
     assert proc.returncode == 1
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:") or "Traceback" in line]
-    assert errors == [next(line for line in errors if line.startswith("error: unexpected "))], proc.stderr
-    assert "--log-level debug" in errors[0]
+    line = error_line(proc, 1)
+    assert line.startswith("error: unexpected ") and "--log-level debug" in line and "Traceback" not in proc.stderr
     debug = cli(*args, "--log-level", "debug")
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
