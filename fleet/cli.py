@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from fleet import logs, options
+from fleet.change_record import report_command
 from fleet.credentials import AwsSettings
 from fleet.domain import Mode
 from fleet.engine import EngineSettings, Observer
@@ -533,6 +534,9 @@ def history_command(state: Path, domain: str | None, run_id: str | None, out: Pa
             click.echo("nothing recorded" + (f" for {domain or run_id}" if domain or run_id else ""))
     finally:
         checkpoint.close()
+
+
+main.add_command(report_command)
 
 
 def _register_sandbox() -> None:
