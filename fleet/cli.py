@@ -106,11 +106,6 @@ def _apply(options: list[Decorator]) -> Decorator:
 common_options = _apply(
     [
         click.option(
-            "--report",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="CSV report; JSON Lines go beside it [default: beside the manifest]",
-        ),
-        click.option(
             "--concurrency",
             type=click.IntRange(1, 1024),
             default=ENGINE.concurrency,
@@ -164,17 +159,6 @@ common_options = _apply(
         click.option("--profile", help="AWS profile of the hub (calling) identity."),
         click.option("--endpoint-url", help="Send every AWS call here (e.g. the sandbox)."),
         click.option(
-            "--shard",
-            callback=lambda _c, _p, v: options.shard(v),
-            help="Take only shard I of N (I/N, 0-based): a deterministic split by account, for N machines "
-            "with a checkpoint each.",
-        ),
-        click.option(
-            "--progress/--no-progress",
-            default=None,
-            help="Progress bar and summary table [default: on a terminal only].",
-        ),
-        click.option(
             "--log-format",
             type=click.Choice(["auto", "json", "console"]),
             default="auto",
@@ -187,8 +171,24 @@ common_options = _apply(
     ]
 )
 
-filter_options = _apply(
+filter_options = _apply(  # plan and run: which rows, where the report goes, how progress shows
     [
+        click.option(
+            "--report",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="CSV report; JSON Lines go beside it [default: beside the manifest]",
+        ),
+        click.option(
+            "--shard",
+            callback=lambda _c, _p, v: options.shard(v),
+            help="Take only shard I of N (I/N, 0-based): a deterministic split by account, for N machines "
+            "with a checkpoint each.",
+        ),
+        click.option(
+            "--progress/--no-progress",
+            default=None,
+            help="Progress bar and summary table [default: on a terminal only].",
+        ),
         click.option(
             "--accounts",
             "only_accounts",
@@ -482,7 +482,7 @@ def discover(
         out,
         inventory_path,
     )
-    click.echo(message)
+    logs.say(message)
     sys.exit(code)
 
 

@@ -80,12 +80,13 @@ class CertificateChecks:
         except StopRequested:
             raise
         except Exception as exc:
-            raise _rejection(exc, arn) from None
+            raise rejection(exc, arn) from None
         days = self.min_validity_days if min_validity_days is None else min_validity_days
         check(described["Certificate"], domain, days, self.now())
 
 
-def _rejection(exc: Exception, arn: str) -> RowFailed:
+def rejection(exc: Exception, arn: str) -> RowFailed:
+    """Why a certificate that could not be described cannot be a target (CertificateNotFound, or the error)."""
     failure = classify(exc)
     if failure.code in ("ResourceNotFoundException", "ValidationException", "InvalidArnException"):
         return RowFailed("CertificateNotFound", f"certificate {arn}: {failure.message}")

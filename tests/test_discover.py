@@ -17,7 +17,7 @@ from fleet.retry import BackoffPolicy
 from fleet.sandbox.seed import SeededDomain, Seeder, admin_client, seed_accounts
 from fleet.sandbox.server import Sandbox
 
-from .files import csv_rows
+from .files import csv_rows, events, finished
 
 _ids = itertools.count(400000000000, 1000)
 
@@ -29,7 +29,7 @@ def invoke(*args: str) -> tuple[int, str]:
 
 def discover(box: Sandbox, *args: str) -> tuple[int, str]:
     """`cognito-fleet discover ARGS` against the sandbox, without a progress bar."""
-    return invoke("discover", *args, "--endpoint-url", box.endpoint, "--no-progress")
+    return invoke("discover", *args, "--endpoint-url", box.endpoint)
 
 
 def inventory_of(path: Path) -> list[dict[str, str]]:
@@ -81,6 +81,29 @@ def test_map_mode_discover_validate_run(box: Sandbox, tmp_path: Path) -> None:
     inventory = inventory_of(tmp_path / "found.inventory.csv")
     assert {r["selection"] for r in inventory} == {"selected"} and len(inventory) == 6
     assert all(int(r["days_left"]) > 300 for r in inventory)
+
+
+def test_map_targets_pass_the_certificate_checks_of_run(box: Sandbox, tmp_path: Path) -> None:
+    ids = [str(next(_ids))]
+    domains = seed_accounts(box.endpoint, ids, ["us-east-1"], 2)
+    good, bad = domains
+    # Both domains share one old (wildcard) certificate; map it to bad's NEW certificate, which names bad only.
+    mapping = tmp_path / "map.csv"
+    mapping.write_text(
+        f"old_certificate_arn,new_certificate_arn\n{good.old_certificate_arn},{bad.new_certificate_arn}\n"
+    )
+    out = tmp_path / "found.csv"
+    args = ["--accounts", str(accounts_file(tmp_path, ids)), "--regions", "us-east-1", "--map", str(mapping)]
+    code, text = discover(box, *args, "--out", str(out))
+    assert code == 0, text
+    inventory = {r["domain"]: r for r in inventory_of(tmp_path / "found.inventory.csv")}
+    assert inventory[good.domain]["selection"] == "rejected"
+    assert inventory[good.domain]["error_code"] == "CertificateDoesNotCoverDomain"
+    assert inventory[bad.domain]["selection"] == "selected"
+    assert [r["domain"] for r in csv_rows(out)] == [bad.domain]  # plan would not fail it: never selected
+    end = finished(text)  # discover calls AWS: it says when it started, as whom, and how it ended
+    assert end["exit_code"] == 0 and end["selected"] == 1 and end["selections"] == {"rejected": 1, "selected": 1}
+    assert any(e["event"] == "run_started" and e["command"] == "discover" for e in events(text))
 
 
 def test_auto_mode_picks_the_newest_fitting_certificate_and_lists_the_rest(box: Sandbox, tmp_path: Path) -> None:
@@ -155,6 +178,7 @@ def test_pagination_and_a_denied_account(box: Sandbox, tmp_path: Path) -> None:
     assert [(r["account_id"], r["error_code"]) for r in errors] == [(denied, "AccessDenied")]
     assert [r["domain"] for r in inventory if r["selection"] == "selected"] == [domains[0].domain]
     assert "1 selected" in text
+    assert f"could not read: {denied} (AccessDenied: AssumeRole:" in text  # the summary names it, and why
 
 
 def test_organization_active_accounts_of_an_ou(box: Sandbox, tmp_path: Path) -> None:

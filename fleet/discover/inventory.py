@@ -20,9 +20,12 @@ from fleet.calls import Calls, Once
 from fleet.credentials import AccountSession, Hub
 from fleet.discover import select
 from fleet.discover.inputs import Account
+from fleet.errors import RowFailed
 from fleet.limits import RegionLimits
 from fleet.manifest import CERT_REGION
+from fleet.preflight import check, rejection
 from fleet.retry import Failure, classify
+from fleet.stop import StopRequested
 
 
 @dataclass(slots=True)
@@ -37,7 +40,7 @@ class Found:
     not_after: datetime | None = None
     domain_status: str = ""
     target_certificate_arn: str = ""
-    selection: str = ""  # selected | not-mapped | not-expiring | no-candidate | error
+    selection: str = ""  # selected | not-mapped | rejected | not-expiring | no-candidate | error
     error_code: str = ""
     error_message: str = ""
 
@@ -149,7 +152,20 @@ class Discoverer:
 
     async def _select(self, found: Found, certificates: _Certificates) -> tuple[str, str]:
         if self.selection.mapping is not None:
-            return select.mapped(found.certificate_arn, self.selection)
+            target, selection = select.mapped(found.certificate_arn, self.selection)
+            if target:
+                try:  # a mapped target passes the same certificate checks as `run` makes
+                    try:
+                        described = await certificates.describe(target)
+                    except StopRequested:
+                        raise
+                    except Exception as exc:
+                        raise rejection(exc, target) from None
+                    check(described, found.domain, self.selection.min_validity_days, self.now)
+                except RowFailed as exc:
+                    found.error_code, found.error_message = exc.code, exc.message
+                    return target, select.REJECTED
+            return target, selection
         if not select.expiring(found.not_after, self.selection, self.now):
             return "", select.NOT_EXPIRING
         candidates = await certificates.candidates()

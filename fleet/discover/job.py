@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
 
+from fleet import logs
 from fleet.calls import Calls
 from fleet.clock import SystemClock
 from fleet.discover.inputs import Account, DiscoverError, organization_accounts, read_accounts, read_map
@@ -45,6 +47,15 @@ def run_discovery(
 
     async def go() -> list[Account]:
         async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
+            logs.start_run(
+                run_id=settings.aws.session_name.removeprefix("cognito-fleet-"),
+                command="discover",
+                hub=hub.arn,
+                regions=list(regions),
+                source="organization" if not listed else str(accounts_file),
+                targets="map" if mapping is not None else "auto",
+                out=str(out),
+            )
             accounts = listed or await organization_accounts(hub, calls, ous, exclude)
             accounts = [a for a in accounts if a.account_id not in set(exclude)]
             await discoverer.run(hub, accounts, regions)
@@ -59,8 +70,25 @@ def run_discovery(
         f"{len(accounts)} accounts x {len(regions)} regions: {len(domains)} custom domains, {rows} selected, "
         f"{len(errors)} errors; manifest: {out}; inventory: {inventory_path}"
     )
+    unreadable = [f for f in errors if not f.domain]  # an account, or an account's region, not read at all
+    if unreadable:
+        summary += "; could not read: " + "; ".join(
+            f"{f.account_id}{'/' + f.region if f.region else ''} ({f.error_code}: {f.error_message})"
+            for f in unreadable
+        )
     if rows:
         parse(out)  # what discover writes must be a manifest that validate and run accept
     if not rows and not errors:
         summary += "; nothing selected: nothing to do"
-    return (1 if errors else 0), summary
+    code = 1 if errors else 0
+    selections = collections.Counter(f.selection for f in found)
+    logs.finish_run(
+        code,
+        selections=dict(selections),
+        selected=rows,
+        errors=len(errors),
+        unreadable=[f"{f.account_id}/{f.region}".rstrip("/") for f in unreadable],
+        manifest=str(out),
+        inventory=str(inventory_path),
+    )
+    return code, summary

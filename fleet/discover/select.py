@@ -25,6 +25,7 @@ class Selection:
 
 
 SELECTED, NOT_MAPPED, NOT_EXPIRING, NO_CANDIDATE = "selected", "not-mapped", "not-expiring", "no-candidate"
+REJECTED = "rejected"  # --map: the mapped target fails run's certificate checks (error_code says which)
 
 
 def not_after(certificate: dict[str, Any] | None) -> datetime | None:
