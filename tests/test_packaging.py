@@ -162,7 +162,9 @@ def test_wheel_requires_exactly_the_pinned_dependencies(wheel: Path) -> None:
 
 def test_installed_wheel_runs_from_its_own_prefix(wheel: Path, tmp_path: Path) -> None:
     prefix = tmp_path / "prefix"
-    done = _pip("install", "--no-deps", "--no-index", "--no-warn-script-location", "--prefix", str(prefix), str(wheel))
+    # --ignore-installed: never uninstall the copy this venv runs (the editable install the suite tests)
+    args = ("install", "--no-deps", "--no-index", "--ignore-installed", "--no-warn-script-location", "--prefix")
+    done = _pip(*args, str(prefix), str(wheel))
     assert done.returncode == 0, done.stdout + done.stderr
     site = prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     assert (site / "fleet" / "py.typed").is_file()
