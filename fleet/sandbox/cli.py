@@ -28,8 +28,22 @@ def sandbox() -> None:
     """A local AWS (moto + AWS-fidelity + faults) on 127.0.0.1."""
 
 
-@sandbox.command()
+def _knobs_epilog() -> str:
+    from fleet.sandbox.state import KNOB_HELP
+
+    lines = ["\b", "Knobs (POST /_sandbox/config with a JSON object; GET /_sandbox/stats shows them and the counters):"]
+    lines += [f"  {name:<24} {meaning}" for name, meaning in KNOB_HELP.items()]
+    return "\n".join(lines)
+
+
+@sandbox.command(epilog=_knobs_epilog())
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0: a free port.")
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the export lines (endpoint, hub keys, CA) to this file, mode 0600, once the sandbox answers: "
+    "`. FILE` in another shell.",
+)
 @click.option("--latency", type=float, default=0.0, show_default=True, help="Seconds added to each Cognito call.")
 @click.option("--throttle-rate", type=float, default=0.0, show_default=True)
 @click.option("--error-rate", type=float, default=0.0, show_default=True, help="InternalErrorException (500) rate.")
@@ -57,6 +71,7 @@ def sandbox() -> None:
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Its private key (PEM).")
 def serve(
     port: int,
+    env_file: Path | None,
     latency: float,
     throttle_rate: float,
     error_rate: float,
@@ -107,13 +122,17 @@ def serve(
         box = stack.enter_context(Sandbox(port, knobs, tls=files))
         click.echo(f"sandbox endpoint: {box.endpoint}", nl=True)
         # The sandbox checks signatures: the tool must sign with the hub's keys (sandbox-only, not secrets).
-        click.echo("hub credentials (paste into the shell that runs cognito-fleet):")
-        for key, value in HUB_CREDENTIALS.items():
-            click.echo(f"export {key}={value}")
+        click.echo("paste into the shell that runs cognito-fleet (the endpoint, the hub's keys, the CA):")
+        exports = {"SANDBOX_ENDPOINT": box.endpoint, **HUB_CREDENTIALS}
         if files is not None and files.ca is not None:
             click.echo(f"CA certificate: {files.ca}")
-            click.echo(f"export AWS_CA_BUNDLE={shlex.quote(str(files.ca))}")
-        elif files is not None:
+            exports["AWS_CA_BUNDLE"] = str(files.ca)
+        lines = [f"export {key}={shlex.quote(value)}" for key, value in exports.items()]
+        for line in lines:
+            click.echo(line)
+        if env_file is not None:
+            _write_private(env_file, "".join(f"{line}\n" for line in lines))
+        if files is not None and files.ca is None:
             click.echo(f"serving {files.cert}: it must name 127.0.0.1, and clients must trust its issuer")
         sys.stdout.flush()
         try:
@@ -121,6 +140,14 @@ def serve(
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Whole or not at all, mode 0600 (it holds the sandbox's keys)."""
+    from fleet.files import atomic_writer
+
+    with atomic_writer(path) as fh:
+        fh.write(text)
 
 
 @sandbox.command()
@@ -163,9 +190,10 @@ def seed(
     expiring_share: float,
     out: Path,
 ) -> None:
-    """Create a fleet (pools, custom domains on an OLD cert, a NEW cert each) and write its manifest."""
+    """Create a fleet (pools, custom domains on an OLD cert, a NEW cert each), wait until its domains are ACTIVE,
+    and write its manifest."""
     _require_sandbox()
-    from fleet.sandbox.seed import account_ids, organization_accounts, seed_accounts, write_manifest
+    from fleet.sandbox.seed import account_ids, organization_accounts, seed_accounts, wait_active, write_manifest
 
     region_list = split_list(regions)
     if ou_name and not organization:
@@ -178,6 +206,7 @@ def seed(
     expiring = round(len(ids) * expiring_share)
     domains = seed_accounts(endpoint_url, ids[:expiring], region_list, domains_per_account, old_days=10)
     domains += seed_accounts(endpoint_url, ids[expiring:], region_list, domains_per_account)
+    wait_active(endpoint_url, domains)  # a propagation delay creates them CREATING: return when they can be run
     write_manifest(domains, out)
     where = f" (OU {parent})" if ou_name else ""
     click.echo(f"seeded {len(domains)} domains in {accounts} accounts{where} x {len(region_list)} regions: {out}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -192,6 +193,29 @@ def organization_accounts(endpoint_url: str, count: int, ou_name: str | None = N
             org.move_account(AccountId=account, SourceParentId=root, DestinationParentId=parent)
         ids.append(account)
     return ids, parent
+
+
+def wait_active(endpoint_url: str, domains: Sequence[SeededDomain], timeout: float = 120.0) -> None:
+    """Return once every seeded domain is ACTIVE (a sandbox with a propagation delay creates them CREATING, and
+    a run right after the seed would fail them ``DomainNotActive``); TimeoutError after ``timeout`` seconds."""
+    seeder = Seeder(endpoint_url)
+    clients: dict[tuple[str, str], Any] = {}
+    waiting = list(domains)
+    deadline = time.monotonic() + timeout
+    while waiting:
+        still = []
+        for d in waiting:
+            key = (d.account_id, d.region)
+            if key not in clients:
+                clients[key] = seeder.client(seeder.session(d.account_id), "cognito-idp", d.region)
+            status = clients[key].describe_user_pool_domain(Domain=d.domain)["DomainDescription"].get("Status")
+            if status != "ACTIVE":
+                still.append(d)
+        waiting = still
+        if waiting and time.monotonic() > deadline:
+            raise TimeoutError(f"{len(waiting)} seeded domains not ACTIVE after {timeout:g} s")
+        if waiting:
+            time.sleep(0.2)
 
 
 def write_manifest(domains: Sequence[SeededDomain], path: str | Path) -> Path:

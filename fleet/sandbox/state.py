@@ -23,6 +23,27 @@ OPERATION_CATEGORY = {
 POOL_QUOTA = 5.0  # per user pool, per operation
 
 
+KNOB_HELP = {
+    "latency": "seconds added to every Cognito call (plus up to 20% jitter)",
+    "throttle_rate": "share of Cognito calls answered TooManyRequestsException (HTTP 400)",
+    "error_rate": "share answered InternalErrorException (HTTP 500), before any change",
+    "reset_rate": "share whose connection is reset without an answer, before any change",
+    "seed": "seed of the fault dice (the same seed, the same faults)",
+    "enforce_quotas": "AWS's per-account Cognito quotas (token buckets), scaled by quota_scale",
+    "quota_scale": "multiplies the quotas (0.1: a tenth of AWS's)",
+    "propagation_delay": "seconds a domain stays UPDATING (CREATING) after a write (a create)",
+    "credential_lifetime": "caps assumed-role credentials' lifetime in seconds (refresh tests)",
+    "deny_accounts": "accounts whose role cannot be assumed (AccessDenied)",
+    "external_ids": "account -> the ExternalId its role requires",
+    "fail_domains": "domains that go FAILED, not ACTIVE, after a write",
+    "write_loss_before_rate": "share of UpdateUserPoolDomain requests dropped before the change",
+    "write_loss_after_rate": "share of UpdateUserPoolDomain answers dropped after the change was made",
+    "refuse_while_updating": "ConcurrentModificationException for an update while the domain is UPDATING",
+    "verify_signatures": "recompute every SigV4 signature with its key's secret (on by default)",
+    "enforce_iam": "hold the hub and assumed roles to iam/*.json (on by default)",
+}
+
+
 @dataclass
 class Knobs:
     """Behaviour of the sandbox; every rate is a probability per Cognito call."""
