@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from fleet.calls import Calls
 from fleet.checkpoint import Checkpoint, Stored
 from fleet.errors import RowFailed
@@ -107,12 +109,26 @@ def _current_certificate(row: Row, description: dict[str, Any]) -> str:
     return str(current)
 
 
-async def _preflight(ctx: RowContext, row: Row, counter: AttemptCounter, current: str) -> None:
-    """The target certificate's checks. Returning a domain to the certificate the tool moved it from (a rollback
-    row, on the certificate it rolls back from) waives --min-validity-days: that certificate is, by definition,
-    the one about to expire. Expired, revoked, deleted or non-covering still fail the row."""
-    returning = row.rollback_from is not None and current == row.rollback_from
+async def _describe_with(ctx: RowContext, row: Row, counter: AttemptCounter, prefetch: bool) -> dict[str, Any]:
+    """Describe the domain; with ``prefetch``, describe its target certificate at the same time (its answer, or
+    its error, waits in the run's certificate checks for ``_preflight``)."""
+    if not prefetch:
+        return await _describe(ctx, row, counter)
+    failed: Exception | None = None
+    description: dict[str, Any] = {}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ctx.certificates.fetch, row.certificate_arn, _certificate_describer(ctx, row, counter))
+        try:
+            description = await _describe(ctx, row, counter)
+        except Exception as exc:  # re-raised as is, not wrapped in the task group's ExceptionGroup
+            failed = exc
+            tg.cancel_scope.cancel()
+    if failed is not None:
+        raise failed
+    return description
 
+
+def _certificate_describer(ctx: RowContext, row: Row, counter: AttemptCounter) -> Callable[[], Awaitable[Any]]:
     async def describe_certificate() -> dict[str, Any]:
         acm = await ctx.acm()
         result: dict[str, Any] = await _call(
@@ -127,7 +143,16 @@ async def _preflight(ctx: RowContext, row: Row, counter: AttemptCounter, current
         )
         return result
 
-    await ctx.certificates.verify(row.certificate_arn, row.domain, describe_certificate, 0.0 if returning else None)
+    return describe_certificate
+
+
+async def _preflight(ctx: RowContext, row: Row, counter: AttemptCounter, current: str) -> None:
+    """The target certificate's checks. Returning a domain to the certificate the tool moved it from (a rollback
+    row, on the certificate it rolls back from) waives --min-validity-days: that certificate is, by definition,
+    the one about to expire. Expired, revoked, deleted or non-covering still fail the row."""
+    returning = row.rollback_from is not None and current == row.rollback_from
+    describe = _certificate_describer(ctx, row, counter)
+    await ctx.certificates.verify(row.certificate_arn, row.domain, describe, 0.0 if returning else None)
 
 
 async def _settle(ctx: RowContext, row: Row, counter: AttemptCounter, status: str | None) -> Status:
@@ -171,7 +196,11 @@ async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outco
     last = stored.outcome if stored and stored.outcome.certificate_arn == row.certificate_arn else None
     original = ctx.checkpoint.original(row.domain, row.certificate_arn)
     try:
-        description = await _describe(ctx, row, counter)
+        # Describe and the certificate check need only the account's credentials: unless the state last saw the
+        # domain on this target (then most likely nothing is to be written, and no certificate call is made),
+        # both go at once, one round trip on the critical path instead of two.
+        prefetch = last is None or last.status not in ON_TARGET
+        description = await _describe_with(ctx, row, counter, prefetch)
         current = _current_certificate(row, description)
         outcome.cloudfront_domain = description.get("CloudFrontDistribution")
         if current == row.certificate_arn:

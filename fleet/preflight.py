@@ -6,6 +6,7 @@ that share a certificate wait for the first one's call) and checked against ever
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,6 +66,11 @@ class CertificateChecks:
         self.min_validity_days = min_validity_days
         self.now = now or (lambda: datetime.now(UTC))
         self._described: Once[str, dict[str, Any]] = Once()
+
+    async def fetch(self, arn: str, describe: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        """Describe ``arn`` now (once), so that ``verify`` later finds the answer; errors are kept for ``verify``."""
+        with contextlib.suppress(Exception):
+            await self._described.get(arn, describe)
 
     async def verify(
         self,

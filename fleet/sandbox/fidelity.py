@@ -116,6 +116,9 @@ class FidelityApp:
                 return _xml_error(start_response, code, exc.message, status)
             return _json_error(start_response, AwsError(code, exc.message, status))
         try:
+            knobs = self.state.knobs
+            if knobs.latency and knobs.latency_everywhere and not target.startswith(_COGNITO_PREFIX):
+                time.sleep(knobs.latency * (1 + 0.2 * self.state.roll()))  # STS, ACM, Organizations as slow too
             if service == "sts":
                 return self._sts(environ, start_response, body, params, identity)
             if target.startswith("CertificateManager."):

@@ -25,6 +25,7 @@ POOL_QUOTA = 5.0  # per user pool, per operation
 
 KNOB_HELP = {
     "latency": "seconds added to every Cognito call (plus up to 20% jitter)",
+    "latency_everywhere": "the same latency on STS, ACM and Organizations calls too (a far region)",
     "throttle_rate": "share of Cognito calls answered TooManyRequestsException (HTTP 400)",
     "error_rate": "share answered InternalErrorException (HTTP 500), before any change",
     "reset_rate": "share whose connection is reset without an answer, before any change",
@@ -49,6 +50,7 @@ class Knobs:
     """Behaviour of the sandbox; every rate is a probability per Cognito call."""
 
     latency: float = 0.0  # seconds added to every Cognito call (plus up to 20% jitter)
+    latency_everywhere: bool = False  # the same latency on STS, ACM and Organizations calls (a far region)
     throttle_rate: float = 0.0  # TooManyRequestsException (HTTP 400)
     error_rate: float = 0.0  # InternalErrorException (HTTP 500)
     reset_rate: float = 0.0  # connection dropped without a response
