@@ -19,6 +19,7 @@ from fleet.credentials import AwsSettings
 from fleet.domain import Mode
 from fleet.engine import EngineSettings, Observer
 from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, FleetError
+from fleet.limits import call_ceiling
 from fleet.manifest import RowFilter, parse
 from fleet.pipeline import (
     RunResult,
@@ -107,10 +108,10 @@ common_options = _apply(
     [
         click.option(
             "--concurrency",
-            type=click.IntRange(1, 1024),
+            type=click.IntRange(1, 65536),
             default=ENGINE.concurrency,
-            show_default=True,
-            help="Calls in flight at once, over all accounts.",
+            help="A ceiling on calls in flight over all accounts [default: none: the per-account rate limits bound "
+            "them, and the file-descriptor limit (raised to its hard limit)].",
         ),
         click.option(
             "--account-concurrency",
@@ -284,7 +285,7 @@ def engine_settings(opts: dict[str, Any], rows: int, run_id: str) -> EngineSetti
             external_id=opts["external_id"],
             session_name=f"cognito-fleet-{run_id}",
             session_duration=opts["session_duration"],
-            pool_connections=max(opts["concurrency"], opts["account_concurrency"]),
+            pool_connections=call_ceiling(opts["concurrency"]),
         ),
         # `run`'s own options; `plan` and `discover` keep the defaults.
         mode=Mode(wait=opts["wait"], wait_timeout=opts["wait_timeout"], wait_interval=opts["wait_interval"])

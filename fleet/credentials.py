@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from fleet.limits import call_ceiling
 from fleet.retry import AttemptCounter, BackoffPolicy, Sleep, call_with_retry
 
 if TYPE_CHECKING:  # the AWS stack is imported when first used: `validate` and `--help` never need it
@@ -34,7 +35,9 @@ class AwsSettings:
     sts_region: str = "us-east-1"
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
-    pool_connections: int = 128  # per shared client: every account's calls to a region share its pool
+    pool_connections: int | None = (
+        None  # per shared client (all accounts' calls to a region); None: limits.call_ceiling
+    )
 
 
 def client_config(settings: AwsSettings) -> AioConfig:
@@ -47,7 +50,7 @@ def client_config(settings: AwsSettings) -> AioConfig:
         retries={"mode": "standard", "total_max_attempts": 1},
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
-        max_pool_connections=settings.pool_connections,
+        max_pool_connections=settings.pool_connections or call_ceiling(),
         http_session_cls=SharedTLSSession,
     )
 

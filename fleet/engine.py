@@ -32,7 +32,7 @@ CANARY_OK = frozenset({Status.VERIFIED, Status.UNCHANGED})
 
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
-    concurrency: int = 128
+    concurrency: int | None = None  # ceiling on calls in flight; None: the limiters and the fd limit bound them
     account_concurrency: int = 64
     rate_per_account: float = DEFAULT_RATE_PER_ACCOUNT
     policy: BackoffPolicy = field(default_factory=BackoffPolicy)

@@ -1,4 +1,4 @@
-"""Politeness: a global cap on calls in flight, and rate limits per (account, region) and per pool.
+"""Politeness: rate limits per (account, region) and per pool, and a ceiling on calls in flight.
 
 Cognito's quotas are per account and region and shared with the customer's own traffic, so the
 default takes a third of the 15 req/s write quota (5 req/s) for all our calls in an account+region,
@@ -8,12 +8,40 @@ and never more than AWS's 5 req/s per user pool and operation.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 
 import anyio
 from aiolimiter import AsyncLimiter
 
 DEFAULT_RATE_PER_ACCOUNT = 5.0
+_FD_RESERVE = 256  # descriptors kept for everything but sockets: SQLite, logs, the CA bundle, threads
+
+
+@functools.cache
+def call_ceiling(explicit: int | None = None) -> int:
+    """Calls in flight at once over the whole run (and sockets per connection pool).
+
+    No fixed cap by default: the politeness limiters (per account+region and pool) already bound the rate, and a
+    latency-bound run needs rate x latency calls in flight (Little's law), more than any fixed number allows as
+    latency grows. What remains to respect is the process's file-descriptor limit: the soft limit is raised to
+    the hard one, and the ceiling is that, less a reserve. ``explicit`` (--concurrency) is a ceiling of its own.
+    """
+    if explicit is not None:
+        return explicit
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            target = 65536 if hard == resource.RLIM_INFINITY else hard
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    except (ImportError, ValueError, OSError):  # not a POSIX system, or not allowed: keep the soft limit
+        soft = 1024
+    return max(64, soft - _FD_RESERVE)
+
+
 POOL_RATE = 5.0  # AWS: 5 req/s per user pool per operation (not adjustable)
 
 
@@ -43,7 +71,8 @@ class RegionLimits:
 class Limits:
     """Shared by the whole run; per-account parts live only while that account is being worked on."""
 
-    def __init__(self, concurrency: int, rate_per_account: float) -> None:
+    def __init__(self, concurrency: int | None, rate_per_account: float) -> None:
+        concurrency = call_ceiling(concurrency)
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if rate_per_account <= 0:
