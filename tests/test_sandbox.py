@@ -1,4 +1,4 @@
-"""The sandbox behaves like AWS where moto does not (AWS-NOTES), over HTTP."""
+"""The sandbox behaves like AWS where moto does not."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Who is calling, and may they: the sandbox checks SigV4 signatures and IAM policies as AWS does.
 
 A test that passes against a sandbox that accepts any key with any signature proves little about the real
-network (shared/AWS-NOTES.md, "On the real network"). Here every request's signature is recomputed with the
+network. Here every request's signature is recomputed with the
 secret of its access key, a session token must be the one issued with its key, and each call is held to the
 caller's policy document from ``iam/`` at the repository root:
 
