@@ -41,7 +41,7 @@ EXIT_HELP = """\b
 Exit codes:
   0   every row unchanged, verified or pending (plan: planned)
   1   at least one row failed, or the run stopped on its failure budget or canary
-  2   usage error, invalid manifest, a checkpoint of another manifest, or the hub
+  2   usage error, invalid manifest, a state file that cannot be used, or the hub
       identity not confirmed by STS (nothing touched)
   3   another run holds this checkpoint's lock
   75  stopped early (signal or --max-runtime); rerun to resume"""
@@ -67,7 +67,7 @@ class _Commands(click.Group):
         except Exception as exc:
             if logs.debug_enabled():
                 traceback.print_exc()
-            hint = "" if logs.debug_enabled() else " (rerun with --log-level debug for the traceback)"
+            hint = "" if logs.debug_enabled() else " (for the traceback: COGNITO_FLEET_DEBUG=1, or --log-level debug)"
             logs.error(f"error: unexpected {type(exc).__name__}: {exc}{hint}", EXIT_FAILED_ROWS)
             sys.exit(EXIT_FAILED_ROWS)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Mapping, MutableMapping
@@ -24,8 +25,8 @@ _run: dict[str, Any] = {}  # the run whose run_started was emitted and whose run
 
 
 def debug_enabled() -> bool:
-    """Whether --log-level debug was asked for (tracebacks of unexpected errors are shown then)."""
-    return _level["debug"]
+    """Whether --log-level debug (or COGNITO_FLEET_DEBUG=1) was asked for: tracebacks of unexpected errors."""
+    return _level["debug"] or os.environ.get("COGNITO_FLEET_DEBUG") == "1"
 
 
 def json_mode() -> bool:

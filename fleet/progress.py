@@ -62,8 +62,11 @@ class ProgressBar(Observer):
         self._task = self._progress.add_task("rows", total=total, detail="")
 
     def __enter__(self) -> ProgressBar:
+        return self  # drawn from ``started``: after the hub check and the y/N question, never over them
+
+    def started(self, info: dict[str, Any]) -> None:
+        self.t0 = time.monotonic()
         self._progress.start()
-        return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self._progress.stop()

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import shlex
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import botocore.exceptions
 import click
 
+from fleet.errors import FleetError
 from fleet.options import split_list
 
 
@@ -19,8 +22,16 @@ def _require_sandbox() -> None:
     try:
         import moto  # noqa: F401
     except ImportError:
-        click.echo("error: the sandbox needs the 'sandbox' extra: pip install 'cognito-fleet[sandbox]'", err=True)
+        click.echo(
+            "error: the sandbox needs the 'sandbox' extra: pip install 'cognito-fleet[sandbox]' "
+            "(pipx: pipx install --force 'cognito-fleet[sandbox]' or, in a clone, pipx install --force '.[sandbox]')",
+            err=True,
+        )
         sys.exit(2)
+
+
+class SandboxUnreachable(FleetError):
+    """`sandbox seed` cannot reach the sandbox: one line, exit 2."""
 
 
 @click.group()
@@ -102,6 +113,10 @@ def serve(
     if tls_dir is not None and not tls:
         raise click.UsageError("--tls-dir needs --tls")
 
+    if env_file is not None:
+        env_file.unlink(missing_ok=True)  # a file left by an earlier sandbox names a dead endpoint
+    # `kill` (SIGTERM) stops it as Ctrl-C does: the throw-away CA's directory is removed either way.
+    signal.signal(signal.SIGTERM, _interrupt)
     knobs = Knobs(
         latency=latency,
         throttle_rate=throttle_rate,
@@ -140,6 +155,10 @@ def serve(
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -193,11 +212,41 @@ def seed(
     """Create a fleet (pools, custom domains on an OLD cert, a NEW cert each), wait until its domains are ACTIVE,
     and write its manifest."""
     _require_sandbox()
+    if ou_name and not organization:
+        raise click.UsageError("--ou-name goes with --organization")
+    try:
+        _seed(
+            endpoint_url,
+            accounts,
+            regions,
+            domains_per_account,
+            first_account,
+            organization,
+            ou_name,
+            expiring_share,
+            out,
+        )
+    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.SSLError) as exc:
+        raise SandboxUnreachable(
+            f"error: cannot reach the sandbox at {endpoint_url} ({exc}); is `sandbox serve` "
+            "running, and is AWS_CA_BUNDLE its CA?"
+        ) from None
+
+
+def _seed(
+    endpoint_url: str,
+    accounts: int,
+    regions: str,
+    domains_per_account: int,
+    first_account: int,
+    organization: bool,
+    ou_name: str | None,
+    expiring_share: float,
+    out: Path,
+) -> None:
     from fleet.sandbox.seed import account_ids, organization_accounts, seed_accounts, wait_active, write_manifest
 
     region_list = split_list(regions)
-    if ou_name and not organization:
-        raise click.UsageError("--ou-name goes with --organization")
     parent = ""
     if organization:
         ids, parent = organization_accounts(endpoint_url, accounts, ou_name)

@@ -1,10 +1,11 @@
 """A WSGI layer in front of moto that makes it behave like AWS where cognito-fleet depends on it.
 
-moto stays the store for user pools, ACM certificates, STS and IAM. This layer adds what moto lacks (moto's
-domains have no CustomDomainConfig, are always ACTIVE, and accept any certificate): Cognito user pool *domains* are implemented here in full (the true account,
-CustomDomainConfig in Describe, pool/prefix/certificate checks on Update, a stable CloudFront domain,
-UPDATING -> ACTIVE, one name per partition), plus AWS's quotas, faults, latency and expiring credentials.
-Before any of that, each request's SigV4 signature and the caller's IAM policy are checked (auth.py).
+moto stays the store for user pools, ACM certificates, STS and IAM. This layer adds what moto lacks (its domains
+have no CustomDomainConfig, are always ACTIVE and take any certificate): Cognito user pool *domains* are
+implemented here in full (the true account, CustomDomainConfig in Describe, pool/prefix/certificate checks on
+Update, a stable CloudFront domain, UPDATING -> ACTIVE, one name per partition), plus AWS's quotas, faults,
+latency and expiring credentials. Before any of that, each request's SigV4 signature and the caller's IAM
+policy are checked (auth.py).
 """
 
 from __future__ import annotations
