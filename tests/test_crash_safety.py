@@ -217,8 +217,9 @@ def test_lock_refuses_a_second_run_and_survives_kill_9(make_fleet) -> None:
 
 def test_no_secret_reaches_logs_report_or_checkpoint(make_fleet, tmp_path: Path) -> None:
     fleet: Fleet = make_fleet(accounts=3, regions=("us-east-1",), per_region=1)
-    fleet.box.state.configure(throttle_rate=0.3, deny_accounts={fleet.domains[0].account_id})
-    code, out, err = finish(start(fleet, "--log-level", "debug"))
+    # Every Cognito call throttled (twice, then the row fails): retry events are certain, not left to the dice.
+    fleet.box.state.configure(throttle_rate=1.0, deny_accounts={fleet.domains[0].account_id})
+    code, out, err = finish(start(fleet, "--log-level", "debug", "--max-attempts", "2"))
     assert code == 1
     assert '"event": "retry"' in err  # debug events were on
     secrets = set(fleet.box.state.issued_secrets) | {os.environ["AWS_SECRET_ACCESS_KEY"]}
