@@ -276,12 +276,12 @@ class FidelityApp:
         if operation not in DOMAIN_OPERATIONS:
             return self._forward(environ, start_response, body)
         write = operation == "UpdateUserPoolDomain"
-        if write and state.roll() < knobs.write_loss_before_rate:
+        if write and knobs.write_loss_before_rate and state.roll() < knobs.write_loss_before_rate:
             self._lose(environ, "write_lost_before")
         with state.lock:
             handler = getattr(self, "_" + operation)
             result = handler(request, account, region)
-        if write and state.roll() < knobs.write_loss_after_rate:
+        if write and knobs.write_loss_after_rate and state.roll() < knobs.write_loss_after_rate:
             self._lose(environ, "write_lost_after")
         return _json_ok(start_response, result)
 
