@@ -214,48 +214,25 @@ def seed(
     _require_sandbox()
     if ou_name and not organization:
         raise click.UsageError("--ou-name goes with --organization")
-    try:
-        _seed(
-            endpoint_url,
-            accounts,
-            regions,
-            domains_per_account,
-            first_account,
-            organization,
-            ou_name,
-            expiring_share,
-            out,
-        )
-    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.SSLError) as exc:
-        raise SandboxUnreachable(
-            f"error: cannot reach the sandbox at {endpoint_url} ({exc}); is `sandbox serve` "
-            "running, and is AWS_CA_BUNDLE its CA?"
-        ) from None
-
-
-def _seed(
-    endpoint_url: str,
-    accounts: int,
-    regions: str,
-    domains_per_account: int,
-    first_account: int,
-    organization: bool,
-    ou_name: str | None,
-    expiring_share: float,
-    out: Path,
-) -> None:
-    from fleet.sandbox.seed import account_ids, organization_accounts, seed_accounts, wait_active, write_manifest
+    from fleet.sandbox.seed import account_ids, organization_accounts, probe, seed_accounts, wait_active, write_manifest
 
     region_list = split_list(regions)
-    parent = ""
-    if organization:
-        ids, parent = organization_accounts(endpoint_url, accounts, ou_name)
-    else:
-        ids = account_ids(accounts, first_account)
-    expiring = round(len(ids) * expiring_share)
-    domains = seed_accounts(endpoint_url, ids[:expiring], region_list, domains_per_account, old_days=10)
-    domains += seed_accounts(endpoint_url, ids[expiring:], region_list, domains_per_account)
-    wait_active(endpoint_url, domains)  # a propagation delay creates them CREATING: return when they can be run
+    try:
+        probe(endpoint_url)
+        parent = ""
+        if organization:
+            ids, parent = organization_accounts(endpoint_url, accounts, ou_name)
+        else:
+            ids = account_ids(accounts, first_account)
+        expiring = round(len(ids) * expiring_share)
+        domains = seed_accounts(endpoint_url, ids[:expiring], region_list, domains_per_account, old_days=10)
+        domains += seed_accounts(endpoint_url, ids[expiring:], region_list, domains_per_account)
+        wait_active(endpoint_url, domains)  # a propagation delay creates them CREATING: return when they can be run
+    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.SSLError) as exc:
+        raise SandboxUnreachable(
+            f"cannot reach the sandbox at {endpoint_url} ({exc}); is `sandbox serve` "
+            "running, and is AWS_CA_BUNDLE its CA?"
+        ) from None
     write_manifest(domains, out)
     where = f" (OU {parent})" if ou_name else ""
     click.echo(f"seeded {len(domains)} domains in {accounts} accounts{where} x {len(region_list)} regions: {out}")

@@ -83,6 +83,13 @@ def admin_client(service: str, endpoint_url: str, region: str = "us-east-1", con
     )
 
 
+def probe(endpoint_url: str) -> None:
+    """One quick call (no retries): an endpoint that does not answer fails here in seconds, not after the seeder's
+    retries with backoff."""
+    config = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=3, read_timeout=10)
+    admin_client("sts", endpoint_url, config=config).get_caller_identity()
+
+
 def account_ids(count: int, first: int = FIRST_ACCOUNT) -> list[str]:
     return [f"{first + i:012d}" for i in range(count)]
 
