@@ -54,6 +54,7 @@ class Result:
     accounts: int = 0
     extrapolated_from: int | None = None  # rows actually run, when a subset was run and scaled up
     lower_bound_s: float = 0.0
+    peak_sockets: int = 0  # the most sockets the tool had open at once
 
     @property
     def work_cpu_s(self) -> float:
@@ -72,21 +73,37 @@ class Result:
 # A small launcher runs each tool: a child forked straight from this (large) process would report this
 # process's pages in its peak RSS.
 _LAUNCH = """
-import json, resource, subprocess, sys, time
+import json, os, resource, subprocess, sys, time
 t0 = time.monotonic()
-code = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+sockets = 0  # the most sockets the tool had open at once, sampled every 20 ms from /proc
+while proc.poll() is None:
+    try:
+        fds = os.listdir(f"/proc/{proc.pid}/fd")
+        now = sum(os.readlink(f"/proc/{proc.pid}/fd/{fd}").startswith("socket:") for fd in fds)
+        sockets = max(sockets, now)
+    except OSError:
+        pass
+    time.sleep(0.02)
+code = proc.returncode
 u = resource.getrusage(resource.RUSAGE_CHILDREN)
 open(sys.argv[1], "w").write(json.dumps({"wall": time.monotonic() - t0, "cpu": u.ru_utime + u.ru_stime,
-                                         "rss_mb": u.ru_maxrss / 1024, "code": code}))
+                                         "rss_mb": u.ru_maxrss / 1024, "code": code, "sockets": sockets}))
 """
 
 
 def run_measured(cmd: list[str]) -> tuple[float, float, float]:
     """Run ``cmd``; return wall seconds, CPU seconds (user+sys) and peak RSS (MB) of the tool's process."""
+    wall, cpu, rss, _ = run_measured_sockets(cmd)
+    return wall, cpu, rss
+
+
+def run_measured_sockets(cmd: list[str]) -> tuple[float, float, float, int]:
+    """``run_measured``, and the most sockets the tool had open at once (sampled every 20 ms)."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         subprocess.run([sys.executable, "-c", _LAUNCH, out.name, *cmd], check=True)
         figures = json.loads(Path(out.name).read_text())
-    return figures["wall"], figures["cpu"], figures["rss_mb"]
+    return figures["wall"], figures["cpu"], figures["rss_mb"], int(figures["sockets"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,7 +218,7 @@ def run_tool(
         raise SystemExit(f"unknown tool {tool!r}")
     startup_wall, startup_cpu, _ = run_measured(starter)
     sandbox_t0 = time.process_time()  # this process only serves the sandbox while the tool runs
-    wall, cpu, rss = run_measured(cmd)
+    wall, cpu, rss, sockets = run_measured_sockets(cmd)
     sandbox_cpu = time.process_time() - sandbox_t0
     stats = box.state.stats()
     failed = sum(box.certificate_of(d.domain) != d.new_certificate_arn for d in subset)
@@ -218,6 +235,7 @@ def run_tool(
         startup_wall_s=startup_wall,
         sandbox_cpu_s=sandbox_cpu,
         accounts=len({d.account_id for d in subset}),
+        peak_sockets=sockets,
     )
 
 
@@ -232,8 +250,9 @@ def table(results: list[Result], args: argparse.Namespace, rows: int, per_call: 
         head,
         "",
         "| tool | wall s | x lower bound | x lower bound after start-up | CPU s | start-up CPU s | "
-        "work CPU ms/account | work CPU ms/call | peak RSS MB | calls | throttled | failed | sandbox CPU s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "work CPU ms/account | work CPU ms/call | peak RSS MB | peak sockets | calls | throttled | failed | "
+        "sandbox CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         note = f" (ran {r.extrapolated_from} rows, scaled)" if r.extrapolated_from else ""
@@ -241,7 +260,7 @@ def table(results: list[Result], args: argparse.Namespace, rows: int, per_call: 
             f"| {r.tool}{note} | {r.wall_s:.1f} | {r.ratio:.2f} | {r.work_ratio:.2f} | {r.cpu_s:.2f} | "
             f"{r.startup_cpu_s:.2f} | "
             f"{1000 * r.work_cpu_s / max(r.accounts, 1):.1f} | {1000 * r.work_cpu_s / max(r.calls, 1):.2f} | "
-            f"{r.peak_rss_mb:.0f} | {r.calls} | {r.throttles} | {r.failed} | {r.sandbox_cpu_s:.2f} |"
+            f"{r.peak_rss_mb:.0f} | {r.peak_sockets} | {r.calls} | {r.throttles} | {r.failed} | {r.sandbox_cpu_s:.2f} |"
         )
     lb = results[0].lower_bound_s if results else 0.0
     lines += ["", f"lower bound: {lb:.2f} s"]
