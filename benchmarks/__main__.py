@@ -261,7 +261,8 @@ def table(results: list[Result], args: argparse.Namespace, rows: int, per_call: 
     lines = [
         head,
         "",
-        "| tool | wall s | x lower bound | x lower bound after start-up | x (bound + start-up) | CPU s | start-up CPU s | "
+        "| tool | wall s | x lower bound | x lower bound after start-up | x (bound + start-up) | CPU s | "
+        "start-up CPU s | "
         "work CPU ms/account | work CPU ms/call | peak RSS MB | peak sockets | calls | throttled | failed | "
         "sandbox CPU s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
