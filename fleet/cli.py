@@ -16,6 +16,7 @@ import click
 from fleet import logs, options
 from fleet.change_record import report_command
 from fleet.credentials import AwsSettings
+from fleet.discover.select import Selection
 from fleet.domain import Mode
 from fleet.engine import EngineSettings, Observer
 from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, FleetError
@@ -35,7 +36,8 @@ from fleet.report import jsonl_path
 from fleet.retry import BackoffPolicy
 from fleet.rollback import write_rollback_manifest
 
-ENGINE, STOP = EngineSettings(), StopPolicy()  # the defaults, in one place: the settings dataclasses
+# The defaults, in one place: the settings dataclasses.
+ENGINE, STOP, DISCOVER = EngineSettings(), StopPolicy(), Selection()
 
 EXIT_HELP = """\b
 Exit codes:
@@ -436,7 +438,7 @@ Exit codes:
 @click.option(
     "--expiring-within",
     type=click.FloatRange(0, 3650),
-    default=30,
+    default=DISCOVER.expiring_within_days,
     show_default=True,
     help="--auto: only domains whose certificate expires within this many days.",
 )

@@ -14,14 +14,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fleet.errors import RowFailed
-from fleet.preflight import check
+from fleet.preflight import DEFAULT_MIN_VALIDITY_DAYS, check
 
 
 @dataclass(frozen=True, slots=True)
 class Selection:
     mapping: dict[str, str] | None = None  # old certificate ARN -> new
     expiring_within_days: float = 30.0  # --auto: only domains whose certificate expires within this
-    min_validity_days: float = 30.0
+    min_validity_days: float = DEFAULT_MIN_VALIDITY_DAYS
 
 
 SELECTED, NOT_MAPPED, NOT_EXPIRING, NO_CANDIDATE = "selected", "not-mapped", "not-expiring", "no-candidate"
