@@ -205,19 +205,6 @@ class Checkpoint:
             and stored.outcome.certificate_arn == row.certificate_arn
         )
 
-    def done_domains(self) -> set[str]:
-        """Domains ended for good in this pass (resuming), whatever their target; empty when converging."""
-        if self.mode != RESUME:
-            return set()
-        done = tuple(str(s) for s in DONE)
-        marks = ",".join("?" * len(done))
-        return {
-            r[0]
-            for r in self._reader.execute(
-                f'SELECT domain FROM outcomes WHERE status IN ({marks}) AND "pass" = ?', (*done, self.pass_)
-            )
-        }
-
     # ---- outcomes ----------------------------------------------------------------------------------------------
     def get(self, domain: str) -> Outcome | None:
         stored = self.stored(domain)

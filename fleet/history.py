@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from fleet.checkpoint import Checkpoint
-from fleet.files import atomic_writer
-from fleet.report import COLUMNS, jsonl_path
+from fleet.report import write_lines
 
 
 def runs_table(state: Checkpoint) -> list[str]:
@@ -47,7 +44,7 @@ def rewrite_report(state: Checkpoint, run_id: str, out: Path) -> int:
     for line in state.history(run_id=run_id):
         last[line["domain"]] = line
     rows = [_report_line(line) for line in last.values()]
-    _write(out, rows)
+    write_lines(out, rows)
     return len(rows)
 
 
@@ -68,14 +65,3 @@ def _report_line(line: dict[str, Any]) -> dict[str, object]:
         "finished_at": line["at"],
         "drift": bool(line["drift"]),
     }
-
-
-def _write(out: Path, rows: Iterable[dict[str, object]]) -> None:
-    with atomic_writer(out) as csv_fh, atomic_writer(jsonl_path(out)) as json_fh:
-        writer = csv.DictWriter(csv_fh, fieldnames=COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {k: "" if v is None else ("yes" if v is True else "" if v is False else v) for k, v in row.items()}
-            )
-            json_fh.write(json.dumps(row, separators=(",", ":")) + "\n")

@@ -28,15 +28,20 @@ def verifying_context() -> ssl.SSLContext:
     return context
 
 
-@cache
-def shared_ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
-    """The verifying context for ``ca_bundle`` (AWS_CA_BUNDLE or a profile's ca_bundle; None: the system's)."""
+def trusting(ca_bundle: str | None) -> ssl.SSLContext:
+    """A new verifying context that trusts ``ca_bundle`` (AWS_CA_BUNDLE or a profile's; None: the system's)."""
     context = verifying_context()
     if ca_bundle:
         context.load_verify_locations(ca_bundle, None, None)
     else:
         context.load_default_certs(ssl.Purpose.SERVER_AUTH)
     return context
+
+
+@cache
+def shared_ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """The one verifying context per CA bundle that every plain client shares."""
+    return trusting(ca_bundle)
 
 
 class SharedTLSSession(AIOHTTPSession):  # type: ignore[misc]
@@ -59,11 +64,7 @@ class SharedTLSSession(AIOHTTPSession):  # type: ignore[misc]
         if proxy_url or self._cert_file:
             # aiobotocore's own path would verify nothing behind a proxy without a proxy CA bundle (ssl=False):
             # here the context is always a verifying one, extended with the proxy's CA and client certificates.
-            context = verifying_context()
-            if ca_bundle:
-                context.load_verify_locations(ca_bundle)
-            else:
-                context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+            context = trusting(ca_bundle)  # a context of its own: the proxy's CA and the client certificate
             proxy = self._proxy_config.settings if proxy_url else {}
             if proxy.get("proxy_ca_bundle"):
                 context.load_verify_locations(cafile=proxy["proxy_ca_bundle"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from fleet.checkpoint import Checkpoint, Stored
@@ -72,18 +72,27 @@ def write_report(
 ) -> collections.Counter[str]:
     """Write CSV and JSONL for every row; return the count of rows by status."""
     counts: collections.Counter[str] = collections.Counter()
-    csv_path = Path(path)
-    with atomic_writer(csv_path) as csv_fh, atomic_writer(jsonl_path(csv_path)) as json_fh:
-        writer = csv.DictWriter(csv_fh, fieldnames=COLUMNS)
-        writer.writeheader()
+
+    def lines() -> Iterator[dict[str, object]]:
         for row in rows:
             stored = checkpoint.stored(row.domain)
             original = checkpoint.original(row.domain, row.certificate_arn)
             line = record(row, stored, checkpoint.pass_, original, skipped_reason)
             counts[str(line["status"])] += 1
+            yield line
+
+    write_lines(Path(path), lines())
+    return counts
+
+
+def write_lines(path: Path, lines: Iterable[dict[str, object]]) -> None:
+    """Report lines as CSV (booleans as yes/empty) and JSON Lines beside it, each file whole or not at all."""
+    with atomic_writer(path) as csv_fh, atomic_writer(jsonl_path(path)) as json_fh:
+        writer = csv.DictWriter(csv_fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        for line in lines:
             writer.writerow({k: "" if v is None else _cell(v) for k, v in line.items()})
             json_fh.write(json.dumps(line, separators=(",", ":")) + "\n")
-    return counts
 
 
 def _cell(value: object) -> object:
