@@ -18,11 +18,12 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from fleet.sandbox.auth import ADMIN_CREDENTIALS, HUB_CREDENTIALS
+from fleet.sandbox.auth import ADMIN_CREDENTIALS, HUB_CREDENTIALS, IAM_DIR
 from fleet.sandbox.seed import SeededDomain
 from fleet.sandbox.server import Sandbox
 
 from .conftest import Fleet
+from .files import by_domain
 
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 HUB = (HUB_CREDENTIALS["AWS_ACCESS_KEY_ID"], HUB_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], None)
@@ -269,3 +270,43 @@ def test_the_admin_is_unrestricted_in_its_own_sessions_only(box: Sandbox) -> Non
     identity = box.app.authority.identity(keys[0])
     assert identity is not None and identity.policy is None and identity.account == "220000000000"
     assert keys[1] not in repr(identity) and keys[2] not in repr(identity)  # safe to log
+
+
+def test_a_certificate_update_needs_the_cloudfront_permission_as_aws_says(make_fleet, tmp_path, monkeypatch) -> None:
+    # AWS's Cognito guide ("Using your own domain for managed login"): updating a custom domain's certificate
+    # needs cloudfront:UpdateDistribution. The shipped role has it; a role policy without it is refused like AWS.
+    fleet: Fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=2)
+    first, second = fleet.domains
+    authority = fleet.box.app.authority
+    shipped = json.loads((authority.iam_dir / "role-policy.json").read_text(encoding="utf-8"))
+    without = [s for s in shipped["Statement"] if "cloudfront:UpdateDistribution" not in s["Action"]]
+    assert len(without) == len(shipped["Statement"]) - 1, "the shipped role policy grants the permission"
+    for name in ("hub-policy.json", "role-trust-policy.json"):
+        (tmp_path / name).write_text((authority.iam_dir / name).read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "role-policy.json").write_text(json.dumps({**shipped, "Statement": without}), encoding="utf-8")
+    monkeypatch.setattr(authority, "iam_dir", tmp_path)
+    monkeypatch.setattr(authority, "_policies", {})
+    monkeypatch.setattr(authority, "_decisions", {})
+
+    cognito = client(fleet.box, "cognito-idp", fleet_role(fleet.box, first.account_id))
+    code, status, response = refused(
+        cognito.update_user_pool_domain, **update_payload(first, first.new_certificate_arn)
+    )
+    assert (code, status) == ("AccessDeniedException", 400)
+    assert "cloudfront:UpdateDistribution on resource: *" in response["Error"]["Message"]
+    assert fleet.box.certificate_of(first.domain) == first.old_certificate_arn  # nothing changed
+    # Reads need no CloudFront permission.
+    assert cognito.describe_user_pool_domain(Domain=first.domain)["DomainDescription"]["Domain"] == first.domain
+    # The engine under such a policy: every row fails with AWS's code, nothing is written.
+    result = fleet.run(max_attempts=1)
+    assert result.exit_code == 1
+    report = by_domain(result.report)
+    assert {(r["status"], r["error_code"]) for r in report.values()} == {("failed", "AccessDeniedException")}
+    assert fleet.box.certificate_of(second.domain) == second.old_certificate_arn
+
+    # The shipped policy: the same update goes through.
+    monkeypatch.setattr(authority, "iam_dir", IAM_DIR)
+    monkeypatch.setattr(authority, "_policies", {})
+    monkeypatch.setattr(authority, "_decisions", {})
+    cognito.update_user_pool_domain(**update_payload(first, first.new_certificate_arn))
+    assert fleet.box.certificate_of(first.domain) == first.new_certificate_arn

@@ -308,6 +308,20 @@ def _canonical_query(query: str) -> str:
     return "&".join(f"{k}={v}" for k, v in pairs)
 
 
+# Permissions AWS demands beyond the operation's own action. AWS's Cognito developer guide, "Using your own
+# domain for managed login" (docs.aws.amazon.com/cognito/latest/developerguide/
+# cognito-user-pools-add-custom-domain.html): to set up a custom domain or update its certificate the caller
+# must be allowed cloudfront:UpdateDistribution (Resource "*": the distribution is in an AWS-owned account).
+_CUSTOM_DOMAIN_WRITES = frozenset({"CreateUserPoolDomain", "UpdateUserPoolDomain"})
+
+
+def also_required(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """(action, resource) pairs AWS also checks for this request, beyond ``service:operation`` itself."""
+    if service == "cognito-idp" and operation in _CUSTOM_DOMAIN_WRITES and params.get("CustomDomainConfig"):
+        return [("cloudfront:UpdateDistribution", "*")]
+    return []
+
+
 def resource_of(service: str, operation: str, params: dict[str, Any], account: str, region: str) -> str:
     """The resource an operation acts on, for IAM (AWS's service authorization reference); else ``*``."""
     if service == "cognito-idp" and isinstance(params.get("UserPoolId"), str):

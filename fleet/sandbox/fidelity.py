@@ -34,6 +34,7 @@ from fleet.sandbox.auth import (
     Authority,
     Credential,
     Identity,
+    also_required,
     check_expiry,
     parse_authorization,
     resource_of,
@@ -110,6 +111,8 @@ class FidelityApp:
             if self.state.knobs.enforce_iam:
                 resource = resource_of(service, operation, params, identity.account, region)
                 self.authority.authorize(identity, f"{service}:{operation}", resource)
+                for action, extra in also_required(service, operation, params):
+                    self.authority.authorize(identity, action, extra)
         except AuthError as exc:
             self.state.count_fault(_AUTH_FAULTS[exc.reason])
             code, status = exc.code(protocol)
