@@ -14,6 +14,7 @@ import anyio
 
 from fleet.clock import Clock, SystemClock
 from fleet.limits import Limits, RegionLimits
+from fleet.outage import Outages
 from fleet.retry import AttemptCounter, BackoffPolicy, Failure, call_with_retry
 from fleet.stop import Stop, StopRequested
 
@@ -33,6 +34,7 @@ class Calls:
     policy: BackoffPolicy
     clock: Clock = field(default_factory=SystemClock)
     stop: Stop = field(default_factory=Stop)
+    outages: Outages | None = None  # None: a call that cannot connect is retried like any other error
 
     async def call(
         self,
@@ -59,7 +61,7 @@ class Calls:
         method: Callable[..., Awaitable[Any]] = getattr(client, snake(operation))
         sent = False
 
-        async def attempt() -> Any:
+        async def send() -> Any:
             nonlocal sent
             async with self.limits.call(limits, limit_key, operation):
                 if not sent:
@@ -69,6 +71,12 @@ class Calls:
                         await before_first_send()
                     sent = True
                 return await method(**kwargs)
+
+        async def attempt() -> Any:
+            if self.outages is None:
+                return await send()
+            # Waiting out an endpoint's outage is outside the limits (no slot held) and spends no attempt.
+            return await self.outages.through(_endpoint_of(client), send)
 
         return await call_with_retry(
             attempt, self.policy, counter or AttemptCounter(), self.clock.sleep, on_retry, confirm
@@ -87,6 +95,11 @@ class Calls:
             token = page.get("NextToken")
             if not token:
                 return found
+
+
+def _endpoint_of(client: Any) -> str:
+    """The URL the client sends to (after every configuration source): an outage is that endpoint's."""
+    return str(getattr(getattr(client, "meta", None), "endpoint_url", "") or "")
 
 
 K = TypeVar("K", bound=Hashable)

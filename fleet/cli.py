@@ -46,7 +46,8 @@ Exit codes:
   2   usage error, invalid manifest, a state file that cannot be used, or the hub
       identity not confirmed by STS (nothing touched)
   3   another run holds this checkpoint's lock
-  75  stopped early (signal or --max-runtime); rerun to resume"""
+  75  stopped early (signal, --max-runtime, or an endpoint unreachable past
+      --outage-patience); rerun to resume"""
 
 Decorator = Callable[[Any], Any]
 
@@ -136,6 +137,14 @@ common_options = _apply(
             default=ENGINE.policy.max_attempts,
             show_default=True,
             help="Attempts per call for throttling, 5xx and connection errors.",
+        ),
+        click.option(
+            "--outage-patience",
+            type=click.FloatRange(0, 24 * 3600),
+            default=ENGINE.outage_patience,
+            show_default=True,
+            help="Seconds an endpoint may refuse connections (an outage: calls wait for it, spending no row's "
+            "attempts) before the run stops as on SIGTERM (exit 75, rerun to resume).",
         ),
         click.option(
             "--min-validity-days",
@@ -296,6 +305,7 @@ def engine_settings(opts: dict[str, Any], rows: int, run_id: str) -> EngineSetti
         min_validity_days=opts["min_validity_days"],
         max_failures=options.failure_budget(opts["max_failures"], rows) if "max_failures" in opts else None,
         canary=opts.get("canary", ENGINE.canary),
+        outage_patience=opts["outage_patience"],
     )
 
 

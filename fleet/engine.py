@@ -22,6 +22,7 @@ from fleet.credentials import AccountSession, AwsSettings, Hub
 from fleet.domain import Mode, RowContext, migrate_row
 from fleet.limits import DEFAULT_RATE_PER_ACCOUNT, Limits
 from fleet.manifest import Row, group_by
+from fleet.outage import DEFAULT_PATIENCE, OutageEvent, Outages
 from fleet.outcome import Outcome, Status, stamp
 from fleet.preflight import DEFAULT_MIN_VALIDITY_DAYS, CertificateChecks
 from fleet.retry import BackoffPolicy, Failure
@@ -41,6 +42,7 @@ class EngineSettings:
     min_validity_days: float = DEFAULT_MIN_VALIDITY_DAYS
     max_failures: int | None = None  # failure budget for this run: once exceeded no new write starts
     canary: int = 0  # rows (in distinct accounts) written and verified before all others
+    outage_patience: float = DEFAULT_PATIENCE  # seconds an endpoint may be unreachable before the run stops
 
 
 class Observer:
@@ -54,6 +56,9 @@ class Observer:
 
     def retry(self, row: Row, failure: Failure, delay: float) -> None:
         """Called before each backoff sleep."""
+
+    def outage(self, event: OutageEvent) -> None:
+        """Called when an endpoint stops answering connections, and when it answers again."""
 
 
 def pick_canaries(rows: Sequence[Row], count: int) -> list[Row]:
@@ -74,8 +79,11 @@ async def run_rows(
     stop = stop or Stop()
     todo = [r for r in rows if not checkpoint.is_done(r, checkpoint.stored(r.domain))]
     limits = Limits(settings.concurrency, settings.rate_per_account)
-    calls = Calls(limits, settings.policy, clock or SystemClock(), stop)
-    runner = _Runner(checkpoint, settings, observer or Observer(), calls)
+    clock = clock or SystemClock()
+    observer = observer or Observer()
+    outages = Outages(clock, stop, settings.outage_patience, observer.outage)
+    calls = Calls(limits, settings.policy, clock, stop, outages)
+    runner = _Runner(checkpoint, settings, observer, calls)
     if settings.canary and not settings.mode.plan:
         canaries = pick_canaries(todo, settings.canary)
         await runner.run(hub, canaries, dataclasses.replace(settings.mode, wait=True))

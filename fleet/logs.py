@@ -14,6 +14,7 @@ import structlog
 
 from fleet.engine import Observer
 from fleet.manifest import Row
+from fleet.outage import OutageEvent
 from fleet.outcome import Outcome
 from fleet.retry import Failure
 
@@ -149,6 +150,28 @@ class RowLogger(Observer):
             error_code=outcome.error_code,
             error=outcome.error_message,
         )
+
+    def outage(self, event: OutageEvent) -> None:
+        # Always logged, progress bar or not: an outage is the run's news, not a row's.
+        if event.ended:
+            self.log.warning(
+                "outage",
+                endpoint=event.endpoint,
+                state="ended",
+                since=event.since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                down_s=round(event.seconds, 1),
+                probes=event.probes,
+                message="the endpoint answers again: calls go on (no row's attempts were spent waiting)",
+            )
+        else:
+            self.log.warning(
+                "outage",
+                endpoint=event.endpoint,
+                state="started",
+                since=event.since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                error=event.error,
+                message="the endpoint cannot be reached: calls to it wait (one probe at a time) until it answers",
+            )
 
     def retry(self, row: Row, failure: Failure, delay: float) -> None:
         self.throttles += failure.throttled

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from fleet.engine import Observer
 from fleet.manifest import Row
+from fleet.outage import OutageEvent
 from fleet.outcome import Outcome, Status
 from fleet.retry import Failure
 
@@ -35,6 +36,10 @@ class Fanout(Observer):
         for o in self.observers:
             o.retry(row, failure, delay)
 
+    def outage(self, event: OutageEvent) -> None:
+        for o in self.observers:
+            o.outage(event)
+
 
 SHOWN = (Status.PENDING, Status.VERIFIED, Status.UNCHANGED, Status.PLANNED, Status.FAILED, Status.SKIPPED)
 RUN_STATUSES = frozenset({Status.PENDING, Status.VERIFIED, Status.UNCHANGED, Status.FAILED, Status.SKIPPED})
@@ -49,6 +54,7 @@ class ProgressBar(Observer):
         self.console = console or Console(stderr=True)
         self.counts: collections.Counter[str] = collections.Counter()
         self.throttled = 0
+        self.unreachable: set[str] = set()  # endpoints in an outage now
         self.t0 = time.monotonic()
         self._progress = Progress(
             TextColumn("[bold]rows"),
@@ -78,6 +84,8 @@ class ProgressBar(Observer):
         shown = [s for s in SHOWN if s in expected or self.counts[s]]
         detail = "  ".join(f"{s} {self.counts[s]}" for s in shown)
         detail += f"  throttled {self.throttled}  {rate:.1f} rows/s"
+        if self.unreachable:
+            detail += f"  [bold red]endpoint unreachable, waiting: {', '.join(sorted(self.unreachable))}[/]"
         self._progress.update(self._task, completed=done, detail=detail)
 
     def row_done(self, row: Row, outcome: Outcome, seconds: float) -> None:
@@ -86,6 +94,13 @@ class ProgressBar(Observer):
 
     def retry(self, row: Row, failure: Failure, delay: float) -> None:
         self.throttled += failure.throttled
+        self._refresh()
+
+    def outage(self, event: OutageEvent) -> None:
+        if event.ended:
+            self.unreachable.discard(event.endpoint)
+        else:
+            self.unreachable.add(event.endpoint)
         self._refresh()
 
 

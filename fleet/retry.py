@@ -106,6 +106,12 @@ def outcome_unknown(exc: BaseException) -> bool:
     return failure.retryable and not failure.throttled and not _never_sent(exc)
 
 
+def never_connected(exc: BaseException) -> bool:
+    """Whether a call failed because no connection could be made (refused, reset or timed out while connecting,
+    DNS): it sent nothing, and it says the endpoint is unreachable rather than anything about the call."""
+    return classify(exc).retryable and _never_sent(exc)
+
+
 def _never_sent(exc: BaseException) -> bool:
     """Only a connection that was never made carried nothing. aiobotocore reports a connection reset after the
     request left as EndpointConnectionError too (wrapping aiohttp's ClientOSError): that one left the request."""

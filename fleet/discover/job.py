@@ -19,6 +19,8 @@ from fleet.engine import EngineSettings
 from fleet.hub_check import checked_hub
 from fleet.limits import Limits
 from fleet.manifest import cognito_regions, parse
+from fleet.outage import Outages
+from fleet.stop import Stop
 
 
 def run_discovery(
@@ -42,7 +44,9 @@ def run_discovery(
     listed = read_accounts(accounts_file) if accounts_file else []
     selection = Selection(mapping, expiring_within, settings.min_validity_days)
     clock = SystemClock()
-    calls = Calls(Limits(settings.concurrency, settings.rate_per_account), settings.policy, clock)
+    stop = Stop()  # discover keeps no state: an outage past --outage-patience leaves the rest unread (exit 1)
+    outages = Outages(clock, stop, settings.outage_patience, logs.RowLogger().outage)
+    calls = Calls(Limits(settings.concurrency, settings.rate_per_account), settings.policy, clock, stop, outages)
     discoverer = Discoverer(calls, selection, settings.account_concurrency, page_size)
 
     async def go() -> list[Account]:
