@@ -12,7 +12,7 @@ import anyio
 
 from fleet.credentials import AccountSession, Hub, role_arn_for
 from fleet.retry import Failure, classify
-from fleet.stop import Stop
+from fleet.stop import Stop, StopRequested
 
 A = TypeVar("A")
 
@@ -49,6 +49,8 @@ async def each_account(
                     role_arn_for(who.account_id, hub.settings, who.role_arn),
                     who.external_id or hub.settings.external_id,
                 )
+            except StopRequested:
+                return  # the run stopped while AssumeRole waited (an outage): the account is left for the next run
             except Exception as exc:
                 await unreachable(account, classify(exc))
                 return

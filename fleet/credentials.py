@@ -20,6 +20,7 @@ from fleet.limits import call_ceiling
 from fleet.retry import AttemptCounter, BackoffPolicy, Sleep, call_with_retry
 
 if TYPE_CHECKING:  # the AWS stack is imported when first used: `validate` and `--help` never need it
+    from fleet.outage import Outages
     from aiobotocore.config import AioConfig
     from aiobotocore.credentials import AioRefreshableCredentials
 
@@ -75,6 +76,8 @@ class Hub:
         self.arn: str | None = None  # the calling identity, once checked (hub_check.checked_hub)
         self._shared: dict[tuple[str, str], Any] = {}
         self._shared_lock = anyio.Lock()
+        # The run's outage gate (engine): AssumeRole waits out an unreachable STS like every other call.
+        self.outages: Outages | None = None
 
     async def __aenter__(self) -> Hub:
         self._sts = await self.client("sts", self.settings.sts_region)
@@ -130,9 +133,15 @@ class Hub:
             }
             if external_id:
                 kwargs["ExternalId"] = external_id
-            resp = await call_with_retry(
-                lambda: self._sts.assume_role(**kwargs), self.policy, AttemptCounter(), self.sleep
-            )
+            async def send() -> Any:
+                return await self._sts.assume_role(**kwargs)
+
+            async def attempt() -> Any:
+                if self.outages is None:
+                    return await send()
+                return await self.outages.through(str(self._sts.meta.endpoint_url), send)
+
+            resp = await call_with_retry(attempt, self.policy, AttemptCounter(), self.sleep)
             creds = resp["Credentials"]
             expiration = creds["Expiration"]
             return {

@@ -83,6 +83,7 @@ async def run_rows(
     observer = observer or Observer()
     outages = Outages(clock, stop, settings.outage_patience, observer.outage)
     calls = Calls(limits, settings.policy, clock, stop, outages)
+    hub.outages = outages
     runner = _Runner(checkpoint, settings, observer, calls)
     if settings.canary and not settings.mode.plan:
         canaries = pick_canaries(todo, settings.canary)

@@ -51,6 +51,7 @@ def run_discovery(
 
     async def go() -> list[Account]:
         async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
+            hub.outages = outages
             logs.start_run(
                 run_id=settings.aws.session_name.removeprefix("cognito-fleet-"),
                 command="discover",

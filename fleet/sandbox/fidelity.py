@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -39,6 +40,7 @@ from fleet.sandbox.auth import (
     parse_authorization,
     resource_of,
 )
+from fleet.sandbox.faults import RESET
 from fleet.sandbox.state import SandboxState
 
 StartResponse = Callable[..., Any]
@@ -119,6 +121,15 @@ class FidelityApp:
             if protocol == "query":
                 return _xml_error(start_response, code, exc.message, status)
             return _json_error(start_response, AwsError(code, exc.message, status))
+        injected = self.state.injection(service, operation)
+        if injected is not None:
+            if injected.code == RESET:
+                _drop_connection(environ)
+                start_response("500 Internal Server Error", [("Content-Length", "0")])
+                return []
+            if protocol == "query":
+                return _xml_error(start_response, injected.code, injected.message, injected.status)
+            return _json_error(start_response, AwsError(injected.code, injected.message, injected.status))
         try:
             knobs = self.state.knobs
             if knobs.latency and knobs.latency_everywhere and not target.startswith(_COGNITO_PREFIX):
@@ -502,7 +513,7 @@ def _json_ok(start_response: StartResponse, payload: dict[str, Any]) -> list[byt
 
 def _json_error(start_response: StartResponse, exc: AwsError) -> list[bytes]:
     data = json.dumps({"__type": exc.code, "message": exc.message}).encode()
-    reason = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}[exc.status]
+    reason = HTTPStatus(exc.status).phrase
     start_response(
         f"{exc.status} {reason}",
         [
@@ -521,7 +532,9 @@ def _xml_error(start_response: StartResponse, code: str, message: str, status: i
         f"<Code>{code}</Code><Message>{_xml_escape(message)}</Message></Error>"
         f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
     ).encode()
-    start_response(f"{status} Forbidden", [("Content-Type", "text/xml"), ("Content-Length", str(len(data)))])
+    start_response(
+        f"{status} {HTTPStatus(status).phrase}", [("Content-Type", "text/xml"), ("Content-Length", str(len(data)))]
+    )
     return [data]
 
 

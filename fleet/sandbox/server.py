@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import socket
 import ssl
+import struct
 import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
@@ -42,6 +45,14 @@ def _keep_alive_handler() -> type[WSGIRequestHandler]:
 
         def run_wsgi(self) -> None:
             self.server.count_request()  # type: ignore[attr-defined]
+            state = cast(_Server, self.server).state
+            if state.in_outage():
+                # A kept connection during an outage: its request is lost, the connection reset.
+                state.count_fault("outage_reset")
+                self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                cast(_Server, self.server).reset.add(id(self.request))
+                self.close_connection = True
+                return
             if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
                 self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             environ = self.make_environ()
@@ -106,8 +117,9 @@ class _Server(ThreadedWSGIServer):
     daemon_threads = True
     handshake_timeout = 10.0
 
-    def __init__(self, port: int, app: Any, tls: ssl.SSLContext | None) -> None:
+    def __init__(self, port: int, app: Any, tls: ssl.SSLContext | None, state: SandboxState) -> None:
         super().__init__("127.0.0.1", port, app, handler=_keep_alive_handler())
+        self.state = state
         self.ssl_context = tls  # werkzeug reads it for wsgi.url_scheme; the socket stays plain until a handshake
         self.requests = 0  # HTTP requests parsed (a connection whose handshake failed never gets one)
         self.handshake_failures = 0
@@ -128,6 +140,14 @@ class _Server(ThreadedWSGIServer):
             self.requests += 1
 
     def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.state.in_outage():
+            # An outage (knob outage_seconds): the connection is reset before anything can be sent on it (on
+            # HTTPS, in the TLS handshake), as an endpoint that cannot be reached.
+            self.state.count_fault("outage_refused")
+            with contextlib.suppress(OSError):
+                request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.reset.add(id(request))
+            return
         if self.ssl_context is None:
             super().finish_request(request, client_address)
             return
@@ -165,7 +185,7 @@ class Sandbox:
             from fleet.sandbox.tls import server_context
 
             context = server_context(tls)
-        self._server = _Server(port, self.app, context)
+        self._server = _Server(port, self.app, context, self.state)
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox", daemon=True)
 
     @property

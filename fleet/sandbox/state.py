@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fleet.sandbox.faults import Injection, parse_injections
+
 # AWS's default Cognito quotas per account and region (requests per second), by category.
 AWS_QUOTAS = {"UserPoolResourceUpdate": 15.0, "UserPoolResourceRead": 20.0, "UserPoolRead": 15.0}
 OPERATION_CATEGORY = {
@@ -42,6 +44,9 @@ KNOB_HELP = {
     "refuse_while_updating": "ConcurrentModificationException for an update while the domain is UPDATING",
     "verify_signatures": "recompute every SigV4 signature with its key's secret (on by default)",
     "enforce_iam": "hold the hub and assumed roles to iam/*.json (on by default)",
+    "outage_seconds": "cut every connection for this many seconds from now (an endpoint outage; then it heals)",
+    "inject": 'errors on demand: [{"operation": "UpdateUserPoolDomain" or "*", "code": ..., "status": 400, '
+    '"count": N or null (always), "service": null}]',
 }
 
 
@@ -71,6 +76,8 @@ class Knobs:
     # caller's policy in iam/. On by default, so that a green test means something on the real network.
     verify_signatures: bool = True
     enforce_iam: bool = True
+    outage_seconds: float = 0.0  # set: every connection is cut for this long, from when it was set (faults.py)
+    inject: list[Any] = field(default_factory=list)  # faults.Injection rules
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
@@ -78,6 +85,8 @@ class Knobs:
                 raise KeyError(f"unknown sandbox knob {key!r}")
             if key in ("deny_accounts", "fail_domains"):
                 value = set(value)
+            if key == "inject":
+                value = parse_injections(value)
             setattr(self, key, value)
 
 
@@ -111,12 +120,34 @@ class SandboxState:
         self.assume_role_calls: collections.Counter[str] = collections.Counter()  # per target account
         self.events: list[tuple[str, str]] = []  # (operation, domain) of every Describe/Update, in order
         self.issued_secrets: set[str] = set()  # secret keys and session tokens handed out (leak tests)
+        self.outage_until = 0.0  # monotonic: connections are cut until then
+        self._injected: dict[int, int] = {}  # rule index -> calls it answered
 
     def configure(self, **values: Any) -> None:
         with self.lock:
             self.knobs.update(values)
             if "seed" in values:
                 self._rng = random.Random(self.knobs.seed)
+            if "outage_seconds" in values:
+                self.outage_until = self.clock() + float(values["outage_seconds"])
+            if "inject" in values:
+                self._injected.clear()
+
+    def in_outage(self) -> bool:
+        return self.knobs.outage_seconds > 0 and self.clock() < self.outage_until
+
+    def injection(self, service: str, operation: str) -> Injection | None:
+        """The injected error this call gets, if a rule (with calls left) matches it; counted as a fault."""
+        if not self.knobs.inject:
+            return None
+        with self.lock:
+            for i, rule in enumerate(self.knobs.inject):
+                used = self._injected.get(i, 0)
+                if rule.matches(service, operation) and (rule.count is None or used < rule.count):
+                    self._injected[i] = used + 1
+                    self.faults["injected"] += 1
+                    return rule  # type: ignore[no-any-return]
+        return None
 
     def count_fault(self, kind: str) -> None:
         with self.lock:
