@@ -20,9 +20,10 @@ from fleet.limits import call_ceiling
 from fleet.retry import AttemptCounter, BackoffPolicy, Sleep, call_with_retry
 
 if TYPE_CHECKING:  # the AWS stack is imported when first used: `validate` and `--help` never need it
-    from fleet.outage import Outages
     from aiobotocore.config import AioConfig
     from aiobotocore.credentials import AioRefreshableCredentials
+
+    from fleet.outage import Outages
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from typing import TypeVar
 import anyio
 
 from fleet.clock import Clock
-from fleet.retry import classify, never_connected
+from fleet.retry import classify, connection_errors, never_connected
 from fleet.stop import Stop, StopRequested
 
 T = TypeVar("T")
@@ -85,7 +85,10 @@ class Outages:
                     self._failed(endpoint, exc, probe)
                     continue
                 if probe:
-                    self._answered(endpoint)  # any answer, even an error, is the endpoint's: it is reachable
+                    if isinstance(exc, connection_errors()):
+                        self._release(endpoint)  # sent, then cut (a kept connection): no answer, still down
+                    else:
+                        self._answered(endpoint)  # an answer, even an error, is the endpoint's: it is reachable
                 raise
             except BaseException:
                 if probe:

@@ -1,0 +1,104 @@
+"""A 30 s endpoint outage in the middle of `run --wait`: rows failed, writes per domain, how long it took.
+
+    python -m benchmarks.outage                          # 24 domains, a 30 s outage after half the writes
+    python -m benchmarks.outage --outage 12 --accounts 2 # shorter
+
+A sandbox in this process serves HTTPS (a throw-away CA, as the tests and the demo do) with 1 s propagation;
+once half of the domains have been written, every connection is cut for ``--outage`` seconds (knob
+``outage_seconds``: new connections reset during the TLS handshake, kept ones at their next request). The run is
+the real pipeline (hub check, engine, checkpoint, report) with the default retry policy and --outage-patience.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from fleet.sandbox.demo import isolate_from_real_aws
+from fleet.sandbox.seed import seed_fleet, write_manifest
+from fleet.sandbox.server import Sandbox
+from fleet.sandbox.tls import make_tls_files
+
+
+def outage_mid_run(accounts: int, outage: float, propagation: float) -> dict[str, Any]:
+    from fleet.credentials import AwsSettings
+    from fleet.domain import Mode
+    from fleet.engine import EngineSettings, Observer
+    from fleet.outage import OutageEvent
+    from fleet.pipeline import migrate
+
+    class Seen(Observer):
+        def __init__(self) -> None:
+            self.outages: list[OutageEvent] = []
+
+        def outage(self, event: OutageEvent) -> None:
+            self.outages.append(event)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = make_tls_files(Path(tmp) / "tls")
+        os.environ["AWS_CA_BUNDLE"] = str(files.ca)
+        with Sandbox(tls=files) as box:
+            domains = seed_fleet(box.endpoint, accounts, ("us-east-1", "eu-west-1"), 2)
+            box.state.configure(propagation_delay=propagation)
+            manifest = write_manifest(domains, Path(tmp) / "m.csv")
+            box.state.reset_counters()
+            cut: list[float] = []
+            t0 = time.monotonic()
+
+            def cut_mid_run() -> None:
+                while time.monotonic() - t0 < 120:
+                    if sum(box.state.writes.values()) >= len(domains) // 2:
+                        box.state.configure(outage_seconds=outage)
+                        cut.append(time.monotonic() - t0)
+                        return
+                    time.sleep(0.005)
+
+            threading.Thread(target=cut_mid_run, daemon=True).start()
+            seen = Seen()
+            settings = EngineSettings(aws=AwsSettings(endpoint_url=box.endpoint), mode=Mode(wait=True, wait_interval=1))
+            result = migrate(manifest, Path(tmp) / "c.sqlite", Path(tmp) / "r.csv", settings, seen)
+            writes = [box.state.writes[d.domain] for d in domains]
+            with (Path(tmp) / "r.csv").open(newline="", encoding="utf-8") as fh:
+                errors = collections.Counter(
+                    f"{r['error_code']}: {r['error_message'][:120]}" for r in csv.DictReader(fh) if r["error_code"]
+                )
+            return {
+                "domains": len(domains),
+                "outage_s": outage,
+                "outage_began_at_s": round(cut[0], 2) if cut else None,
+                "exit_code": result.exit_code,
+                "counts": dict(result.counts),
+                "errors": dict(errors),
+                "writes": sum(writes),
+                "writes_per_domain_min": min(writes),
+                "writes_per_domain_max": max(writes),
+                "connections_refused": box.state.faults["outage_refused"],
+                "kept_connections_reset": box.state.faults["outage_reset"],
+                "outage_events": [
+                    {"ended": e.ended, "seconds": round(e.seconds, 1), "probes": e.probes} for e in seen.outages
+                ],
+                "on_target": sum(box.certificate_of(d.domain) == d.new_certificate_arn for d in domains),
+                "wall_s": round(time.monotonic() - t0, 2),
+            }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=6, help="accounts x 2 regions x 2 domains")
+    parser.add_argument("--outage", type=float, default=30.0, help="seconds every connection is cut")
+    parser.add_argument("--propagation", type=float, default=1.0, help="seconds a written domain stays UPDATING")
+    args = parser.parse_args()
+    isolate_from_real_aws()
+    print(json.dumps(outage_mid_run(args.accounts, args.outage, args.propagation), indent=2))
+
+
+if __name__ == "__main__":
+    main()
