@@ -24,7 +24,7 @@ from typing import Any
 
 import anyio
 
-from fleet.errors import FleetError
+from fleet.errors import FleetError, StateWriteError
 from fleet.manifest import Row
 from fleet.outcome import DONE, OUTCOME_FIELDS, WRITTEN, Outcome, Status, utc_now
 
@@ -77,6 +77,39 @@ RESUME, CONVERGE = "resume", "converge"
 
 class CheckpointError(FleetError):
     """The state file cannot be used (not a cognito-fleet state, or written by a newer version)."""
+
+
+def write_failure(path: str, exc: BaseException) -> StateWriteError | None:
+    """The state file could not be written, said in one line (None: ``exc`` is not about writing the file).
+
+    SQLite's errors by what the operator must do: SQLITE_FULL (disk, quota, or max_page_count), SQLITE_IOERR,
+    SQLITE_READONLY, SQLITE_CANTOPEN (the directory was removed); an OSError from the file system likewise.
+    """
+    if isinstance(exc, OSError):
+        return StateWriteError(path, exc.strerror or str(exc))
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    causes = {
+        sqlite3.SQLITE_FULL: "database or disk is full",
+        sqlite3.SQLITE_IOERR: "disk I/O error",
+        sqlite3.SQLITE_READONLY: "read-only: the file or its file system cannot be written",
+        sqlite3.SQLITE_CANTOPEN: "cannot open it: its directory may have been removed",
+    }
+    if primary in causes:
+        return StateWriteError(path, causes[primary])
+    # Without an error code (older Pythons; some wrappers), SQLite's own messages for the same four.
+    text = str(exc).lower()
+    for fragment, code in (
+        ("disk is full", sqlite3.SQLITE_FULL),
+        ("disk i/o error", sqlite3.SQLITE_IOERR),
+        ("readonly database", sqlite3.SQLITE_READONLY),
+        ("unable to open database", sqlite3.SQLITE_CANTOPEN),
+    ):
+        if fragment in text:
+            return StateWriteError(path, causes[code])
+    return None
 
 
 # The name 0.1 gave it; kept so that callers catching it keep working.
@@ -178,22 +211,26 @@ class Checkpoint:
         else:
             self.pass_, self.mode = int(last[0]), RESUME
         self.run_id = run_id
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.execute(
-                "INSERT INTO runs (run_id, pass, mode, manifest, rows, started_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, self.pass_, self.mode, manifest, rows, utc_now()),
-            )
+        self._write(
+            [
+                (
+                    "INSERT INTO runs (run_id, pass, mode, manifest, rows, started_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (run_id, self.pass_, self.mode, manifest, rows, utc_now()),
+                )
+            ]
+        )
         return self.mode
 
     def finish(self, counts: dict[str, int], complete: bool) -> None:
         """End the run: ``complete`` when every row of its manifest has a final outcome in this pass."""
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.execute(
-                "UPDATE runs SET finished_at = ?, complete = ?, counts = ? WHERE run_id = ?",
-                (utc_now(), int(complete), json.dumps(counts, sort_keys=True), self.run_id),
-            )
+        self._write(
+            [
+                (
+                    "UPDATE runs SET finished_at = ?, complete = ?, counts = ? WHERE run_id = ?",
+                    (utc_now(), int(complete), json.dumps(counts, sort_keys=True), self.run_id),
+                )
+            ]
+        )
 
     def is_done(self, row: Row, stored: Stored | None) -> bool:
         """Resuming: the row ended for good earlier in this pass, for the same target: nothing to call."""
@@ -273,7 +310,7 @@ class Checkpoint:
                     while self._open.statements:
                         current, self._open = self._open, _Batch()
                         try:
-                            await anyio.to_thread.run_sync(self._apply, current.statements)
+                            await anyio.to_thread.run_sync(self._write, current.statements)
                         except Exception as exc:  # every statement of the batch shares the failure
                             current.error = exc
                         current.done.set()
@@ -283,11 +320,19 @@ class Checkpoint:
         if batch.error is not None:
             raise batch.error
 
-    def _apply(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
-        with self._db:  # one transaction, one fsync (fsync off the event loop: this runs in a thread)
-            self._db.execute("BEGIN")
-            for sql, params in statements:
-                self._db.execute(sql, params)
+    def _write(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
+        """One transaction, one fsync (the group commit calls it in a thread, off the event loop); a file that
+        cannot be written raises StateWriteError, and the transaction is rolled back whole."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                for sql, params in statements:
+                    self._db.execute(sql, params)
+        except (sqlite3.Error, OSError) as exc:
+            failure = write_failure(self.path, exc)
+            if failure is None:
+                raise
+            raise failure from None
 
     # ---- history -----------------------------------------------------------------------------------------------
     def runs(self) -> list[dict[str, Any]]:

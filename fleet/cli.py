@@ -19,7 +19,7 @@ from fleet.credentials import AwsSettings
 from fleet.discover.select import Selection
 from fleet.domain import Mode
 from fleet.engine import EngineSettings, Observer
-from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, FleetError
+from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, FleetError, reduce_group
 from fleet.limits import call_ceiling
 from fleet.manifest import RowFilter, parse
 from fleet.pipeline import (
@@ -60,8 +60,8 @@ class _Commands(click.Group):
         try:
             try:
                 return super().invoke(ctx)
-            except BaseExceptionGroup as group:  # a task group's one failure: report it, not the group
-                raise _only(group) from None
+            except BaseExceptionGroup as group:  # a task group's failures: the one that explains, not the group
+                raise reduce_group(group) from None
         except FleetError as exc:
             logs.error("\n".join(exc.lines()), exc.exit_code)
             sys.exit(exc.exit_code)
@@ -73,14 +73,6 @@ class _Commands(click.Group):
             hint = "" if logs.debug_enabled() else " (for the traceback: COGNITO_FLEET_DEBUG=1, or --log-level debug)"
             logs.error(f"error: unexpected {type(exc).__name__}: {exc}{hint}", EXIT_FAILED_ROWS)
             sys.exit(EXIT_FAILED_ROWS)
-
-
-def _only(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The single exception inside (nested) one-exception groups, else the group itself."""
-    inner: BaseException = group
-    while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
-        inner = inner.exceptions[0]
-    return inner
 
 
 @click.group(cls=_Commands, epilog=EXIT_HELP)

@@ -134,6 +134,7 @@ class Hub:
             }
             if external_id:
                 kwargs["ExternalId"] = external_id
+
             async def send() -> Any:
                 return await self._sts.assume_role(**kwargs)
 

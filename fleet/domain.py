@@ -14,7 +14,7 @@ import anyio
 
 from fleet.calls import Calls
 from fleet.checkpoint import Checkpoint, Stored
-from fleet.errors import RowFailed
+from fleet.errors import RowFailed, StateWriteError
 from fleet.limits import RegionLimits
 from fleet.manifest import Row
 from fleet.outcome import Outcome, Status, stamp
@@ -222,6 +222,8 @@ async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outco
                 outcome.status = await _settle(ctx, row, counter, status)
     except StopRequested:
         return None  # nothing of this row was sent since it was (re)started: the next run does it
+    except StateWriteError:
+        raise  # the run's problem, not the row's: its in-flight mark failed, so its write was never sent
     except RowFailed as exc:
         outcome.error_code, outcome.error_message = exc.code, exc.message
     except Exception as exc:  # an AWS or connection error that retries did not cure

@@ -20,6 +20,7 @@ from fleet.checkpoint import Checkpoint
 from fleet.clock import Clock, SystemClock
 from fleet.credentials import AccountSession, AwsSettings, Hub
 from fleet.domain import Mode, RowContext, migrate_row
+from fleet.errors import StateWriteError
 from fleet.limits import DEFAULT_RATE_PER_ACCOUNT, Limits
 from fleet.manifest import Row, group_by
 from fleet.outage import DEFAULT_PATIENCE, OutageEvent, Outages
@@ -88,6 +89,8 @@ async def run_rows(
     if settings.canary and not settings.mode.plan:
         canaries = pick_canaries(todo, settings.canary)
         await runner.run(hub, canaries, dataclasses.replace(settings.mode, wait=True))
+        if runner.state_error is not None:
+            raise runner.state_error
         for row in canaries:
             outcome = checkpoint.get(row.domain)
             if outcome is None or outcome.status not in CANARY_OK:
@@ -97,6 +100,8 @@ async def run_rows(
         picked = {r.domain for r in canaries}
         todo = [r for r in todo if r.domain not in picked]
     await runner.run(hub, todo, settings.mode)
+    if runner.state_error is not None:
+        raise runner.state_error
 
 
 class _Runner:
@@ -104,6 +109,14 @@ class _Runner:
         self.checkpoint, self.settings, self.obs, self.calls = checkpoint, settings, obs, calls
         self.clock, self.stop = calls.clock, calls.stop
         self.failures = 0
+        self.state_error: StateWriteError | None = None  # the first record that could not be written
+
+    def _cannot_record(self, exc: StateWriteError) -> None:
+        """The state file cannot be written: no row may start or send anything more (a write without its
+        in-flight mark would be unsafe); the run drains and reports this one error (exit 75)."""
+        if self.state_error is None:
+            self.state_error = exc
+        self.stop.request(str(exc))
 
     async def run(self, hub: Hub, rows: Sequence[Row], mode: Mode) -> None:
         async def work(session: AccountSession, group: list[Row]) -> None:
@@ -140,7 +153,11 @@ class _Runner:
                 started_at=moment,
                 finished_at=moment,
             )
-            await self.checkpoint.record(outcome, row)
+            try:
+                await self.checkpoint.record(outcome, row)
+            except StateWriteError as exc:
+                self._cannot_record(exc)
+                return
             self._done(row, outcome, 0.0)
 
     async def _regions(self, session: AccountSession, rows: list[Row], mode: Mode) -> None:
@@ -169,6 +186,10 @@ class _Runner:
 
     async def _row(self, ctx: RowContext, row: Row) -> None:
         t0 = self.clock.monotonic()
-        outcome = await migrate_row(ctx, row, self.checkpoint.stored(row.domain))
+        try:
+            outcome = await migrate_row(ctx, row, self.checkpoint.stored(row.domain))
+        except StateWriteError as exc:
+            self._cannot_record(exc)
+            return
         if outcome is not None:
             self._done(row, outcome, self.clock.monotonic() - t0)

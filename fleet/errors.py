@@ -14,6 +14,37 @@ class FleetError(Exception):
         return [f"error: {self}"]
 
 
+class StateWriteError(FleetError):
+    """The state file cannot be written (disk full, I/O error, read-only, removed): the run stops, resumable.
+
+    Nothing is lost: a write is sent only after its in-flight mark is durable, so a mark that cannot be written
+    means that write was never sent; the next run (after the cause is fixed) resumes from what the state holds.
+    """
+
+    exit_code = EXIT_RESUMABLE
+
+    def __init__(self, path: str, cause: str) -> None:
+        super().__init__(f"{path}: the state file cannot be written ({cause}): free space and rerun to resume")
+        self.path, self.cause = path, cause
+
+
+def leaves(group: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, in order; a plain exception is its own leaf."""
+    if isinstance(group, BaseExceptionGroup):
+        return [leaf for inner in group.exceptions for leaf in leaves(inner)]
+    return [group]
+
+
+def reduce_group(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """What a task group's failures mean to the operator: its one failure, else the tool's own first error
+    (concurrent rows that hit the same full disk are one problem, not several), else the group."""
+    found = leaves(group)
+    if len(found) == 1:
+        return found[0]
+    own = [e for e in found if isinstance(e, FleetError)]
+    return own[0] if own else group
+
+
 class RowFailed(Exception):
     """One row cannot be done (no write is sent): ``code`` and ``message`` go to its report line."""
 

@@ -21,7 +21,7 @@ from fleet.clock import Clock, SystemClock
 from fleet.credentials import Hub
 from fleet.domain import Mode
 from fleet.engine import EngineSettings, Observer, run_rows
-from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, EXIT_RESUMABLE, FleetError
+from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, EXIT_RESUMABLE, FleetError, reduce_group
 from fleet.hub_check import checked_hub
 from fleet.lock import CheckpointLock
 from fleet.manifest import Manifest, Row, RowFilter, parse
@@ -155,6 +155,22 @@ async def supervise(
     A second signal cancels at once. Cancelling never corrupts the checkpoint: each record is one SQLite
     transaction that its worker thread finishes even when the awaiting task is cancelled.
     """
+    try:
+        await _supervise(rows, checkpoint, settings, hub, observer, policy, stop, clock)
+    except BaseExceptionGroup as group:  # the tool's own error (a full disk), not a group of its echoes
+        raise reduce_group(group) from None
+
+
+async def _supervise(
+    rows: Sequence[Row],
+    checkpoint: Checkpoint,
+    settings: EngineSettings,
+    hub: Hub,
+    observer: Observer | None,
+    policy: StopPolicy,
+    stop: Stop,
+    clock: Clock,
+) -> None:
     work = anyio.CancelScope()
     async with anyio.create_task_group() as tg:
 
