@@ -11,7 +11,9 @@ from typing import Any
 
 from fleet.calls import Calls
 from fleet.credentials import Hub
-from fleet.errors import FleetError
+from fleet.errors import EXIT_FAILED_ROWS, FleetError
+from fleet.retry import classify
+from fleet.stop import StopRequested
 
 _ACCOUNT = re.compile(r"\d{12}")
 _CERT = re.compile(r"arn:aws:acm:us-east-1:(\d{12}):certificate/[0-9a-fA-F-]{36}")
@@ -86,8 +88,28 @@ def read_map(path: Path) -> dict[str, str]:
     return mapping
 
 
+class OrganizationUnreadable(FleetError):
+    """Organizations would not list the accounts: discover cannot know the fleet, so it writes nothing."""
+
+    exit_code = EXIT_FAILED_ROWS
+
+
 async def organization_accounts(hub: Hub, calls: Calls, ous: Sequence[str], exclude: Iterable[str]) -> list[Account]:
     """ACTIVE accounts of the organization, or of the given OUs and their children (the hub's own calls)."""
+    try:
+        return await _organization_accounts(hub, calls, ous, exclude)
+    except StopRequested:
+        raise
+    except Exception as exc:
+        failure = classify(exc)
+        raise OrganizationUnreadable(
+            f"discover: Organizations did not list the accounts ({failure.code}: {failure.message}); run from the "
+            "management account or a delegated administrator, with iam/hub-policy.json's Organizations actions, "
+            "or give --accounts FILE; nothing was written"
+        ) from None
+
+
+async def _organization_accounts(hub: Hub, calls: Calls, ous: Sequence[str], exclude: Iterable[str]) -> list[Account]:
     org = await hub.client("organizations")
     limits = calls.limits.for_region()
     found: dict[str, dict[str, Any]] = {}
