@@ -9,6 +9,7 @@ import anyio
 import anyio.lowlevel
 
 from fleet.checkpoint import Checkpoint
+from fleet.errors import StateWriteError
 from fleet.outcome import Outcome, Status
 
 
@@ -61,13 +62,14 @@ async def test_failed_commit_reaches_every_caller_of_its_batch(tmp_path: Path) -
     async def one(i: int) -> None:
         try:
             await checkpoint.record(outcome(i))
-        except sqlite3.Error as exc:
+        except StateWriteError as exc:  # named for the operator: which file, and why
             errors.append(exc)
 
     async with anyio.create_task_group() as tg:
         for i in range(1, 21):
             tg.start_soon(one, i)
     assert len(errors) == 20
+    assert all("c.sqlite" in str(e) and "read-only" in str(e) for e in errors)
     checkpoint._db.execute("PRAGMA query_only = OFF")
     assert set(stored(tmp_path / "c.sqlite")) == {"auth0.example.com"}  # nothing half-written
     await checkpoint.record(outcome(21))  # and the checkpoint still works afterwards
