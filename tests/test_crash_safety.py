@@ -149,11 +149,21 @@ def test_quota_below_our_rate_still_finishes(make_fleet) -> None:
     print(f"quota below rate: {fleet.box.state.faults['quota']} quota throttles, rows failed: 0")
 
 
+def until_writing(fleet: Fleet, already: int = 0, timeout: float = 60) -> None:
+    """Until the run has written a domain (its signal handlers are set by then): a fixed sleep raced the start-up
+    of a loaded machine, where the signal killed the process before the handler was there (exit -15)."""
+    deadline = time.monotonic() + timeout
+    while sum(fleet.box.state.writes.values()) <= already:
+        assert time.monotonic() < deadline, "the run wrote nothing within the timeout"
+        time.sleep(0.05)
+    time.sleep(0.5)
+
+
 def test_sigterm_drains_exits_75_and_resumes(make_fleet) -> None:
     fleet: Fleet = make_fleet(accounts=12, regions=("us-east-1",), per_region=2)
     fleet.box.state.configure(latency=0.3)
     proc = start(fleet, "--rate-per-account", "1", "--account-concurrency", "4", "--drain-seconds", "5")
-    time.sleep(2.5)
+    until_writing(fleet)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     code, out, err = finish(proc)
@@ -178,7 +188,9 @@ def test_max_runtime_stops_with_75_then_a_second_signal_stops_at_once(make_fleet
     code, out, err = finish(start(fleet, "--rate-per-account", "1", "--account-concurrency", "2", "--max-runtime", "2"))
     assert code == 75 and "max-runtime" in str(finished(out + err)["stop_reason"]), err
     proc = start(fleet, "--rate-per-account", "1", "--account-concurrency", "2", "--drain-seconds", "60")
-    time.sleep(2.5)
+    until_writing(fleet, already=sum(fleet.box.state.writes.values()))
+    fleet.box.state.configure(latency=3.0)  # calls sent from now on are still in flight when the signals come
+    time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     t0 = time.monotonic()
