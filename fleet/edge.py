@@ -127,7 +127,7 @@ def is_certificate(served: Served, described: Mapping[str, Any] | None) -> bool:
     return True
 
 
-def classify(served: Served, target: Mapping[str, Any] | None, previous: Mapping[str, Any] | None) -> Edge:
+def compare(served: Served, target: Mapping[str, Any] | None, previous: Mapping[str, Any] | None) -> Edge:
     if is_certificate(served, target):
         return Edge.SERVED
     if is_certificate(served, previous):
@@ -170,39 +170,40 @@ class EdgeChecker:
         return (cloudfront, HTTPS_PORT) if cloudfront else None
 
     async def handshake(self, host: str, port: int, name: str) -> Served:
-        """One TLS handshake (SNI = ``name``): the leaf the edge presents. Unreachable on any failure."""
+        """One TLS handshake (SNI = ``name``): the leaf the edge presents. Unreachable (why) on any failure."""
         s = self.settings
         async with self._limiter:
             try:
                 with anyio.fail_after(s.connect_timeout):
                     tcp = await anyio.connect_tcp(host, port)
             except TimeoutError:
-                raise Unreachable(f"connect to {host}:{port} timed out after {s.connect_timeout:g} s") from None
+                raise Unreachable(f"connect timed out after {s.connect_timeout:g} s") from None
             except OSError as exc:
-                raise Unreachable(f"connect to {host}:{port}: {_reason(exc)}") from None
+                raise Unreachable(f"connect failed: {_reason(exc)}") from None
             try:
                 with anyio.fail_after(s.handshake_timeout):
                     tls = await TLSStream.wrap(tcp, hostname=name, ssl_context=self._context, standard_compatible=False)
                 der = tls.extra(TLSAttribute.peer_certificate_binary)
                 await tls.aclose()
             except TimeoutError:
-                raise Unreachable(f"TLS handshake with {host}:{port} timed out after {s.handshake_timeout:g} s") from None
+                raise Unreachable(f"TLS handshake timed out after {s.handshake_timeout:g} s") from None
             except (OSError, ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
-                raise Unreachable(f"TLS handshake with {host}:{port} (SNI {name}) failed: {_reason(exc)}") from None
+                raise Unreachable(f"TLS handshake failed: {_reason(exc)}") from None
             finally:
                 await anyio.aclose_forcefully(tcp)
         if not der:
-            raise Unreachable(f"{host}:{port} presented no certificate for {name}")
+            raise Unreachable("no certificate presented")
         try:
             return leaf(der)
         except ValueError as exc:
-            raise Unreachable(f"{host}:{port} presented a certificate that cannot be read ({exc})") from None
+            raise Unreachable(f"a certificate that cannot be read ({exc})") from None
 
     async def look(self, domain: str, cloudfront: str | None) -> Served | str:
-        """The certificate the domain's edge serves, or why none could be seen after ``tries`` tries."""
+        """The certificate the domain's edge serves, or why none could be seen after ``tries`` tries
+        ("WHY; edge HOST:PORT, SNI NAME, N tries": ``reason_kind`` keeps the WHY)."""
         where = self.where(cloudfront)
         if where is None:
-            return "Cognito named no CloudFront distribution for this domain"
+            return f"Cognito names no CloudFront distribution; SNI {domain}"
         start, reason = self.clock.monotonic(), ""
         for attempt in range(self.settings.tries):
             if attempt:
@@ -211,7 +212,15 @@ class EdgeChecker:
                 return await self.handshake(*where, domain)
             except Unreachable as exc:
                 reason = str(exc)
-        return f"{reason} ({self.settings.tries} tries)"
+        return f"{reason}; edge {where[0]}:{where[1]}, SNI {domain}, {self.settings.tries} tries"
+
+
+UNREACHED = "edge not reached: "
+
+
+def reason_kind(message: str) -> str:
+    """An unreachable edge's reason without its address, SNI name and tries: what the summary groups by."""
+    return message.removeprefix(UNREACHED).split("; ", 1)[0].strip() or "unknown"
 
 
 def _reason(exc: BaseException) -> str:

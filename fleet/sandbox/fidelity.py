@@ -84,7 +84,6 @@ class DomainRecord:
     status_while: str = "UPDATING"
     edge_previous: str | None = None  # what the edge served when the certificate last changed
 
-
     def status(self, now: float) -> str:
         return self.status_while if now < self.status_until else "ACTIVE"
 
