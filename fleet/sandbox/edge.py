@@ -9,7 +9,6 @@ imported into the sandbox's ACM (moto keeps both); each is loaded into a server 
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
 import socket
@@ -30,8 +29,6 @@ class EdgeServer:
 
     def __init__(self, state: SandboxState, certificate_for: Callable[[str], str | None], port: int = 0) -> None:
         self.state, self.certificate_for = state, certificate_for
-        self.handshakes: collections.Counter[str] = collections.Counter()  # by SNI name, completed
-        self.refused = 0  # unknown names (and failed handshakes)
         self._contexts: dict[str, ssl.SSLContext] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -82,11 +79,12 @@ class EdgeServer:
         return getattr(self._local, "name", None)
 
     def count(self, name: str | None, ok: bool) -> None:
-        with self._lock:
-            if ok and name:
-                self.handshakes[name] += 1
-            else:
-                self.refused += 1
+        """Handshakes by SNI name (``state.edge_handshakes``); refused ones are the ``edge_refused`` fault."""
+        if ok and name:
+            with self.state.lock:
+                self.state.edge_handshakes[name] += 1
+        else:
+            self.state.count_fault("edge_refused")
 
 
 class _Handler(socketserver.BaseRequestHandler):

@@ -124,6 +124,7 @@ class SandboxState:
         self.writes: collections.Counter[str] = collections.Counter()  # UpdateUserPoolDomain per domain
         self.faults: collections.Counter[str] = collections.Counter()
         self.assume_role_calls: collections.Counter[str] = collections.Counter()  # per target account
+        self.edge_handshakes: collections.Counter[str] = collections.Counter()  # by SNI name (edge.py)
         self.events: list[tuple[str, str]] = []  # (operation, domain) of every Describe/Update, in order
         self.issued_secrets: set[str] = set()  # secret keys and session tokens handed out (leak tests)
         self.outage_until = 0.0  # monotonic: connections are cut until then
@@ -187,6 +188,7 @@ class SandboxState:
             self.writes.clear()
             self.faults.clear()
             self.assume_role_calls.clear()
+            self.edge_handshakes.clear()
             self.events.clear()
 
     def stats(self) -> dict[str, Any]:
@@ -200,5 +202,6 @@ class SandboxState:
                 "writes": dict(self.writes),
                 "faults": dict(self.faults),
                 "assume_role_calls": dict(self.assume_role_calls),
+                "edge_handshakes": sum(self.edge_handshakes.values()),
                 "knobs": knobs,
             }
