@@ -59,7 +59,7 @@ class Fleet:
     def settings(self, **overrides: Any) -> EngineSettings:
         policy = BackoffPolicy(max_attempts=overrides.pop("max_attempts", 8), base=0.01, cap=0.05)
         aws = AwsSettings(endpoint_url=self.box.endpoint, **overrides.pop("aws", {}))
-        edge = EdgeSettings(address=self.box.edge_address, **overrides.pop("edge", {}))
+        edge = EdgeSettings(**{"address": self.box.edge_address, **overrides.pop("edge", {})})
         return EngineSettings(policy=policy, aws=aws, edge=edge, **overrides)
 
     def run(self, manifest: Path | None = None, **overrides: Any) -> RunResult:
