@@ -550,7 +550,7 @@ def rollback(report: Path, out: Path, original: Path | None) -> None:
 
 
 @main.command("history")
-@click.argument("state", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("states", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--domain", help="The history of this domain: every record of every run, writes in flight included.")
 @click.option("--run", "run_id", help="The records of this run.")
 @click.option(
@@ -559,26 +559,34 @@ def rollback(report: Path, out: Path, original: Path | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="With --run: write that run's report again (CSV, JSON Lines beside it).",
 )
-def history_command(state: Path, domain: str | None, run_id: str | None, out: Path | None) -> None:
-    """Show what a state file (--checkpoint) knows: its runs; a domain's or a run's history; a past report."""
+def history_command(states: tuple[Path, ...], domain: str | None, run_id: str | None, out: Path | None) -> None:
+    """Show what state files (--checkpoint; several: the shards of a fleet) know: their runs; a domain's or a run's
+    history; a past report."""
     from fleet.checkpoint import Checkpoint
     from fleet.history import history_lines, rewrite_report, runs_table
 
     if out is not None and run_id is None:
         raise click.UsageError("--report goes with --run RUN_ID")
-    checkpoint = Checkpoint(state)
-    try:
-        if out is not None and run_id is not None:
-            count = rewrite_report(checkpoint, run_id, out)
-            click.echo(f"{out}: {count} domains of run {run_id} (and {jsonl_path(out)})")
-            return
-        lines = history_lines(checkpoint, domain, run_id) if domain or run_id else runs_table(checkpoint)
-        for line in lines:
-            click.echo(line)
-        if not lines:
-            click.echo("nothing recorded" + (f" for {domain or run_id}" if domain or run_id else ""))
-    finally:
-        checkpoint.close()
+    if out is not None and len(states) > 1:
+        raise click.UsageError("--run RUN_ID --report takes one state file (a run belongs to one)")
+    found = False
+    for state in states:
+        checkpoint = Checkpoint(state)
+        try:
+            if out is not None and run_id is not None:
+                count = rewrite_report(checkpoint, run_id, out)
+                click.echo(f"{out}: {count} domains of run {run_id} (and {jsonl_path(out)})")
+                return
+            lines = history_lines(checkpoint, domain, run_id) if domain or run_id else runs_table(checkpoint)
+            if len(states) > 1 and lines:
+                click.echo(f"== {state}")
+            for line in lines:
+                click.echo(line)
+            found = found or bool(lines)
+        finally:
+            checkpoint.close()
+    if not found:
+        click.echo("nothing recorded" + (f" for {domain or run_id}" if domain or run_id else ""))
 
 
 main.add_command(report_command)
