@@ -75,8 +75,9 @@ class Unreachable(Exception):
 
 
 def parse_serial(value: object) -> int:
-    """A certificate serial as ACM writes it: AWS as lower-case hex bytes joined by colons (``0c:55:3d:...``), moto as
-    a decimal string; a bare hex string (letters, no colon) is read as hex. ValueError for anything else."""
+    """A certificate serial as ACM writes it: AWS as lower-case hex bytes joined by colons (``0c:55:3d:...``;
+    /work/shared/AWS-NOTES.md, "Certificate serial", checked against ACM's CertificateDetail reference), moto as a
+    decimal string; a bare hex string (letters, no colon) is read as hex. ValueError for anything else."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     text = str(value).strip().lower()
