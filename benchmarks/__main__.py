@@ -210,6 +210,8 @@ def run_tool(
             str(work / "fleet.checkpoint.sqlite"),
             "--report",
             str(work / "fleet.report.csv"),
+            "--edge-address",  # the sandbox's edge: what `--wait` proves its rows against
+            box.edge_address,
             *fleet_args.split(),
         )
         (work / "fleet.checkpoint.sqlite").unlink(missing_ok=True)

@@ -1,7 +1,9 @@
-"""`cognito-fleet report`: a run's report (CSV) as a change record people read.
+"""`cognito-fleet report`: a run's report (CSV), or several (the shards of one fleet), as a change record people read.
 
 Markdown for a ticket, or one self-contained HTML file (inline CSS and SVG, no script, no external asset) for a
-change board or an auditor. Failures come first, grouped by error code; then every domain, by account and region.
+change board or an auditor. Failures come first, grouped by error code; then every domain, by account and region,
+with what its edge served. Several reports make one record: every domain once (a domain in two reports: the later
+report counts, and the record says so), and the list of source reports with their SHA-256.
 Every value from the report is escaped: a domain or an error message is text, never markup.
 """
 
@@ -51,6 +53,7 @@ DOMAIN_HEADER = [
     "Attempts",
     "Error",
     "Drift",
+    "Edge",
 ]
 
 
@@ -75,6 +78,7 @@ class Entry:
     started: datetime | None
     finished: datetime | None
     drift: bool
+    edge: str = ""  # what the domain's edge served (reports before the edge check have no such column)
 
     @property
     def error(self) -> str:
@@ -82,14 +86,34 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class Source:
+    """One report a record was made from."""
+
+    path: Path
+    sha256: str
+    rows: int
+    counted: int  # its rows that count (a domain also in a later report counts there)
+
+
+@dataclass(frozen=True, slots=True)
 class Record:
-    """A report, read: its rows and what identifies it."""
+    """A report, read (or several, merged): its rows and what identifies it."""
 
     source: Path
     sha256: str
     run_id: str | None
     hub: str
     entries: tuple[Entry, ...]
+    sources: tuple[Source, ...] = ()  # set when the record merges several reports
+    superseded: tuple[tuple[str, Path, Path], ...] = ()  # (domain, earlier report, the later one that counts)
+
+    @property
+    def title(self) -> str:
+        return f"{len(self.sources)} reports" if self.sources else self.source.name
+
+    def edges(self) -> dict[str, int]:
+        """Rows by edge value, most first."""
+        return dict(collections.Counter(e.edge for e in self.entries if e.edge).most_common())
 
     def counts(self) -> dict[str, int]:
         """Rows by status, in the enum's order; only statuses present."""
@@ -130,16 +154,30 @@ class Record:
         accounts = len({e.account_id for e in self.entries})
         regions = len({e.region for e in self.entries})
         drift = sum(e.drift for e in self.entries)
+        if self.sources:
+            origin = [("Reports", f"{len(self.sources)} (listed under Sources, with their SHA-256)")]
+        else:
+            origin = [("Report", str(self.source)), ("Report SHA-256", self.sha256)]
         return [
             ("Run", self.run_id or "not recorded in the report (cognito-fleet history STATE lists the runs)"),
-            ("Report", str(self.source)),
-            ("Report SHA-256", self.sha256),
+            *origin,
             ("Hub identity", self.hub),
             ("Time span", when),
             ("Domains", f"{len(self.entries)} in {_n(accounts, 'account')} and {_n(regions, 'region')}"),
             ("Failed", f"{sum(map(len, failed.values()))} ({_n(len(failed), 'error code')})" if failed else "0"),
             ("Drift", f"{drift} (moved off their certificate outside this tool, and written again)" if drift else "0"),
+            ("Proven at the edge", self.proof()),
         ]
+
+    def proof(self) -> str:
+        """How many domains were proven at the edge (served the new certificate in a TLS handshake)."""
+        edges = self.edges()
+        if not edges:
+            return "not checked (the report has no edge column, or no domain was checked)"
+        verified = sum(e.status == Status.VERIFIED for e in self.entries)
+        served = sum(e.status == Status.VERIFIED and e.edge == "served" for e in self.entries)
+        rest = ", ".join(f"{k}={v}" for k, v in edges.items())
+        return f"{served} of {_n(verified, 'verified domain')} served the new certificate at the edge (edge: {rest})"
 
 
 def load(report_csv: Path, hub: str | None = None) -> Record:
@@ -191,6 +229,7 @@ def _entry(rec: dict[str, str], path: Path, line: int) -> Entry:
         started=_time(get("started_at"), path, line),
         finished=_time(get("finished_at"), path, line),
         drift=get("drift").lower() in ("yes", "true", "1"),
+        edge=get("edge"),
     )
 
 
@@ -202,6 +241,40 @@ def _time(value: str, path: Path, line: int) -> datetime | None:
     except ValueError:
         raise ReportError(f"{path}:{line}: {value!r} is not an ISO 8601 time") from None
     return moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
+
+
+def merge(records: list[Record], hub: str | None = None) -> Record:
+    """Several reports (the shards of one fleet, or any) as one record: every domain once, the later report's row
+    where a domain is in several (in the order given), and the sources listed with their SHA-256."""
+    if len(records) == 1:
+        return records[0]
+    rows: dict[str, tuple[Entry, Path]] = {}
+    superseded = []
+    for record in records:
+        for entry in record.entries:
+            if entry.domain in rows:
+                superseded.append((entry.domain, rows[entry.domain][1], record.source))
+                del rows[entry.domain]  # re-inserted: the later report's position
+            rows[entry.domain] = (entry, record.source)
+    counted = collections.Counter(source for _, source in rows.values())
+    sources = tuple(Source(r.source, r.sha256, len(r.entries), counted[r.source]) for r in records)
+    run_ids = sorted({i.strip() for r in records if r.run_id for i in r.run_id.split(",")})
+    return Record(
+        source=records[-1].source,
+        sha256="",
+        run_id=", ".join(run_ids) or None,
+        hub=hub or "unknown",
+        entries=tuple(entry for entry, _ in rows.values()),
+        sources=sources,
+        superseded=tuple(superseded),
+    )
+
+
+def load_many(reports: list[Path], hub: str | None = None) -> Record:
+    """``load`` each report (ReportError names the file), then ``merge`` them."""
+    if len({p.resolve() for p in reports}) != len(reports):
+        raise ReportError("the same report is named twice: " + ", ".join(map(str, reports)))
+    return merge([load(p, hub) for p in reports], hub)
 
 
 def _run_id(rows: list[dict[str, str]], path: Path) -> str | None:
@@ -274,7 +347,7 @@ def _md_table(header: list[str], rows: Iterable[list[str]], right: frozenset[int
 def markdown(record: Record) -> str:
     """The record as a GitHub-flavoured Markdown document."""
     names = _certificates(record)
-    out = [f"# Change record: {_md(record.source.name)}", ""]
+    out = [f"# Change record: {_md(record.title)}", ""]
     out += [f"- **{label}:** {_md(text)}" for label, text in record.facts()]
     counts = record.counts()
     out += ["", "## Status", ""]
@@ -311,6 +384,7 @@ def markdown(record: Record) -> str:
                     e.attempts,
                     e.error,
                     "yes" if e.drift else "",
+                    e.edge,
                 ]
                 for e in group
             ),
@@ -320,7 +394,24 @@ def markdown(record: Record) -> str:
     if names:
         out += ["## Certificates", ""]
         out += _md_table(["Shown as", "ARN"], ([short, arn] for arn, short in sorted(names.items(), key=_by_name)))
+    if record.sources:
+        out += ["", "## Sources", ""]
+        out += _md_table(SOURCE_HEADER, _source_rows(record), frozenset({2, 3}))
+        if record.superseded:
+            out += ["", f"{_n(len(record.superseded), 'domain')} in more than one report: the later report counts.", ""]
+            out += _md_table(["Domain", "Not counted from", "Counted from"], _superseded_rows(record))
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+SOURCE_HEADER = ["Report", "SHA-256", "Rows", "Counted"]
+
+
+def _source_rows(record: Record) -> list[list[str]]:
+    return [[str(s.path), s.sha256, str(s.rows), str(s.counted)] for s in record.sources]
+
+
+def _superseded_rows(record: Record) -> list[list[str]]:
+    return [[domain, str(earlier), str(later)] for domain, earlier, later in record.superseded]
 
 
 def _by_name(item: tuple[str, str]) -> tuple[str, str]:
@@ -400,8 +491,8 @@ def html(record: Record) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8" />',
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\" />",
         '<meta name="viewport" content="width=device-width, initial-scale=1" />',
-        f"<title>Change record: {_e(record.source.name)}</title><style>{_CSS}</style></head><body>",
-        f'<header><h1>Change record: {_e(record.source.name)}</h1><dl class="facts">{facts}</dl></header>',
+        f"<title>Change record: {_e(record.title)}</title><style>{_CSS}</style></head><body>",
+        f'<header><h1>Change record: {_e(record.title)}</h1><dl class="facts">{facts}</dl></header>',
         '<section id="status"><h2>Status</h2><div class="summary">',
         '<table class="counts"><thead><tr><th scope="col">Status</th><th scope="col" class="num">Domains</th></tr>'
         f'</thead><tbody>{count_rows}<tr><th scope="row">total</th><td class="num">{len(record.entries)}</td>'
@@ -425,8 +516,24 @@ def html(record: Record) -> str:
             ),
             "</section>",
         ]
-    parts.append(f"<footer>Rendered by cognito-fleet from {_e(record.source)}.</footer></body></html>\n")
+    if record.sources:
+        parts.append(_sources_html(record))
+    origin = f"{len(record.sources)} reports" if record.sources else str(record.source)
+    parts.append(f"<footer>Rendered by cognito-fleet from {_e(origin)}.</footer></body></html>\n")
     return "\n".join(parts)
+
+
+def _sources_html(record: Record) -> str:
+    def mono(cells: list[str]) -> list[str]:
+        return [f'<span class="mono">{_e(c)}</span>' for c in cells]
+
+    rows = [mono(r) for r in _source_rows(record)]
+    out = ['<section id="sources"><h2>Sources</h2>', _html_table(SOURCE_HEADER, rows, [40, 44, 8, 8], [""] * len(rows))]
+    if record.superseded:
+        out.append(f"<p>{_n(len(record.superseded), 'domain')} in more than one report: the later report counts.</p>")
+        rows = [mono(r) for r in _superseded_rows(record)]
+        out.append(_html_table(["Domain", "Not counted from", "Counted from"], rows, [30, 35, 35], [""] * len(rows)))
+    return "".join(out) + "</section>"
 
 
 def _failures_html(record: Record) -> str:
@@ -461,10 +568,12 @@ def _domains_html(record: Record, names: dict[str, str]) -> str:
                 _e(e.attempts),
                 _e(e.error),
                 "yes" if e.drift else "",
+                _e(e.edge),
             ]
             for e in group
         )
-        out.append(_html_table(DOMAIN_HEADER, rows, [19, 15, 10, 10, 10, 8, 22, 6], [e.status for e in group]))
+        widths = [18, 13, 10, 10, 10, 7, 19, 6, 7]
+        out.append(_html_table(DOMAIN_HEADER, rows, widths, [e.status for e in group]))
     return "".join(out) + "</section>"
 
 
@@ -564,7 +673,7 @@ RENDERERS: dict[str, Callable[[Record], str]] = {"markdown": markdown, "html": h
 
 
 @click.command("report")
-@click.argument("report", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(
     "--format",
     "fmt",
@@ -577,13 +686,15 @@ RENDERERS: dict[str, Callable[[Record], str]] = {"markdown": markdown, "html": h
 @click.option(
     "--hub", metavar="ARN", help="The hub (calling) identity ARN the run used, for the header [default: unknown]."
 )
-def report_command(report: Path, fmt: str, out: Path | None, hub: str | None) -> None:
-    """Render REPORT (the CSV `run` or `plan` wrote) as a change record: failures first, then every domain."""
-    record = load(report, hub)
+def report_command(reports: tuple[Path, ...], fmt: str, out: Path | None, hub: str | None) -> None:
+    """Render REPORTS (CSVs `run` or `plan` wrote: one, or the shards of a fleet) as one change record: failures
+    first, then every domain once (in several reports: the later one counts)."""
+    record = load_many(list(reports), hub)
     text = RENDERERS[fmt](record)
     if out is None:
         click.echo(text, nl=False)
         return
     with atomic_writer(out) as fh:
         fh.write(text)
-    click.echo(f"{out}: change record ({fmt}) of {len(record.entries)} domains from {report}")
+    origin = ", ".join(map(str, reports))
+    click.echo(f"{out}: change record ({fmt}) of {len(record.entries)} domains from {origin}")

@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS outcomes (
     error_code TEXT,
     error_message TEXT,
     started_at TEXT,
-    finished_at TEXT
+    finished_at TEXT,
+    edge TEXT,
+    edge_not_after TEXT
 );
 """
 SCHEMA_2 = """
@@ -54,7 +56,7 @@ CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, at TEXT, account_id TEXT, region TEXT, user_pool_id TEXT,
     domain TEXT NOT NULL, certificate_before TEXT, certificate_after TEXT NOT NULL, status TEXT NOT NULL,
     error_code TEXT, error_message TEXT, attempts INTEGER, drift INTEGER NOT NULL DEFAULT 0,
-    cloudfront_domain TEXT, started_at TEXT
+    cloudfront_domain TEXT, started_at TEXT, edge TEXT, edge_not_after TEXT
 );
 CREATE INDEX IF NOT EXISTS history_domain ON history (domain);
 CREATE INDEX IF NOT EXISTS history_run ON history (run_id);
@@ -63,13 +65,15 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at TEXT, finished_at TEXT, complete INTEGER NOT NULL DEFAULT 0, counts TEXT
 );
 """
+# Columns added within schema 2, on opening (additive: an older version of the tool ignores them).
+_ADDED = {"outcomes": ("edge", "edge_not_after"), "history": ("edge", "edge_not_after")}
 _COLUMNS = (*OUTCOME_FIELDS, *_EXTRA)
 _QUOTED = ", ".join(f'"{c}"' for c in _COLUMNS)
 _UPSERT = f"INSERT OR REPLACE INTO outcomes ({_QUOTED}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _HISTORY = (
     "INSERT INTO history (run_id, at, account_id, region, user_pool_id, domain, certificate_before, "
-    "certificate_after, status, error_code, error_message, attempts, drift, cloudfront_domain, started_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "certificate_after, status, error_code, error_message, attempts, drift, cloudfront_domain, started_at, edge, "
+    "edge_not_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _MOVE = "INSERT OR IGNORE INTO moves (domain, target, original, run_id, at) VALUES (?, ?, ?, ?, ?)"
 RESUME, CONVERGE = "resume", "converge"
@@ -154,6 +158,7 @@ class Checkpoint:
             self._db.close()
             raise CheckpointError(f"{self.path}: not a cognito-fleet state file ({exc})") from None
         self._upgrade()
+        self._add_columns()
         # Reads get a connection of their own: on the writer's, a lookup from the event loop waited for the
         # commit (and fsync) in progress in the writer thread; in WAL mode a second connection reads at once.
         self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -195,6 +200,18 @@ class Checkpoint:
                 self._db.execute("INSERT OR IGNORE INTO runs (run_id, pass, mode) VALUES ('0.1', 1, 'resume')")
             self._db.execute("DELETE FROM meta WHERE key IN ('fingerprint', 'manifest')")
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _add_columns(self) -> None:
+        """Columns added since a file was made (the edge check's): added in place, one transaction."""
+        missing = []
+        for table, columns in _ADDED.items():
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            missing += [(table, c) for c in columns if c not in have]
+        if missing:
+            with self._db:
+                self._db.execute("BEGIN")
+                for table, column in missing:
+                    self._db.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" TEXT')
 
     def _one(self, sql: str, params: tuple[object, ...] = ()) -> Any:
         return self._reader.execute(sql, params).fetchone()
@@ -288,6 +305,8 @@ class Checkpoint:
                     int(outcome.drift),
                     outcome.cloudfront_domain,
                     outcome.started_at,
+                    outcome.edge,
+                    outcome.edge_not_after,
                 ),
             ),
         ]

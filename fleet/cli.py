@@ -18,6 +18,7 @@ from fleet.change_record import report_command
 from fleet.credentials import AwsSettings
 from fleet.discover.select import Selection
 from fleet.domain import Mode
+from fleet.edge import EDGE_ADDRESS_ENV, EdgeSettings, split_address
 from fleet.engine import EngineSettings, Observer
 from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, FleetError, reduce_group
 from fleet.limits import call_ceiling
@@ -213,6 +214,37 @@ filter_options = _apply(  # plan and run: which rows, where the report goes, how
     ]
 )
 
+
+def _edge_address(_c: click.Context, _p: click.Parameter, value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        split_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value.strip()
+
+
+edge_options = _apply(  # plan and run: where the edge check connects, or no edge check
+    [
+        click.option(
+            "--edge-check/--no-edge-check",
+            default=ENGINE.edge.check,
+            show_default=True,
+            help="Verify at the edge: a TLS handshake (SNI = the domain) must show the target certificate before a "
+            "domain is verified (plan: show what each edge serves). Off: verified is Cognito's word (ACTIVE).",
+        ),
+        click.option(
+            "--edge-address",
+            envvar=EDGE_ADDRESS_ENV,
+            callback=_edge_address,
+            metavar="HOST:PORT",
+            help=f"Connect here for every domain's edge check instead of its CloudFront host on 443 (the sandbox, a "
+            f"proxy) [env: {EDGE_ADDRESS_ENV}].",
+        ),
+    ]
+)
+
 run_only_options = _apply(
     [
         click.option(
@@ -298,6 +330,9 @@ def engine_settings(opts: dict[str, Any], rows: int, run_id: str) -> EngineSetti
         max_failures=options.failure_budget(opts["max_failures"], rows) if "max_failures" in opts else None,
         canary=opts.get("canary", ENGINE.canary),
         outage_patience=opts["outage_patience"],
+        edge=EdgeSettings(check=opts["edge_check"], address=opts["edge_address"])
+        if "edge_check" in opts
+        else ENGINE.edge,
     )
 
 
@@ -340,6 +375,9 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
         report=str(result.report),
         report_jsonl=str(result.report_jsonl),
         checkpoint=None if read_only else str(result.checkpoint),
+        edge=dict(result.edges.counts) if result.edges else "not checked",
+        edge_unreachable=dict(result.edges.unreachable) if result.edges and result.edges.unreachable else None,
+        warnings=[line for line in result.edge_lines(read_only) if line.startswith("warning:")] or None,
     )
     if show_progress:
         summary_table(result.counts, by_code, by_account)
@@ -387,6 +425,7 @@ def print_result(result: RunResult, read_only: bool = False) -> None:
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @common_options
 @filter_options
+@edge_options
 @run_only_options
 def run(manifest: Path, **opts: Any) -> None:
     """Migrate every domain of MANIFEST to its certificate_arn; rerun the same command to resume."""
@@ -399,6 +438,7 @@ def run(manifest: Path, **opts: Any) -> None:
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @common_options
 @filter_options
+@edge_options
 def plan_command(manifest: Path, **opts: Any) -> None:
     """Show what `run` would do, read-only (Describe and ACM calls only): planned / unchanged / failed.
 
@@ -510,7 +550,7 @@ def rollback(report: Path, out: Path, original: Path | None) -> None:
 
 
 @main.command("history")
-@click.argument("state", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("states", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--domain", help="The history of this domain: every record of every run, writes in flight included.")
 @click.option("--run", "run_id", help="The records of this run.")
 @click.option(
@@ -519,26 +559,34 @@ def rollback(report: Path, out: Path, original: Path | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="With --run: write that run's report again (CSV, JSON Lines beside it).",
 )
-def history_command(state: Path, domain: str | None, run_id: str | None, out: Path | None) -> None:
-    """Show what a state file (--checkpoint) knows: its runs; a domain's or a run's history; a past report."""
+def history_command(states: tuple[Path, ...], domain: str | None, run_id: str | None, out: Path | None) -> None:
+    """Show what state files (--checkpoint; several: the shards of a fleet) know: their runs; a domain's or a run's
+    history; a past report."""
     from fleet.checkpoint import Checkpoint
     from fleet.history import history_lines, rewrite_report, runs_table
 
     if out is not None and run_id is None:
         raise click.UsageError("--report goes with --run RUN_ID")
-    checkpoint = Checkpoint(state)
-    try:
-        if out is not None and run_id is not None:
-            count = rewrite_report(checkpoint, run_id, out)
-            click.echo(f"{out}: {count} domains of run {run_id} (and {jsonl_path(out)})")
-            return
-        lines = history_lines(checkpoint, domain, run_id) if domain or run_id else runs_table(checkpoint)
-        for line in lines:
-            click.echo(line)
-        if not lines:
-            click.echo("nothing recorded" + (f" for {domain or run_id}" if domain or run_id else ""))
-    finally:
-        checkpoint.close()
+    if out is not None and len(states) > 1:
+        raise click.UsageError("--run RUN_ID --report takes one state file (a run belongs to one)")
+    found = False
+    for state in states:
+        checkpoint = Checkpoint(state)
+        try:
+            if out is not None and run_id is not None:
+                count = rewrite_report(checkpoint, run_id, out)
+                click.echo(f"{out}: {count} domains of run {run_id} (and {jsonl_path(out)})")
+                return
+            lines = history_lines(checkpoint, domain, run_id) if domain or run_id else runs_table(checkpoint)
+            if len(states) > 1 and lines:
+                click.echo(f"== {state}")
+            for line in lines:
+                click.echo(line)
+            found = found or bool(lines)
+        finally:
+            checkpoint.close()
+    if not found:
+        click.echo("nothing recorded" + (f" for {domain or run_id}" if domain or run_id else ""))
 
 
 main.add_command(report_command)

@@ -14,6 +14,7 @@ import anyio
 
 from fleet.calls import Calls
 from fleet.checkpoint import Checkpoint, Stored
+from fleet.edge import UNREACHED, Edge, EdgeChecker, Seen, compare, is_certificate
 from fleet.errors import RowFailed, StateWriteError
 from fleet.limits import RegionLimits
 from fleet.manifest import Row
@@ -47,6 +48,7 @@ class RowContext:
     certificates: CertificateChecks
     checkpoint: Checkpoint
     mode: Mode = field(default_factory=Mode)
+    edge: EdgeChecker | None = None  # None: --no-edge-check (verified is Cognito's word)
     on_retry: Callable[[Row, Failure, float], None] | None = None
 
     @property
@@ -128,7 +130,11 @@ async def _describe_with(ctx: RowContext, row: Row, counter: AttemptCounter, pre
     return description
 
 
-def _certificate_describer(ctx: RowContext, row: Row, counter: AttemptCounter) -> Callable[[], Awaitable[Any]]:
+def _certificate_describer(
+    ctx: RowContext, row: Row, counter: AttemptCounter, arn: str | None = None
+) -> Callable[[], Awaitable[Any]]:
+    certificate = arn or row.certificate_arn
+
     async def describe_certificate() -> dict[str, Any]:
         acm = await ctx.acm()
         result: dict[str, Any] = await _call(
@@ -138,8 +144,8 @@ def _certificate_describer(ctx: RowContext, row: Row, counter: AttemptCounter) -
             acm,
             "DescribeCertificate",
             ctx.acm_limits,
-            row.certificate_arn,
-            CertificateArn=row.certificate_arn,
+            certificate,
+            CertificateArn=certificate,
         )
         return result
 
@@ -155,13 +161,16 @@ async def _preflight(ctx: RowContext, row: Row, counter: AttemptCounter, current
     await ctx.certificates.verify(row.certificate_arn, row.domain, describe, 0.0 if returning else None)
 
 
-async def _settle(ctx: RowContext, row: Row, counter: AttemptCounter, status: str | None) -> Status:
-    """The state of a domain we wrote: verified when ACTIVE, else pending (or polled with --wait)."""
+async def _settle(
+    ctx: RowContext, row: Row, counter: AttemptCounter, status: str | None, outcome: Outcome, last: Outcome | None
+) -> Status:
+    """The state of a domain we wrote: verified when ACTIVE and its edge serves the target, else pending (or, with
+    --wait, polled: Describe until ACTIVE, then the edge, at the same growing interval, until --wait-timeout)."""
     clock = ctx.calls.clock
     interval, deadline = ctx.mode.wait_interval, clock.monotonic() + ctx.mode.wait_timeout
     while True:
         if status == ACTIVE:
-            return Status.VERIFIED
+            return await _at_edge(ctx, row, counter, outcome, last, interval, deadline)
         if status == FAILED:
             raise RowFailed("DomainFailed", f"Cognito reports {row.domain!r} FAILED after the certificate change")
         remaining = deadline - clock.monotonic()
@@ -176,6 +185,74 @@ async def _settle(ctx: RowContext, row: Row, counter: AttemptCounter, status: st
         if _current_certificate(row, description) != row.certificate_arn:
             raise RowFailed("CertificateChanged", f"{row.domain!r} left the target certificate while we waited")
         status = description.get("Status")
+
+
+async def _at_edge(
+    ctx: RowContext,
+    row: Row,
+    counter: AttemptCounter,
+    outcome: Outcome,
+    last: Outcome | None,
+    interval: float,
+    deadline: float,
+) -> Status:
+    """Cognito says ACTIVE on the target: verified once the edge serves it. An edge still on the old (or another)
+    certificate is polled with --wait until the deadline; an unreachable one (after its few tries) is not waited
+    for: the row ends pending, and the next run looks again."""
+    if ctx.edge is None:
+        outcome.edge = Edge.UNCHECKED
+        return Status.VERIFIED
+    if last is not None and last.status is Status.VERIFIED and last.edge == Edge.SERVED:
+        outcome.edge, outcome.edge_not_after = last.edge, last.edge_not_after  # proven before: no handshake
+        return Status.VERIFIED
+    clock = ctx.calls.clock
+    while True:
+        try:
+            seen = await look(ctx, ctx.edge, row, counter, outcome.cloudfront_domain, outcome.previous_certificate_arn)
+        except StopRequested:
+            return Status.PENDING
+        outcome.edge, outcome.edge_not_after = seen.edge, seen.not_after
+        outcome.error_code = outcome.error_message = None
+        if seen.edge is Edge.SERVED:
+            return Status.VERIFIED
+        if seen.edge is Edge.UNREACHABLE:
+            outcome.error_code, outcome.error_message = "EdgeUnreachable", UNREACHED + str(seen.reason)
+            return Status.PENDING
+        what = "the previous certificate" if seen.edge is Edge.OLD else "another certificate"
+        outcome.error_message = f"Cognito says ACTIVE, but the edge still serves {what}"
+        remaining = deadline - clock.monotonic()
+        if not ctx.mode.wait or remaining <= 0 or ctx.stopping:
+            return Status.PENDING
+        await clock.sleep(min(interval, remaining))
+        interval = min(interval * 1.5, 60.0)
+
+
+async def look(
+    ctx: RowContext,
+    checker: EdgeChecker,
+    row: Row,
+    counter: AttemptCounter,
+    cloudfront: str | None,
+    previous: str | None,
+) -> Seen:
+    """What the domain's edge serves, compared with the row's target and with ``previous`` (described only when
+    the edge does not serve the target; each certificate once per account and run)."""
+    result = await checker.look(row.domain, cloudfront)
+    if isinstance(result, str):
+        return Seen(Edge.UNREACHABLE, reason=result)
+    target = await ctx.certificates.described(row.certificate_arn, _certificate_describer(ctx, row, counter))
+    if is_certificate(result, target.get("Certificate")):
+        return Seen(Edge.SERVED, result)
+    before = None
+    if previous and previous != row.certificate_arn:
+        describe = _certificate_describer(ctx, row, counter, previous)
+        try:
+            before = (await ctx.certificates.described(previous, describe)).get("Certificate")
+        except StopRequested:
+            raise
+        except Exception:  # not describable (deleted, another account): the served one is then "other"
+            before = None
+    return Seen(compare(result, target.get("Certificate"), before), result)
 
 
 async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outcome | None:
@@ -206,7 +283,7 @@ async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outco
         if current == row.certificate_arn:
             if original and original != current and not ctx.mode.plan:
                 outcome.previous_certificate_arn = original
-                outcome.status = await _settle(ctx, row, counter, description.get("Status"))
+                outcome.status = await _settle(ctx, row, counter, description.get("Status"), outcome, last)
             elif description.get("Status") == FAILED:
                 raise RowFailed("DomainFailed", f"Cognito reports {row.domain!r} FAILED")
             else:
@@ -219,7 +296,13 @@ async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outco
                 outcome.status = Status.PLANNED
             else:
                 outcome.cloudfront_domain, status = await _write(ctx, row, counter, description, current, outcome)
-                outcome.status = await _settle(ctx, row, counter, status)
+                outcome.status = await _settle(ctx, row, counter, status, outcome, None)
+        if ctx.mode.plan and ctx.edge is not None and outcome.status in (Status.PLANNED, Status.UNCHANGED):
+            # What clients are served now (and until when): a plan shows the expiring certificates they see.
+            seen = await look(ctx, ctx.edge, row, counter, outcome.cloudfront_domain, current)
+            outcome.edge, outcome.edge_not_after = seen.edge, seen.not_after
+            if seen.reason:
+                outcome.error_message = UNREACHED + str(seen.reason)
     except StopRequested:
         return None  # nothing of this row was sent since it was (re)started: the next run does it
     except StateWriteError:

@@ -20,6 +20,7 @@ from fleet.checkpoint import Checkpoint
 from fleet.clock import Clock, SystemClock
 from fleet.credentials import AccountSession, AwsSettings, Hub
 from fleet.domain import Mode, RowContext, migrate_row
+from fleet.edge import EdgeChecker, EdgeSettings
 from fleet.errors import StateWriteError
 from fleet.limits import DEFAULT_RATE_PER_ACCOUNT, Limits
 from fleet.manifest import Row, group_by
@@ -44,6 +45,7 @@ class EngineSettings:
     max_failures: int | None = None  # failure budget for this run: once exceeded no new write starts
     canary: int = 0  # rows (in distinct accounts) written and verified before all others
     outage_patience: float = DEFAULT_PATIENCE  # seconds an endpoint may be unreachable before the run stops
+    edge: EdgeSettings = field(default_factory=EdgeSettings)  # verified = ACTIVE and the edge serves the target
 
 
 class Observer:
@@ -110,6 +112,8 @@ class _Runner:
         self.clock, self.stop = calls.clock, calls.stop
         self.failures = 0
         self.state_error: StateWriteError | None = None  # the first record that could not be written
+        # One checker for the run: its limiter bounds handshakes in flight over every account.
+        self.edge = EdgeChecker(settings.edge, self.clock) if settings.edge.check else None
 
     def _cannot_record(self, exc: StateWriteError) -> None:
         """The state file cannot be written: no row may start or send anything more (a write without its
@@ -179,6 +183,7 @@ class _Runner:
                     certificates=certificates,
                     checkpoint=self.checkpoint,
                     mode=mode,
+                    edge=self.edge,
                     on_retry=self.obs.retry,
                 )
                 for row in region_rows:

@@ -64,4 +64,6 @@ def _report_line(line: dict[str, Any]) -> dict[str, object]:
         "started_at": line["started_at"],
         "finished_at": line["at"],
         "drift": bool(line["drift"]),
+        "edge": line.get("edge"),
+        "edge_not_after": line.get("edge_not_after"),
     }

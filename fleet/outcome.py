@@ -35,6 +35,8 @@ class Outcome:
     error_message: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    edge: str | None = None  # what the domain's edge served (fleet.edge.Edge), None where not checked
+    edge_not_after: str | None = None  # NotAfter of the certificate the edge served
     drift: bool = False  # seen moved off its target by someone else (and written again): not a stored column
 
     def as_dict(self) -> dict[str, object]:

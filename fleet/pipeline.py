@@ -26,7 +26,7 @@ from fleet.hub_check import checked_hub
 from fleet.lock import CheckpointLock
 from fleet.manifest import Manifest, Row, RowFilter, parse
 from fleet.outcome import SUCCESS, Status
-from fleet.report import jsonl_path, summary_line, write_report
+from fleet.report import EdgeTally, jsonl_path, summary_line, write_report
 from fleet.shard import Shard
 from fleet.stop import Stop
 
@@ -69,6 +69,7 @@ class RunResult:
     aborted: bool = False  # stopped because of failures (budget, canary), not time
     drift: int = 0  # domains found moved off their target by someone else, and written again
     run_id: str = ""
+    edges: EdgeTally | None = None  # the report's edge column; None: --no-edge-check
 
     def lines(self, read_only: bool = False) -> list[str]:
         """What `run` and `plan` print at the end: why it stopped early, the counts, where the files are."""
@@ -79,9 +80,30 @@ class RunResult:
         out.append(summary_line(self.counts))
         if self.drift:
             out.append(f"drift: {self.drift} domains had been moved off their target by someone else: written again")
+        out += self.edge_lines(read_only)
         out.append(f"report: {self.report} (and {self.report_jsonl})")
         if not read_only:
             out.append(f"checkpoint: {self.checkpoint}")
+        return out
+
+    def edge_lines(self, read_only: bool = False) -> list[str]:
+        """What the edge served, and a warning when it was not checked or could not be reached."""
+        if self.edges is None:
+            if read_only:
+                return []
+            return [
+                "warning: edge not checked (--no-edge-check): verified means Cognito says ACTIVE; clients may still "
+                "be served the previous certificate for up to an hour"
+            ]
+        out = []
+        if self.edges.counts:
+            out.append("edge: " + ", ".join(f"{k}={v}" for k, v in sorted(self.edges.counts.items())))
+        if self.edges.unreachable:
+            why = "; ".join(f"{n}: {kind}" for kind, n in self.edges.unreachable.most_common())
+            out.append(
+                f"warning: {sum(self.edges.unreachable.values())} edges could not be reached ({why}); those domains "
+                "stay pending and the next run looks again; a runner without egress: --no-edge-check"
+            )
         return out
 
     @property
@@ -119,6 +141,8 @@ def run_info(
             "wait_timeout": settings.mode.wait_timeout if settings.mode.wait else None,
             "canary": settings.canary,
             "max_failures": settings.max_failures,
+            "edge_check": settings.edge.check,
+            "edge_address": settings.edge.address if settings.edge.check else None,
         },
         **more,
     }
@@ -224,6 +248,8 @@ def migrate(
     manifest = source if isinstance(source, Manifest) else load(source, shard)
     stop, clock, run_id = Stop(), clock or SystemClock(), run_id or new_run_id()
 
+    edges = EdgeTally() if settings.edge.check else None
+
     async def job() -> tuple[collections.Counter[str], int]:
         async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
             with CheckpointLock(checkpoint_path):
@@ -238,7 +264,7 @@ def migrate(
                     stop_policy = policy or StopPolicy()
                     await supervise(manifest.rows, checkpoint, settings, hub, observer, stop_policy, stop, clock)
                     reason = stop.reason if stop.aborted else None
-                    counts = write_report(manifest.rows, checkpoint, report_path, reason)
+                    counts = write_report(manifest.rows, checkpoint, report_path, reason, edges)
                     # Every row ended (failed ones too): the next run starts a new pass and converges.
                     checkpoint.finish(dict(counts), complete=not counts[str(Status.SKIPPED)])
                     return counts, checkpoint.drifted()
@@ -247,7 +273,7 @@ def migrate(
 
     counts, drift = anyio.run(job)
     return RunResult(
-        counts, report_path, jsonl_path(report_path), checkpoint_path, stop.reason, stop.aborted, drift, run_id
+        counts, report_path, jsonl_path(report_path), checkpoint_path, stop.reason, stop.aborted, drift, run_id, edges
     )
 
 
@@ -267,6 +293,7 @@ def plan(
     manifest = source if isinstance(source, Manifest) else load(source, shard)
     settings = dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None)
     stop, clock, run_id = Stop(), clock or SystemClock(), run_id or new_run_id()
+    edges = EdgeTally() if settings.edge.check else None
 
     async def job() -> collections.Counter[str]:
         async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
@@ -277,9 +304,9 @@ def plan(
                     if observer is not None:
                         observer.started(run_info("plan", run_id, hub.arn, manifest, settings, report=str(report_path)))
                     await supervise(manifest.rows, checkpoint, settings, hub, observer, StopPolicy(), stop, clock)
-                    return write_report(manifest.rows, checkpoint, report_path)
+                    return write_report(manifest.rows, checkpoint, report_path, edges=edges)
                 finally:
                     checkpoint.close()
 
     counts = anyio.run(job)
-    return RunResult(counts, report_path, jsonl_path(report_path), Path(), stop.reason, run_id=run_id)
+    return RunResult(counts, report_path, jsonl_path(report_path), Path(), stop.reason, run_id=run_id, edges=edges)

@@ -72,6 +72,10 @@ class CertificateChecks:
         with contextlib.suppress(Exception):
             await self._described.get(arn, describe)
 
+    async def described(self, arn: str, describe: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """DescribeCertificate's answer for ``arn`` (described once; its error raised to every caller)."""
+        return await self._described.get(arn, describe)
+
     async def verify(
         self,
         arn: str,

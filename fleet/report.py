@@ -10,9 +10,11 @@ import collections
 import csv
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleet.checkpoint import Checkpoint, Stored
+from fleet.edge import Edge, reason_kind
 from fleet.files import atomic_writer
 from fleet.manifest import Row
 from fleet.outcome import Outcome, Status
@@ -32,6 +34,8 @@ COLUMNS = (
     "started_at",
     "finished_at",
     "drift",
+    "edge",
+    "edge_not_after",
 )
 
 
@@ -67,10 +71,28 @@ def record(
     return {c: values.get(c) for c in COLUMNS}
 
 
+@dataclass(slots=True)
+class EdgeTally:
+    """The report's edge column, counted: rows by edge value, and unreachable edges by kind of reason."""
+
+    counts: collections.Counter[str] = field(default_factory=collections.Counter)
+    unreachable: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def add(self, line: dict[str, object]) -> None:
+        if line.get("edge"):
+            self.counts[str(line["edge"])] += 1
+        if line.get("edge") == Edge.UNREACHABLE:
+            self.unreachable[reason_kind(str(line.get("error_message") or ""))] += 1
+
+
 def write_report(
-    rows: Iterable[Row], checkpoint: Checkpoint, path: str | Path, skipped_reason: str | None = None
+    rows: Iterable[Row],
+    checkpoint: Checkpoint,
+    path: str | Path,
+    skipped_reason: str | None = None,
+    edges: EdgeTally | None = None,
 ) -> collections.Counter[str]:
-    """Write CSV and JSONL for every row; return the count of rows by status."""
+    """Write CSV and JSONL for every row; return the count of rows by status (``edges`` counts the edge column)."""
     counts: collections.Counter[str] = collections.Counter()
 
     def lines() -> Iterator[dict[str, object]]:
@@ -79,6 +101,8 @@ def write_report(
             original = checkpoint.original(row.domain, row.certificate_arn)
             line = record(row, stored, checkpoint.pass_, original, skipped_reason)
             counts[str(line["status"])] += 1
+            if edges is not None:
+                edges.add(line)
             yield line
 
     write_lines(Path(path), lines())

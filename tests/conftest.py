@@ -13,6 +13,7 @@ from botocore.config import Config
 
 from fleet.checkpoint import Checkpoint
 from fleet.credentials import AwsSettings
+from fleet.edge import EDGE_ADDRESS_ENV, EdgeSettings
 from fleet.engine import EngineSettings
 from fleet.pipeline import RunResult, migrate
 from fleet.retry import BackoffPolicy
@@ -33,6 +34,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     files = make_tls_files(tmp_path_factory.mktemp("sandbox-tls"))
     os.environ["AWS_CA_BUNDLE"] = str(files.ca)
     with Sandbox(tls=files) as box:
+        # Every domain's edge is the sandbox's (as `sandbox serve` exports it): the CLI's edge checks go there.
+        os.environ[EDGE_ADDRESS_ENV] = box.edge_address
         yield box
 
 
@@ -56,7 +59,8 @@ class Fleet:
     def settings(self, **overrides: Any) -> EngineSettings:
         policy = BackoffPolicy(max_attempts=overrides.pop("max_attempts", 8), base=0.01, cap=0.05)
         aws = AwsSettings(endpoint_url=self.box.endpoint, **overrides.pop("aws", {}))
-        return EngineSettings(policy=policy, aws=aws, **overrides)
+        edge = EdgeSettings(**{"address": self.box.edge_address, **overrides.pop("edge", {})})
+        return EngineSettings(policy=policy, aws=aws, edge=edge, **overrides)
 
     def run(self, manifest: Path | None = None, **overrides: Any) -> RunResult:
         return migrate(manifest or self.manifest, self.checkpoint, self.report, self.settings(**overrides))

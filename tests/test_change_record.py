@@ -268,3 +268,49 @@ def test_command_writes_out_or_stdout_and_refuses_a_non_report(tmp_path: Path) -
     assert result.exit_code == 2 and "does not exist" in result.output
     result = runner.invoke(report_command, [str(SAMPLE), "--format", "pdf"])
     assert result.exit_code == 2
+
+
+def _shard(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_several_reports_make_one_record_every_domain_once(tmp_path: Path) -> None:
+    rows = sample()
+    for row in rows:
+        row["edge"] = "served" if row["status"] == "verified" else ""
+    rows[1]["edge"] = "old"  # verified on Cognito's word by an older run; its edge was old
+    # Three shards of one fleet; the third also carries a later run's row for a domain of the first.
+    again = {**rows[1], "status": "verified", "edge": "served", "finished_at": "2025-03-04T10:00:00Z"}
+    shards = [
+        _shard(tmp_path / "a.csv", rows[:4]),
+        _shard(tmp_path / "b.csv", rows[4:8]),
+        _shard(tmp_path / "c.csv", [*rows[8:], again]),
+    ]
+    out = tmp_path / "fleet.md"
+    result = CliRunner().invoke(report_command, [*map(str, shards), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"{out}: change record (markdown) of 12 domains from" in result.output
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# Change record: 3 reports")
+    # One status table over all shards: the totals of the sample, every domain once.
+    assert "| verified | 5 |" in text and "| failed | 3 |" in text and "| total | 12 |" in text
+    for row in rows:
+        if re.fullmatch(r"[a-z0-9.-]+", row["domain"]):  # (the sample's markup-laden names are escaped)
+            assert text.count(f"| {row['domain']} | {row['user_pool_id']} |") == 1, row["domain"]
+    assert "5 of 5 verified domains served the new certificate at the edge" in text  # the later row counts
+    assert "1 domain in more than one report: the later report counts." in text
+    assert f"| {rows[1]['domain']} | {shards[0]} | {shards[2]} |" in text
+    for shard in shards:
+        digest = __import__("hashlib").sha256(shard.read_bytes()).hexdigest()
+        assert f"| {shard} | {digest} |" in text
+    page = html(__import__("fleet.change_record", fromlist=["load_many"]).load_many(shards))
+    assert parsed(page).mismatched == [] and page.count('id="status-chart"') == 1 and 'id="sources"' in page
+
+
+def test_the_same_report_twice_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(report_command, [str(SAMPLE), str(SAMPLE)])
+    assert isinstance(result.exception, ReportError) and "named twice" in str(result.exception)

@@ -119,10 +119,12 @@ def test_demo_migrates_a_multi_account_multi_region_fleet(tmp_path: Path) -> Non
     proc = cli("demo", "--workdir", str(tmp_path / "demo"), "--accounts", "3", timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "12 rows: verified=12" in proc.stdout
-    assert "12/12 domains on their new certificate" in proc.stdout
+    assert "12/12 domains on their new certificate and 12/12 served it by the edge" in proc.stdout
+    assert "edge: served=12" in proc.stdout  # proven at the sandbox's edge, not on Cognito's word
     # Over HTTPS with a throw-away CA: the README's first command proves TLS verification end to end.
     assert "sandbox: https://127.0.0.1:" in proc.stdout
     assert stat.S_IMODE((tmp_path / "demo" / "tls" / "server-key.pem").stat().st_mode) == 0o600
     assert "PRIVATE KEY" not in proc.stdout + proc.stderr
     rows = csv_rows(tmp_path / "demo" / "report.csv")
+    assert {r["edge"] for r in rows} == {"served"}
     assert len({r["account_id"] for r in rows}) == 3 and len({r["region"] for r in rows}) == 2

@@ -174,7 +174,11 @@ def test_failed_rows_are_done_by_the_next_run_and_a_finished_pass_is_described_a
     fleet.box.state.reset_counters()
     # Every row had ended: the next run starts a new pass that describes every domain once, and writes nothing.
     assert fleet.run().counts == {"verified": 6}
-    assert fleet.box.state.calls == {"DescribeUserPoolDomain": 6} and not fleet.box.state.writes
+    # The 2 domains that ended pending are proven at the edge now: their target's serial is read (once each); the
+    # 4 already proven verified cost no certificate call and no handshake.
+    proven = {d.domain for d in fleet.domains if d.account_id == denied}
+    assert fleet.box.state.calls == {"DescribeUserPoolDomain": 6, "acm:DescribeCertificate": 2}
+    assert set(fleet.box.state.edge_handshakes) == proven and not fleet.box.state.writes
 
 
 def test_row_in_flight_at_a_crash_is_described_before_any_write(make_fleet) -> None:

@@ -51,5 +51,7 @@ def test_the_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
     assert proc.returncode == 0, out[-3000:] + err[-3000:]
     report = csv_rows(tmp_path / "fleet.report.csv")
     assert len(report) == 12 and {r["status"] for r in report} == {"verified"}
+    assert {r["edge"] for r in report} == {"served"}  # proven at the sandbox's edge (COGNITO_FLEET_EDGE_ADDRESS)
+    assert {r["edge"] for r in csv_rows(tmp_path / "fleet.plan.csv")} == {"old"}  # plan: what clients saw before
     assert "<svg" in (tmp_path / "fleet.html").read_text()
     assert oct((tmp_path / "sandbox.env").stat().st_mode & 0o777) == "0o600"

@@ -194,3 +194,24 @@ async def test_history_of_an_unknown_domain_says_so(tmp_path: Path) -> None:
     state.close()
     code, out = await anyio.to_thread.run_sync(lambda: invoke("history", str(tmp_path / "s.sqlite"), "--domain", "x"))
     assert code == 0 and "nothing recorded for x" in out
+
+
+def test_history_of_several_state_files_the_shards_of_a_fleet(make_fleet) -> None:
+    from fleet.pipeline import migrate
+    from fleet.shard import Shard
+
+    fleet: Fleet = make_fleet(accounts=4, regions=("us-east-1",), per_region=1)
+    states = []
+    for i in range(2):
+        shard = Shard.parse(f"{i}/2")
+        state = fleet.tmp / f"prod.{i}.sqlite"
+        migrate(fleet.manifest, state, fleet.tmp / f"prod.{i}.csv", fleet.settings(), shard=shard)
+        states.append(state)
+    code, out = invoke("history", *map(str, states))
+    assert code == 0, out
+    assert [line for line in out.splitlines() if line.startswith("== ")] == [f"== {s}" for s in states]
+    for d in fleet.domains:  # every domain's record is in exactly one of the shards' states
+        code, out = invoke("history", *map(str, states), "--domain", d.domain)
+        assert code == 0 and out.count(d.domain) == 2 and out.count("== ") == 1  # its in-flight mark and outcome
+    code, out = invoke("history", *map(str, states), "--run", "x", "--report", str(fleet.tmp / "r.csv"))
+    assert code == 2 and "one state file" in out

@@ -29,6 +29,7 @@ from aiobotocore.httpsession import AIOHTTPSession
 from botocore.config import Config
 
 from fleet.credentials import AwsSettings
+from fleet.edge import EdgeSettings
 from fleet.engine import EngineSettings
 from fleet.errors import HubUnavailable
 from fleet.http import SharedTLSSession
@@ -101,6 +102,7 @@ def run(box: Sandbox, tmp: Path, manifest: Path, profile: str | None = None) -> 
     settings = EngineSettings(
         policy=BackoffPolicy(max_attempts=8, base=0.01, cap=0.05),
         aws=AwsSettings(endpoint_url=box.endpoint, profile=profile),
+        edge=EdgeSettings(address=box.edge_address),
     )
     return migrate(manifest, tmp / "checkpoint.sqlite", tmp / "report.csv", settings)
 

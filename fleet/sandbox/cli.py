@@ -67,6 +67,13 @@ def _knobs_epilog() -> str:
     show_default=True,
     help="Seconds a domain stays UPDATING after a write.",
 )
+@click.option(
+    "--edge-lag",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds the edge keeps serving a domain's previous certificate after its UPDATING time.",
+)
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the fault dice.")
 @click.option("--tls", is_flag=True, help="Serve HTTPS with a certificate from a new throw-away CA.")
 @click.option(
@@ -89,18 +96,21 @@ def serve(
     reset_rate: float,
     quotas: bool,
     propagation_delay: float,
+    edge_lag: float,
     seed: int,
     tls: bool,
     tls_dir: Path | None,
     tls_cert: Path | None,
     tls_key: Path | None,
 ) -> None:
-    """Run the sandbox until interrupted; prints its endpoint. Knobs: POST /_sandbox/config, GET /_sandbox/stats.
+    """Run the sandbox until interrupted; prints its endpoint and its edge (COGNITO_FLEET_EDGE_ADDRESS, which `run`
+    and `plan` read). Knobs: POST /_sandbox/config, GET /_sandbox/stats.
 
     With --tls it serves HTTPS for 127.0.0.1 and prints the CA certificate that clients must trust
     (`export AWS_CA_BUNDLE=...`): a rehearsal then also proves that clients verify the certificate and its name.
     """
     _require_sandbox()
+    from fleet.edge import EDGE_ADDRESS_ENV
     from fleet.sandbox.auth import HUB_CREDENTIALS
     from fleet.sandbox.server import Sandbox
     from fleet.sandbox.state import Knobs
@@ -124,6 +134,7 @@ def serve(
         reset_rate=reset_rate,
         enforce_quotas=quotas,
         propagation_delay=propagation_delay,
+        edge_lag=edge_lag,
         seed=seed,
     )
     with contextlib.ExitStack() as stack:
@@ -138,7 +149,8 @@ def serve(
         click.echo(f"sandbox endpoint: {box.endpoint}", nl=True)
         # The sandbox checks signatures: the tool must sign with the hub's keys (sandbox-only, not secrets).
         click.echo("paste into the shell that runs cognito-fleet (the endpoint, the hub's keys, the CA):")
-        exports = {"SANDBOX_ENDPOINT": box.endpoint, **HUB_CREDENTIALS}
+        click.echo(f"sandbox edge: {box.edge_address} (TLS: every custom domain's CloudFront edge, by SNI)")
+        exports = {"SANDBOX_ENDPOINT": box.endpoint, EDGE_ADDRESS_ENV: box.edge_address, **HUB_CREDENTIALS}
         if files is not None and files.ca is not None:
             click.echo(f"CA certificate: {files.ca}")
             exports["AWS_CA_BUNDLE"] = str(files.ca)

@@ -14,6 +14,7 @@ import click
 from fleet import logs
 from fleet.credentials import AwsSettings
 from fleet.domain import Mode
+from fleet.edge import EdgeSettings
 from fleet.engine import EngineSettings, Observer
 from fleet.manifest import parse
 from fleet.pipeline import RunResult, migrate, new_run_id
@@ -35,13 +36,15 @@ def isolate_from_real_aws() -> None:
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 
-def _migrate(manifest: Path, checkpoint: Path, report: Path, endpoint: str) -> RunResult:
-    """What `cognito-fleet run MANIFEST --wait --wait-interval 0.5 --canary 1` does, through the pipeline."""
+def _migrate(manifest: Path, checkpoint: Path, report: Path, endpoint: str, edge: str) -> RunResult:
+    """What `cognito-fleet run MANIFEST --wait --wait-interval 0.5 --canary 1 --edge-address EDGE` does, through the
+    pipeline."""
     logs.configure("auto", "warning")
     settings = EngineSettings(
         aws=AwsSettings(endpoint_url=endpoint, session_name=f"cognito-fleet-{new_run_id()}"),
         mode=Mode(wait=True, wait_interval=0.5),  # Cognito distributes a new certificate: wait for it
         canary=1,
+        edge=EdgeSettings(address=edge),  # verified once the sandbox's edge serves the new certificate
     )
     parsed = parse(manifest)
     with contextlib.ExitStack() as stack:
@@ -91,19 +94,23 @@ def run_demo(
             f"seeded {len(domains)} custom domains in {accounts} accounts x {len(regions)} regions "
             f"({time.monotonic() - t0:.1f}s): {manifest}"
         )
-        box.state.configure(latency=latency, throttle_rate=throttle_rate, propagation_delay=1.0)
+        # Cognito says ACTIVE after 1 s; the edge serves the new certificate 0.5 s later.
+        box.state.configure(latency=latency, throttle_rate=throttle_rate, propagation_delay=1.0, edge_lag=0.5)
         box.state.reset_counters()
+        click.echo(f"edge: {box.edge_address} (TLS; presents each domain's ACM certificate by SNI)")
         t0 = time.monotonic()
-        result = _migrate(manifest, checkpoint, report, box.endpoint)
+        result = _migrate(manifest, checkpoint, report, box.endpoint, box.edge_address)
         elapsed = time.monotonic() - t0
         stats = box.state.stats()
         on_target = sum(box.certificate_of(d.domain) == d.new_certificate_arn for d in domains)
+        at_edge = sum(box.app.edge_certificate(d.domain) == d.new_certificate_arn for d in domains)
     for line in result.lines():
         click.echo(line)
     calls = sum(stats["calls"].values())
     click.echo(
         f"migration: {elapsed:.2f}s wall, {calls} Cognito calls ({calls / max(len(domains), 1):.2f} per "
         f"domain), {stats['faults'].get('throttle', 0)} throttles injected and retried; "
-        f"{on_target}/{len(domains)} domains on their new certificate (read back from the sandbox)"
+        f"{on_target}/{len(domains)} domains on their new certificate and {at_edge}/{len(domains)} served it by the "
+        f"edge ({stats['edge_handshakes']} handshakes; read back from the sandbox)"
     )
     return result.exit_code

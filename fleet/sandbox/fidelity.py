@@ -26,6 +26,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
+from fleet.edge import format_serial
 from fleet.manifest import validate_domain
 from fleet.preflight import covers
 from fleet.sandbox.auth import (
@@ -81,6 +82,7 @@ class DomainRecord:
     version: int = 1
     status_until: float = 0.0  # UPDATING until this monotonic time, then ACTIVE
     status_while: str = "UPDATING"
+    edge_previous: str | None = None  # what the edge served when the certificate last changed
 
     def status(self, now: float) -> str:
         return self.status_while if now < self.status_until else "ACTIVE"
@@ -139,6 +141,8 @@ class FidelityApp:
             if target.startswith("CertificateManager."):
                 with self.state.lock:
                     self.state.calls["acm:" + operation] += 1
+                if operation == "DescribeCertificate":
+                    return self._describe_certificate(environ, start_response, body)
             if target.startswith(_COGNITO_PREFIX):
                 return self._cognito(environ, start_response, body, params, identity.account, region, operation)
         except AwsError as exc:
@@ -247,6 +251,18 @@ class FidelityApp:
                 record = self.domains.get(name) if name else None
             if record is not None and record.certificate_arn:
                 pool["CustomDomain"] = pool.pop("Domain")
+            out = json.dumps(payload).encode()
+        return _respond(start_response, status, headers, out)
+
+    def _describe_certificate(self, environ: dict[str, Any], start_response: StartResponse, body: bytes) -> list[bytes]:
+        """AWS writes ``Serial`` as colon-separated lower-case hex bytes; moto as a decimal string."""
+        status, headers, out = self._forward_captured(environ, body)
+        if status.startswith("200"):
+            payload = json.loads(out)
+            certificate = payload.get("Certificate") or {}
+            serial = str(certificate.get("Serial") or "")
+            if serial.isdigit():
+                certificate["Serial"] = format_serial(int(serial))
             out = json.dumps(payload).encode()
         return _respond(start_response, status, headers, out)
 
@@ -401,6 +417,8 @@ class FidelityApp:
             if not cert:
                 raise AwsError("InvalidParameterException", "Cannot convert custom domain to prefix domain.")
             self._check_certificate(account, cert, domain)
+            if cert != record.certificate_arn:
+                record.edge_previous = self.edge_certificate(domain)
             record.certificate_arn = cert
         if req.get("ManagedLoginVersion") is not None:
             record.managed_login_version = int(req["ManagedLoginVersion"])
@@ -451,6 +469,18 @@ class FidelityApp:
         elif path != "/_sandbox/stats":
             return _json_error(start_response, AwsError("ResourceNotFoundException", path, 404))
         return _json_ok(start_response, self.state.stats())
+
+    def edge_certificate(self, name: str) -> str | None:
+        """The ACM certificate the edge presents for ``name`` now (None: not a custom domain here)."""
+        with self.state.lock:
+            record = self.domains.get(name)
+            if record is None or record.certificate_arn is None:
+                return None
+            knobs = self.state.knobs
+            spreading = self.state.clock() < record.status_until + knobs.edge_lag
+            if record.edge_previous and (name in knobs.edge_stuck or spreading):
+                return record.edge_previous
+            return record.certificate_arn
 
     def certificate_of(self, domain: str) -> str | None:
         with self.state.lock:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
+from fleet.sandbox.edge import EdgeServer
 from fleet.sandbox.fidelity import DROP, FidelityApp
 from fleet.sandbox.state import Knobs, SandboxState
 
@@ -187,12 +188,19 @@ class Sandbox:
             context = server_context(tls)
         self._server = _Server(port, self.app, context, self.state)
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox", daemon=True)
+        # Every custom domain's CloudFront edge (TLS on loopback), for the tool's edge check.
+        self.edge = EdgeServer(self.state, self.app.edge_certificate)
 
     @property
     def endpoint(self) -> str:
         host, port = self._server.server_address[:2]
         scheme = "http" if self._server.ssl_context is None else "https"
         return f"{scheme}://{host!s}:{port}"
+
+    @property
+    def edge_address(self) -> str:
+        """HOST:PORT of the edge (COGNITO_FLEET_EDGE_ADDRESS / --edge-address)."""
+        return self.edge.address
 
     @property
     def requests(self) -> int:
@@ -206,9 +214,11 @@ class Sandbox:
 
     def start(self) -> Sandbox:
         self._thread.start()
+        self.edge.start()
         return self
 
     def stop(self) -> None:
+        self.edge.stop()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
@@ -236,7 +246,7 @@ class Sandbox:
         """Put a domain on ``arn`` directly (ACTIVE, no write counted): resets a fleet between benchmark runs."""
         with self.state.lock:
             record = self.app.domains[domain]
-            record.certificate_arn, record.status_until = arn, 0.0
+            record.certificate_arn, record.status_until, record.edge_previous = arn, 0.0, None
 
     def set_certificate_status(self, arn: str, status: str) -> None:
         """Put an ACM certificate in another state (PENDING_VALIDATION, EXPIRED, REVOKED...)."""

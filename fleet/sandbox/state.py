@@ -42,6 +42,8 @@ KNOB_HELP = {
     "write_loss_before_rate": "share of UpdateUserPoolDomain requests dropped before the change",
     "write_loss_after_rate": "share of UpdateUserPoolDomain answers dropped after the change was made",
     "refuse_while_updating": "ConcurrentModificationException for an update while the domain is UPDATING",
+    "edge_lag": "seconds the edge keeps serving a domain's previous certificate after its UPDATING time",
+    "edge_stuck": "domains whose edge never switches: it serves their previous certificate for ever",
     "verify_signatures": "recompute every SigV4 signature with its key's secret (on by default)",
     "enforce_iam": "hold the hub and assumed roles to iam/*.json (on by default)",
     "outage_seconds": "cut every connection for this many seconds from now (an endpoint outage; then it heals)",
@@ -72,6 +74,10 @@ class Knobs:
     write_loss_before_rate: float = 0.0
     write_loss_after_rate: float = 0.0
     refuse_while_updating: bool = False  # ConcurrentModificationException while a domain distributes
+    # The edge (edge.py) serves a moved domain's previous certificate until its UPDATING time + edge_lag, and
+    # for ever for the domains in edge_stuck.
+    edge_lag: float = 0.0
+    edge_stuck: set[str] = field(default_factory=set)
     # As AWS (auth.py): every SigV4 signature recomputed with its key's secret, every call held to the
     # caller's policy in iam/. On by default, so that a green test means something on the real network.
     verify_signatures: bool = True
@@ -83,7 +89,7 @@ class Knobs:
         for key, value in values.items():
             if not hasattr(self, key):
                 raise KeyError(f"unknown sandbox knob {key!r}")
-            if key in ("deny_accounts", "fail_domains"):
+            if key in ("deny_accounts", "fail_domains", "edge_stuck"):
                 value = set(value)
             if key == "inject":
                 value = parse_injections(value)
@@ -118,6 +124,7 @@ class SandboxState:
         self.writes: collections.Counter[str] = collections.Counter()  # UpdateUserPoolDomain per domain
         self.faults: collections.Counter[str] = collections.Counter()
         self.assume_role_calls: collections.Counter[str] = collections.Counter()  # per target account
+        self.edge_handshakes: collections.Counter[str] = collections.Counter()  # by SNI name (edge.py)
         self.events: list[tuple[str, str]] = []  # (operation, domain) of every Describe/Update, in order
         self.issued_secrets: set[str] = set()  # secret keys and session tokens handed out (leak tests)
         self.outage_until = 0.0  # monotonic: connections are cut until then
@@ -181,6 +188,7 @@ class SandboxState:
             self.writes.clear()
             self.faults.clear()
             self.assume_role_calls.clear()
+            self.edge_handshakes.clear()
             self.events.clear()
 
     def stats(self) -> dict[str, Any]:
@@ -188,10 +196,12 @@ class SandboxState:
             knobs = asdict(self.knobs)
             knobs["deny_accounts"] = sorted(self.knobs.deny_accounts)
             knobs["fail_domains"] = sorted(self.knobs.fail_domains)
+            knobs["edge_stuck"] = sorted(self.knobs.edge_stuck)
             return {
                 "calls": dict(self.calls),
                 "writes": dict(self.writes),
                 "faults": dict(self.faults),
                 "assume_role_calls": dict(self.assume_role_calls),
+                "edge_handshakes": sum(self.edge_handshakes.values()),
                 "knobs": knobs,
             }
