@@ -526,7 +526,7 @@ def history_command(state: Path, domain: str | None, run_id: str | None, out: Pa
 
     if out is not None and run_id is None:
         raise click.UsageError("--report goes with --run RUN_ID")
-    checkpoint = Checkpoint(state)
+    checkpoint = Checkpoint(state, create=False)  # read it; never create one
     try:
         if out is not None and run_id is not None:
             count = rewrite_report(checkpoint, run_id, out)
