@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import csv
 import sys
 import traceback
 from collections.abc import Callable
@@ -32,9 +31,10 @@ from fleet.pipeline import (
     plan,
 )
 from fleet.progress import Fanout, ProgressBar, summary_table
-from fleet.report import jsonl_path
+from fleet.report import jsonl_path, read_report
 from fleet.retry import BackoffPolicy
 from fleet.rollback import write_rollback_manifest
+from fleet.text import printable
 
 # The defaults, in one place: the settings dataclasses.
 ENGINE, STOP, DISCOVER = EngineSettings(), StopPolicy(), Selection()
@@ -367,11 +367,10 @@ def failures_of(report: Path) -> tuple[collections.Counter[str], collections.Cou
     """Failed rows of a report by error code and by account."""
     by_code: collections.Counter[str] = collections.Counter()
     by_account: collections.Counter[str] = collections.Counter()
-    with report.open(newline="", encoding="utf-8") as fh:
-        for line in csv.DictReader(fh):
-            if line["status"] == "failed":
-                by_code[line["error_code"] or "unknown"] += 1
-                by_account[line["account_id"]] += 1
+    for line in read_report(report, ("status", "error_code", "account_id")).lines:
+        if line["status"] == "failed":
+            by_code[line["error_code"] or "unknown"] += 1
+            by_account[line["account_id"]] += 1
     return by_code, by_account
 
 
@@ -534,7 +533,7 @@ def history_command(state: Path, domain: str | None, run_id: str | None, out: Pa
             return
         lines = history_lines(checkpoint, domain, run_id) if domain or run_id else runs_table(checkpoint)
         for line in lines:
-            click.echo(line)
+            click.echo(printable(line))  # the state's text came from AWS and manifests
         if not lines:
             click.echo("nothing recorded" + (f" for {domain or run_id}" if domain or run_id else ""))
     finally:
