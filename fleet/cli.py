@@ -163,6 +163,12 @@ common_options = _apply(
         click.option("--profile", help="AWS profile of the hub (calling) identity."),
         click.option("--endpoint-url", help="Send every AWS call here (e.g. the sandbox)."),
         click.option(
+            "--insecure-endpoint",
+            is_flag=True,
+            help="Allow an http:// endpoint on another machine (keys and tokens would travel unencrypted); "
+            "plain HTTP to 127.0.0.1/localhost is always allowed.",
+        ),
+        click.option(
             "--log-format",
             type=click.Choice(["auto", "json", "console"]),
             default="auto",
@@ -284,6 +290,7 @@ def engine_settings(opts: dict[str, Any], rows: int, run_id: str) -> EngineSetti
         aws=AwsSettings(
             profile=opts["profile"],
             endpoint_url=opts["endpoint_url"],
+            insecure_endpoint=opts["insecure_endpoint"],
             role_name=opts["role_name"],
             external_id=opts["external_id"],
             session_name=f"cognito-fleet-{run_id}",
@@ -354,10 +361,15 @@ def _interactive() -> bool:
 def _ask(info: dict[str, object]) -> bool:
     """Show who is about to write what, and ask y/N (default no)."""
     regions = info["regions"]
+    endpoints: dict[str, dict[str, str]] = info["endpoints"]  # type: ignore[assignment]
+    where = "".join(f"\n  {label}: {e['url']} ({e['source']})" for label, e in endpoints.items())
     click.echo(
-        f"About to write as {info['hub']}:\n"
-        f"  {info['rows']} domains in {info['accounts']} accounts, regions {', '.join(map(str, regions))}"  # type: ignore[call-overload]
-        f"\n  manifest {info['manifest']}",
+        printable(
+            f"About to write as {info['hub']}:\n"
+            f"  {info['rows']} domains in {info['accounts']} accounts, regions {', '.join(map(str, regions))}"  # type: ignore[call-overload]
+            f"\n  manifest {info['manifest']}\ncalls go to:{where}",
+            newlines=True,
+        ),
         err=True,
     )
     return click.confirm("Write the new certificates?", default=False, err=True)

@@ -20,6 +20,7 @@ from fleet.checkpoint import Checkpoint
 from fleet.clock import Clock, SystemClock
 from fleet.credentials import Hub
 from fleet.domain import Mode
+from fleet.endpoints import summary
 from fleet.engine import EngineSettings, Observer, run_rows
 from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, EXIT_RESUMABLE, FleetError, reduce_group
 from fleet.hub_check import checked_hub
@@ -93,20 +94,23 @@ class RunResult:
 
 
 def run_info(
-    command: str, run_id: str, hub: str | None, manifest: Manifest, settings: EngineSettings, **more: object
+    command: str, run_id: str, hub: Hub, manifest: Manifest, settings: EngineSettings, **more: object
 ) -> dict[str, object]:
-    """What ``run_started`` says: who runs what on which fleet, and the options that matter (no secret)."""
+    """What ``run_started`` says: who runs what on which fleet, where the calls go (each service's endpoint and
+    the setting it came from), and the options that matter (no secret)."""
     aws = settings.aws
     return {
         "run_id": run_id,
         "command": command,
-        "hub": hub,
+        "hub": hub.arn,
+        "endpoints": summary(hub.endpoints),
         "manifest": manifest.path,
         "rows": len(manifest.rows),
         "accounts": len(manifest.accounts),
         "regions": sorted(manifest.regions),
         "options": {
             "endpoint_url": aws.endpoint_url,
+            "insecure_endpoint": aws.insecure_endpoint,
             "profile": aws.profile,
             "role_name": aws.role_name,
             "external_id": "set" if aws.external_id else None,
@@ -225,9 +229,9 @@ def migrate(
     stop, clock, run_id = Stop(), clock or SystemClock(), run_id or new_run_id()
 
     async def job() -> tuple[collections.Counter[str], int]:
-        async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
+        async with checked_hub(settings.aws, settings.policy, clock.sleep, manifest.regions) as hub:
             with CheckpointLock(checkpoint_path):
-                info = run_info("run", run_id, hub.arn, manifest, settings, report=str(report_path))
+                info = run_info("run", run_id, hub, manifest, settings, report=str(report_path))
                 if approve is not None and not approve(info):
                     raise NotApproved("not confirmed at the prompt: nothing was written")
                 checkpoint = Checkpoint(checkpoint_path)
@@ -269,13 +273,13 @@ def plan(
     stop, clock, run_id = Stop(), clock or SystemClock(), run_id or new_run_id()
 
     async def job() -> collections.Counter[str]:
-        async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
+        async with checked_hub(settings.aws, settings.policy, clock.sleep, manifest.regions) as hub:
             with tempfile.TemporaryDirectory(prefix="cognito-fleet-plan-") as scratch:
                 checkpoint = Checkpoint(Path(scratch) / "plan.sqlite")
                 try:
                     checkpoint.begin(run_id, manifest.path, len(manifest.rows))
                     if observer is not None:
-                        observer.started(run_info("plan", run_id, hub.arn, manifest, settings, report=str(report_path)))
+                        observer.started(run_info("plan", run_id, hub, manifest, settings, report=str(report_path)))
                     await supervise(manifest.rows, checkpoint, settings, hub, observer, StopPolicy(), stop, clock)
                     return write_report(manifest.rows, checkpoint, report_path)
                 finally:
