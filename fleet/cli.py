@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from fleet import logs, options
+from fleet import allow_list, logs, options
 from fleet.change_record import report_command
 from fleet.credentials import AwsSettings
 from fleet.discover.select import Selection
@@ -22,6 +22,7 @@ from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, FleetError, reduce_group
 from fleet.limits import call_ceiling
 from fleet.manifest import RowFilter, parse
 from fleet.pipeline import (
+    Allowed,
     RunResult,
     StopPolicy,
     default_paths,
@@ -81,13 +82,20 @@ def main() -> None:
     """Move Cognito user pool custom domains onto new ACM certificates, across many accounts."""
 
 
+ALLOWED_HELP = "Warn about manifest accounts not in this allow-list (comma list or @FILE)."
+
+
 @main.command()
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
-def validate(manifest: Path) -> None:
+@click.option("--allowed-accounts", callback=lambda _c, _p, v: options.id_list(v), help=ALLOWED_HELP)
+def validate(manifest: Path, allowed_accounts: frozenset[str] | None) -> None:
     """Check a manifest without calling AWS: list every problem, or summarise it."""
     m = parse(manifest)
     nothing = "; nothing to do" if not m.rows else ""
     click.echo(f"{manifest}: valid: {len(m.rows)} rows, {len(m.accounts)} accounts, {len(m.regions)} regions{nothing}")
+    strangers = allow_list.outside(m.accounts, allowed_accounts or m.accounts)
+    if strangers:
+        click.echo("warning: " + allow_list.warning(strangers, "--allowed-accounts"), err=True)
 
 
 def _apply(options: list[Decorator]) -> Decorator:
@@ -329,7 +337,8 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
             observer = Fanout(observer, stack.enter_context(ProgressBar(rows, plan=read_only)))
         if read_only:
             report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
-            result = plan(parsed, report, settings, observer, run_id=run_id)
+            allowed = Allowed(opts["allowed_accounts"], opts["organization"])
+            result = plan(parsed, report, settings, observer, run_id=run_id, allowed=allowed)
         else:
             policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
             checkpoint, report = opts["checkpoint"] or default_checkpoint, opts["report"] or default_report
@@ -410,6 +419,12 @@ def run(manifest: Path, **opts: Any) -> None:
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @common_options
 @filter_options
+@click.option("--allowed-accounts", callback=lambda _c, _p, v: options.id_list(v), help=ALLOWED_HELP)
+@click.option(
+    "--organization",
+    is_flag=True,
+    help="Warn about manifest accounts that are not ACTIVE accounts of the hub's AWS Organization (ListAccounts).",
+)
 def plan_command(manifest: Path, **opts: Any) -> None:
     """Show what `run` would do, read-only (Describe and ACM calls only): planned / unchanged / failed.
 

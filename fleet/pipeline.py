@@ -16,6 +16,7 @@ from pathlib import Path
 
 import anyio
 
+from fleet import allow_list
 from fleet.checkpoint import Checkpoint
 from fleet.clock import Clock, SystemClock
 from fleet.credentials import Hub
@@ -255,6 +256,46 @@ def migrate(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    """plan's allow-list: manifest accounts outside it are warned about (``allow_list``)."""
+
+    accounts: frozenset[str] | None = None
+    organization: bool = False  # the hub's organization's ACTIVE accounts
+
+
+async def warn_outside(manifest: Manifest, allowed: Allowed, hub: Hub, settings: EngineSettings, clock: Clock) -> None:
+    from fleet.calls import Calls
+    from fleet.discover.inputs import organization_accounts
+    from fleet.limits import Limits
+    from fleet.logs import get_logger
+    from fleet.retry import classify
+
+    lists: list[tuple[str, frozenset[str]]] = []
+    if allowed.accounts is not None:
+        lists.append(("--allowed-accounts", allowed.accounts))
+    if allowed.organization:
+        calls = Calls(Limits(settings.concurrency, settings.rate_per_account), settings.policy, clock)
+        try:
+            members = await organization_accounts(hub, calls, (), ())
+        except Exception as exc:  # not the management account, or no organization: say so, plan nothing
+            failure = classify(exc)
+            raise FleetError(
+                f"--organization: cannot list the hub's organization ({failure.code}: {failure.message}); "
+                "use --allowed-accounts instead"
+            ) from None
+        lists.append(("the hub's organization", frozenset(a.account_id for a in members)))
+    for source, accounts in lists:
+        strangers = allow_list.outside(manifest.accounts, accounts)
+        if strangers:
+            get_logger().warning(
+                "accounts_outside_allow_list",
+                accounts=strangers,
+                source=source,
+                message=allow_list.warning(strangers, source),
+            )
+
+
 def plan(
     source: Manifest | str | Path,
     report_path: Path,
@@ -263,6 +304,7 @@ def plan(
     shard: Shard | None = None,
     clock: Clock | None = None,
     run_id: str | None = None,
+    allowed: Allowed | None = None,
 ) -> RunResult:
     """Read-only: describe and check every row, write nothing; rows end planned / unchanged / failed.
 
@@ -274,6 +316,8 @@ def plan(
 
     async def job() -> collections.Counter[str]:
         async with checked_hub(settings.aws, settings.policy, clock.sleep, manifest.regions) as hub:
+            if allowed is not None:
+                await warn_outside(manifest, allowed, hub, settings, clock)
             with tempfile.TemporaryDirectory(prefix="cognito-fleet-plan-") as scratch:
                 checkpoint = Checkpoint(Path(scratch) / "plan.sqlite")
                 try:
