@@ -497,7 +497,13 @@ def test_ignore_files_leave_out(path: str) -> None:
 
 
 def test_ignore_files_keep_everything_the_build_copies() -> None:
-    wanted = ["pyproject.toml", PROJECT["readme"], "Containerfile"]
+    wanted = [
+        "pyproject.toml",
+        PROJECT["readme"],
+        "Containerfile",
+        "requirements/runtime.lock",
+        "requirements/build.lock",
+    ]
     wanted += [
         p.relative_to(ROOT).as_posix()
         for p in (ROOT / "fleet").rglob("*")
