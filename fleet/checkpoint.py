@@ -179,8 +179,10 @@ class Checkpoint:
                 if stamp:
                     self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 self._db.executescript(SCHEMA)
-            except sqlite3.DatabaseError as exc:
-                raise CheckpointError(f"{self.path}: not a cognito-fleet state file ({exc})") from None
+            except sqlite3.DatabaseError as exc:  # a full disk at open is that, not a foreign file
+                raise write_failure(self.path, exc) or CheckpointError(
+                    f"{self.path}: not a cognito-fleet state file ({exc})"
+                ) from None
             self._upgrade()
             # Reads get a connection of their own: on the writer's, a lookup from the event loop waited for the
             # commit (and fsync) in progress in the writer thread; in WAL mode a second connection reads at once.
