@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import csv
 import hashlib
-import io
 import json
 import math
 import re
@@ -25,10 +23,10 @@ from pathlib import Path
 
 import click
 
-from fleet.errors import FleetError
 from fleet.files import atomic_writer
 from fleet.outcome import WRITTEN, Status
-from fleet.report import jsonl_path
+from fleet.report import ReportError, jsonl_path, read_report
+from fleet.text import printable
 
 # Older reports lack some columns (drift, attempts ...); these are the ones a record cannot do without.
 REQUIRED = ("account_id", "region", "domain", "status", "previous_certificate_arn", "certificate_arn")
@@ -55,10 +53,6 @@ DOMAIN_HEADER = [
     "Drift",
     "Edge",
 ]
-
-
-class ReportError(FleetError):
-    """The file is not a report this tool wrote (or cannot be read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,30 +176,10 @@ class Record:
 
 def load(report_csv: Path, hub: str | None = None) -> Record:
     """Read a report CSV (as `run`, `plan` or `history --report` write it); ReportError if it is not one."""
-    try:
-        data = report_csv.read_bytes()
-        rows, lines = _rows(io.StringIO(data.decode("utf-8-sig"), newline=""), report_csv)
-    except OSError as exc:
-        raise ReportError(f"{report_csv}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ReportError(f"{report_csv}: not a cognito-fleet report (not UTF-8 text)") from None
-    except csv.Error as exc:
-        raise ReportError(f"{report_csv}: not a cognito-fleet report (bad CSV: {exc})") from None
-    entries = tuple(_entry(rec, report_csv, line) for rec, line in zip(rows, lines, strict=True))
-    return Record(report_csv, hashlib.sha256(data).hexdigest(), _run_id(rows, report_csv), hub or "unknown", entries)
-
-
-def _rows(text: io.StringIO, path: Path) -> tuple[list[dict[str, str]], list[int]]:
-    reader = csv.DictReader(text)
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or ())]
-    if missing:
-        raise ReportError(f"{path}: not a cognito-fleet report (missing columns: {', '.join(missing)})")
-    rows: list[dict[str, str]] = []
-    lines: list[int] = []
-    for rec in reader:
-        rows.append(rec)
-        lines.append(reader.line_num)
-    return rows, lines
+    report = read_report(report_csv, REQUIRED)
+    entries = tuple(_entry(rec, report_csv, line) for rec, line in zip(report.lines, report.line_numbers, strict=True))
+    sha256 = hashlib.sha256(report.data).hexdigest()
+    return Record(report_csv, sha256, _run_id(report.lines, report_csv), hub or "unknown", entries)
 
 
 def _entry(rec: dict[str, str], path: Path, line: int) -> Entry:
@@ -333,7 +307,7 @@ _MD_SPECIAL = re.compile(r"([\\`*\[\]|~])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 def _md(text: str) -> str:
     """Text in GitHub-flavoured Markdown: no HTML (entities), no emphasis/code/link/table syntax (backslashes),
     one line. An underscore inside a word is left alone: it is not emphasis there."""
-    text = escape(" ".join(text.split()), quote=False)
+    text = escape(printable(" ".join(text.split())), quote=False)
     return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
 
 
@@ -452,7 +426,7 @@ footer{margin-top:32px;color:#57606a;font-size:12px}
 
 
 def _e(value: object) -> str:
-    return escape(str(value), quote=True)
+    return escape(printable(str(value), newlines=True), quote=True)
 
 
 def _wrap(value: str) -> str:

@@ -27,8 +27,10 @@ import anyio
 from fleet.errors import FleetError, StateWriteError
 from fleet.manifest import Row
 from fleet.outcome import DONE, OUTCOME_FIELDS, WRITTEN, Outcome, Status, utc_now
+from fleet.state_file import check_side_files, connect, open_owned, warn_if_shared_directory
 
 SCHEMA_VERSION = 2
+APPLICATION_ID = 0x43464C54  # "CFLT" in SQLite's header (PRAGMA application_id): this file is a cognito-fleet state
 _EXTRA = ("account_id", "region", "user_pool_id", "run_id", "pass", "drift")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -120,6 +122,22 @@ def write_failure(path: str, exc: BaseException) -> StateWriteError | None:
 CheckpointMismatch = CheckpointError
 
 
+def _identify(db: sqlite3.Connection, path: str, size: int) -> bool:
+    """Whether the file is ours: a new (empty) file, one stamped with our application id, or one from before the
+    stamp (a ``meta`` and an ``outcomes`` table). Returns whether to stamp it; CheckpointError for any other file,
+    which is left as it was (nothing has been written to it yet)."""
+    app = int(db.execute("PRAGMA application_id").fetchone()[0])
+    if app == APPLICATION_ID:
+        return False
+    tables = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if app == 0 and (size == 0 or {"meta", "outcomes"} <= tables):
+        return True
+    what = f"application id {app}" if app else f"tables: {', '.join(sorted(tables)) or 'none'}"
+    raise CheckpointError(
+        f"{path}: not a cognito-fleet state file ({what}); left untouched: give --checkpoint another path"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Stored:
     """A domain's latest outcome with the state's bookkeeping: which pass recorded it, and whether it drifted."""
@@ -143,25 +161,41 @@ class _Batch:
 class Checkpoint:
     """The state file. ``begin`` a run before recording, ``finish`` it after."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, create: bool = True) -> None:
+        """Open the state at ``path`` (``create``: a new one where no file exists). A file that is not a
+        cognito-fleet state, or that someone else could control, is refused (FleetError, exit 2), untouched."""
         self.path = str(path)
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # Create it 0600 before SQLite does (SQLite gives its -wal/-shm files the same mode).
-        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        where = Path(self.path)
+        if create:
+            where.parent.mkdir(parents=True, exist_ok=True)
+        warn_if_shared_directory(where)
+        check_side_files(where)
+        # Kept open while the state is: SQLite's connections are checked against it, and closing a descriptor
+        # of the file would drop SQLite's POSIX locks on it.
+        self._fd = open_owned(where, create)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: an in-flight mark must survive a power cut, not only a killed process.
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise CheckpointError(f"{self.path}: not a cognito-fleet state file ({exc})") from None
-        self._upgrade()
-        self._add_columns()
-        # Reads get a connection of their own: on the writer's, a lookup from the event loop waited for the
-        # commit (and fsync) in progress in the writer thread; in WAL mode a second connection reads at once.
-        self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db = connect(where, self._fd)
+            try:
+                stamp = _identify(self._db, self.path, os.fstat(self._fd).st_size)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                # FULL: an in-flight mark must survive a power cut, not only a killed process.
+                self._db.execute("PRAGMA synchronous=FULL")
+                if stamp:
+                    self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                self._db.executescript(SCHEMA)
+            except sqlite3.DatabaseError as exc:  # a full disk at open is that, not a foreign file
+                raise write_failure(self.path, exc) or CheckpointError(
+                    f"{self.path}: not a cognito-fleet state file ({exc})"
+                ) from None
+            self._upgrade()
+            self._add_columns()
+            # Reads get a connection of their own: on the writer's, a lookup from the event loop waited for the
+            # commit (and fsync) in progress in the writer thread; in WAL mode a second connection reads at once.
+            self._reader = connect(where, self._fd)
+            check_side_files(where)
+        except BaseException:
+            self.close()
+            raise
         self._open = _Batch()
         self._committing = False
         self.run_id, self.pass_, self.mode = "", 0, RESUME
@@ -172,7 +206,6 @@ class Checkpoint:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         version = int(row[0]) if row else 1
         if version > SCHEMA_VERSION:
-            self._db.close()
             raise CheckpointError(f"{self.path}: written by a newer cognito-fleet (schema {version})")
         if version == SCHEMA_VERSION:
             return
@@ -378,5 +411,10 @@ class Checkpoint:
         return [dict(zip(names, r, strict=True)) for r in cursor]
 
     def close(self) -> None:
-        self._reader.close()
-        self._db.close()
+        for name in ("_reader", "_db"):  # those opened (this also runs when opening failed half-way)
+            db = self.__dict__.pop(name, None)
+            if db is not None:
+                db.close()
+        if self._fd >= 0:
+            os.close(self._fd)  # after SQLite's own: closing it earlier would drop their locks
+            self._fd = -1

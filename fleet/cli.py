@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import csv
 import sys
 import traceback
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from typing import Any
 
 import click
 
-from fleet import logs, options
+from fleet import allow_list, logs, options
 from fleet.change_record import report_command
 from fleet.credentials import AwsSettings
 from fleet.discover.select import Selection
@@ -24,6 +23,7 @@ from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, FleetError, reduce_group
 from fleet.limits import call_ceiling
 from fleet.manifest import RowFilter, parse
 from fleet.pipeline import (
+    Allowed,
     RunResult,
     StopPolicy,
     default_paths,
@@ -33,9 +33,10 @@ from fleet.pipeline import (
     plan,
 )
 from fleet.progress import Fanout, ProgressBar, summary_table
-from fleet.report import jsonl_path
+from fleet.report import jsonl_path, read_report
 from fleet.retry import BackoffPolicy
 from fleet.rollback import write_rollback_manifest
+from fleet.text import printable
 
 # The defaults, in one place: the settings dataclasses.
 ENGINE, STOP, DISCOVER = EngineSettings(), StopPolicy(), Selection()
@@ -82,13 +83,20 @@ def main() -> None:
     """Move Cognito user pool custom domains onto new ACM certificates, across many accounts."""
 
 
+ALLOWED_HELP = "Warn about manifest accounts not in this allow-list (comma list or @FILE)."
+
+
 @main.command()
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
-def validate(manifest: Path) -> None:
+@click.option("--allowed-accounts", callback=lambda _c, _p, v: options.id_list(v), help=ALLOWED_HELP)
+def validate(manifest: Path, allowed_accounts: frozenset[str] | None) -> None:
     """Check a manifest without calling AWS: list every problem, or summarise it."""
     m = parse(manifest)
     nothing = "; nothing to do" if not m.rows else ""
     click.echo(f"{manifest}: valid: {len(m.rows)} rows, {len(m.accounts)} accounts, {len(m.regions)} regions{nothing}")
+    strangers = allow_list.outside(m.accounts, allowed_accounts or m.accounts)
+    if strangers:
+        click.echo("warning: " + allow_list.warning(strangers, "--allowed-accounts"), err=True)
 
 
 def _apply(options: list[Decorator]) -> Decorator:
@@ -163,6 +171,12 @@ common_options = _apply(
         ),
         click.option("--profile", help="AWS profile of the hub (calling) identity."),
         click.option("--endpoint-url", help="Send every AWS call here (e.g. the sandbox)."),
+        click.option(
+            "--insecure-endpoint",
+            is_flag=True,
+            help="Allow an http:// endpoint on another machine (keys and tokens would travel unencrypted); "
+            "plain HTTP to 127.0.0.1/localhost is always allowed.",
+        ),
         click.option(
             "--log-format",
             type=click.Choice(["auto", "json", "console"]),
@@ -316,6 +330,7 @@ def engine_settings(opts: dict[str, Any], rows: int, run_id: str) -> EngineSetti
         aws=AwsSettings(
             profile=opts["profile"],
             endpoint_url=opts["endpoint_url"],
+            insecure_endpoint=opts["insecure_endpoint"],
             role_name=opts["role_name"],
             external_id=opts["external_id"],
             session_name=f"cognito-fleet-{run_id}",
@@ -357,7 +372,8 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
             observer = Fanout(observer, stack.enter_context(ProgressBar(rows, plan=read_only)))
         if read_only:
             report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
-            result = plan(parsed, report, settings, observer, run_id=run_id)
+            allowed = Allowed(opts["allowed_accounts"], opts["organization"])
+            result = plan(parsed, report, settings, observer, run_id=run_id, allowed=allowed)
         else:
             policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
             checkpoint, report = opts["checkpoint"] or default_checkpoint, opts["report"] or default_report
@@ -392,10 +408,15 @@ def _interactive() -> bool:
 def _ask(info: dict[str, object]) -> bool:
     """Show who is about to write what, and ask y/N (default no)."""
     regions = info["regions"]
+    endpoints: dict[str, dict[str, str]] = info["endpoints"]  # type: ignore[assignment]
+    where = "".join(f"\n  {label}: {e['url']} ({e['source']})" for label, e in endpoints.items())
     click.echo(
-        f"About to write as {info['hub']}:\n"
-        f"  {info['rows']} domains in {info['accounts']} accounts, regions {', '.join(map(str, regions))}"  # type: ignore[call-overload]
-        f"\n  manifest {info['manifest']}",
+        printable(
+            f"About to write as {info['hub']}:\n"
+            f"  {info['rows']} domains in {info['accounts']} accounts, regions {', '.join(map(str, regions))}"  # type: ignore[call-overload]
+            f"\n  manifest {info['manifest']}\ncalls go to:{where}",
+            newlines=True,
+        ),
         err=True,
     )
     return click.confirm("Write the new certificates?", default=False, err=True)
@@ -405,11 +426,10 @@ def failures_of(report: Path) -> tuple[collections.Counter[str], collections.Cou
     """Failed rows of a report by error code and by account."""
     by_code: collections.Counter[str] = collections.Counter()
     by_account: collections.Counter[str] = collections.Counter()
-    with report.open(newline="", encoding="utf-8") as fh:
-        for line in csv.DictReader(fh):
-            if line["status"] == "failed":
-                by_code[line["error_code"] or "unknown"] += 1
-                by_account[line["account_id"]] += 1
+    for line in read_report(report, ("status", "error_code", "account_id")).lines:
+        if line["status"] == "failed":
+            by_code[line["error_code"] or "unknown"] += 1
+            by_account[line["account_id"]] += 1
     return by_code, by_account
 
 
@@ -439,6 +459,12 @@ def run(manifest: Path, **opts: Any) -> None:
 @common_options
 @filter_options
 @edge_options
+@click.option("--allowed-accounts", callback=lambda _c, _p, v: options.id_list(v), help=ALLOWED_HELP)
+@click.option(
+    "--organization",
+    is_flag=True,
+    help="Warn about manifest accounts that are not ACTIVE accounts of the hub's AWS Organization (ListAccounts).",
+)
 def plan_command(manifest: Path, **opts: Any) -> None:
     """Show what `run` would do, read-only (Describe and ACM calls only): planned / unchanged / failed.
 
@@ -571,7 +597,7 @@ def history_command(states: tuple[Path, ...], domain: str | None, run_id: str | 
         raise click.UsageError("--run RUN_ID --report takes one state file (a run belongs to one)")
     found = False
     for state in states:
-        checkpoint = Checkpoint(state)
+        checkpoint = Checkpoint(state, create=False)  # read it; never create one
         try:
             if out is not None and run_id is not None:
                 count = rewrite_report(checkpoint, run_id, out)
@@ -581,7 +607,7 @@ def history_command(states: tuple[Path, ...], domain: str | None, run_id: str | 
             if len(states) > 1 and lines:
                 click.echo(f"== {state}")
             for line in lines:
-                click.echo(line)
+                click.echo(printable(line))  # the state's text came from AWS and manifests
             found = found or bool(lines)
         finally:
             checkpoint.close()

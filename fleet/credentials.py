@@ -9,6 +9,7 @@ Secrets never leave this module's objects: nothing here logs, returns or formats
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from fleet.endpoints import Endpoint, require_encryption, resolve
 from fleet.limits import call_ceiling
 from fleet.retry import AttemptCounter, BackoffPolicy, Sleep, call_with_retry
 
@@ -40,6 +42,7 @@ class AwsSettings:
     pool_connections: int | None = (
         None  # per shared client (all accounts' calls to a region); None: limits.call_ceiling
     )
+    insecure_endpoint: bool = False  # allow plain HTTP to a host that is not loopback (fleet/endpoints.py)
 
 
 def client_config(settings: AwsSettings) -> AioConfig:
@@ -76,6 +79,7 @@ class Hub:
         self._sts: Any = None
         self.arn: str | None = None  # the calling identity, once checked (hub_check.checked_hub)
         self._shared: dict[tuple[str, str], Any] = {}
+        self.endpoints: dict[tuple[str, str], Endpoint] = {}  # (service, region) -> where its calls go, and why
         self._shared_lock = anyio.Lock()
         # The run's outage gate (engine): AssumeRole waits out an unreachable STS like every other call.
         self.outages: Outages | None = None
@@ -95,11 +99,23 @@ class Hub:
     async def client(self, service: str, region: str = "us-east-1", **keys: str) -> Any:
         """A client of the hub identity itself (e.g. Organizations) unless ``keys`` say otherwise; closed with
         the hub."""
-        return await self._stack.enter_async_context(
+        client = await self._stack.enter_async_context(
             self._session.client(
                 service, region_name=region, endpoint_url=self.settings.endpoint_url, config=self._config, **keys
             )
         )
+        # Before the client's first connection: where it will call, from which setting, and never in clear text.
+        endpoint = resolve(client, service, region, self.settings.endpoint_url, self._session._session)
+        require_encryption(endpoint, self.settings.insecure_endpoint)
+        self.endpoints[(service, region)] = endpoint
+        return client
+
+    async def prepare(self, regions: Iterable[str]) -> None:
+        """Create the run's shared clients (Cognito in ``regions``, ACM in us-east-1) now, before any call: their
+        endpoints are checked and can be shown before anything is sent to them."""
+        for region in sorted(set(regions)):
+            await self.shared_client("cognito-idp", region)
+        await self.shared_client("acm", "us-east-1")
 
     async def shared_client(self, service: str, region: str) -> Any:
         """The run's one client for (service, region), used by every account through AccountClient.

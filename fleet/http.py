@@ -61,18 +61,37 @@ class SharedTLSSession(AIOHTTPSession):  # type: ignore[misc]
         # never pass False, and a False from elsewhere still gets a verifying context.
         ca_bundle = get_cert_path(self._verify) if self._verify else None
         context = shared_ssl_context(ca_bundle)
-        if proxy_url or self._cert_file:
-            # aiobotocore's own path would verify nothing behind a proxy without a proxy CA bundle (ssl=False):
-            # here the context is always a verifying one, extended with the proxy's CA and client certificates.
-            context = trusting(ca_bundle)  # a context of its own: the proxy's CA and the client certificate
-            proxy = self._proxy_config.settings if proxy_url else {}
-            if proxy.get("proxy_ca_bundle"):
-                context.load_verify_locations(cafile=proxy["proxy_ca_bundle"])
-            client_cert = proxy.get("proxy_client_cert")
-            if isinstance(client_cert, tuple):
-                context.load_cert_chain(client_cert[0], keyfile=client_cert[1])
-            elif isinstance(client_cert, str):
-                context.load_cert_chain(client_cert)
-            if self._cert_file:
-                context.load_cert_chain(self._cert_file, self._key_file)
-        return aiohttp.TCPConnector(limit=self._max_pool_connections, ssl=context, **self._connector_args)
+        if self._cert_file:  # a client certificate for the endpoint: a context of its own
+            context = trusting(ca_bundle)
+            context.load_cert_chain(self._cert_file, self._key_file)
+        if not proxy_url:
+            return aiohttp.TCPConnector(limit=self._max_pool_connections, ssl=context, **self._connector_args)
+        # Behind a proxy, as botocore does: the proxy's CA bundle and client certificate are for the connection to
+        # the proxy only. The AWS endpoint, reached through the tunnel, is verified with the endpoint's own trust:
+        # a proxy CA (often a TLS-inspecting middlebox's) must not be able to vouch for sts.amazonaws.com.
+        proxy = self._proxy_config.settings
+        proxy_context = trusting(proxy.get("proxy_ca_bundle") or ca_bundle)
+        client_cert = proxy.get("proxy_client_cert")
+        if isinstance(client_cert, tuple):
+            proxy_context.load_cert_chain(client_cert[0], keyfile=client_cert[1])
+        elif isinstance(client_cert, str):
+            proxy_context.load_cert_chain(client_cert)
+        return ProxyTLSConnector(proxy_context, limit=self._max_pool_connections, ssl=context, **self._connector_args)
+
+
+class ProxyTLSConnector(aiohttp.TCPConnector):
+    """aiohttp's connector, with a TLS context of its own for an HTTPS proxy.
+
+    aiohttp 3.14 builds the request to the proxy with the target's ``ssl`` (``_update_proxy_auth_header_and_build_
+    proxy_req``, private; ``tests/test_tls.py`` fails if it changes shape): one context would have to trust both
+    the proxy's CA and the endpoint's. Here the proxy's request gets the proxy's context.
+    """
+
+    def __init__(self, proxy_ssl: ssl.SSLContext, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.proxy_ssl = proxy_ssl
+
+    def _update_proxy_auth_header_and_build_proxy_req(self, req: Any) -> Any:
+        proxy_req = super()._update_proxy_auth_header_and_build_proxy_req(req)
+        proxy_req._ssl = self.proxy_ssl
+        return proxy_req

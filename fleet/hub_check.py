@@ -9,29 +9,40 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import anyio
 import botocore.exceptions as bce
 
 from fleet.credentials import AwsSettings, Hub
-from fleet.errors import HubUnavailable
+from fleet.endpoints import summary
+from fleet.errors import FleetError, HubUnavailable
 from fleet.retry import AttemptCounter, BackoffPolicy, Sleep, call_with_retry, classify, connection_errors
 
 
 @contextlib.asynccontextmanager
-async def checked_hub(settings: AwsSettings, policy: BackoffPolicy, sleep: Sleep) -> AsyncIterator[Hub]:
-    """The hub, open and its identity confirmed (``hub.arn``); HubUnavailable (one line) otherwise."""
+async def checked_hub(
+    settings: AwsSettings, policy: BackoffPolicy, sleep: Sleep, regions: Iterable[str] = ()
+) -> AsyncIterator[Hub]:
+    """The hub, open and its identity confirmed (``hub.arn``); HubUnavailable (one line) otherwise. The clients of
+    ``regions`` are created first: an endpoint in clear text is refused before any connection (InsecureEndpoint)."""
     from fleet.logs import get_logger
 
     endpoint = settings.endpoint_url or f"https://sts.{settings.sts_region}.amazonaws.com"
+    hub: Hub | None = None
     try:
         hub = Hub(settings, policy, sleep)
         await hub.__aenter__()
     except Exception as exc:
+        if hub is not None:
+            await hub.__aexit__(None, None, None)
+        if isinstance(exc, FleetError):  # an endpoint refused (InsecureEndpoint): its own line
+            raise
         raise HubUnavailable(explain(exc, settings, endpoint)) from None
     try:
+        endpoint = hub.endpoints[("sts", settings.sts_region)].url  # where STS really is (any configuration)
+        await hub.prepare(regions)
         try:
             # A silent endpoint (connects, never answers) would otherwise hold the run for the read timeout.
             with anyio.fail_after(2 * settings.connect_timeout):
@@ -43,7 +54,7 @@ async def checked_hub(settings: AwsSettings, policy: BackoffPolicy, sleep: Sleep
             ) from None
         except Exception as exc:
             raise HubUnavailable(explain(exc, settings, endpoint)) from None
-        get_logger().info("hub_identity", arn=hub.arn, endpoint=endpoint)
+        get_logger().info("hub_identity", arn=hub.arn, endpoint=endpoint, endpoints=summary(hub.endpoints))
         yield hub
     finally:
         await hub.__aexit__(None, None, None)

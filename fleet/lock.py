@@ -15,6 +15,7 @@ from types import TracebackType
 
 from fleet.errors import EXIT_LOCKED, FleetError
 from fleet.outcome import utc_now
+from fleet.state_file import open_owned, warn_if_shared_directory
 
 
 class LockHeld(FleetError):
@@ -30,7 +31,8 @@ class CheckpointLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        warn_if_shared_directory(self.path)
+        fd = open_owned(self.path, create=True)  # never a symlink's target, nor a file someone else controls
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

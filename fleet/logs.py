@@ -17,6 +17,7 @@ from fleet.manifest import Row
 from fleet.outage import OutageEvent
 from fleet.outcome import Outcome
 from fleet.retry import Failure
+from fleet.text import printable
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -40,7 +41,7 @@ def say(line: str, **fields: Any) -> None:
     if json_mode():
         print(json.dumps({"event": "message", "message": line, **fields}, default=str), flush=True)
     else:
-        print(line, flush=True)
+        print(printable(line, newlines=True), flush=True)
 
 
 def error(message: str, exit_code: int) -> None:
@@ -49,7 +50,7 @@ def error(message: str, exit_code: int) -> None:
     if json_mode():
         get_logger().error("error", message=message, exit_code=exit_code)
     else:
-        print(message, file=sys.stderr, flush=True)
+        print(printable(message, newlines=True), file=sys.stderr, flush=True)
 
 
 def start_run(**info: Any) -> None:
@@ -76,6 +77,12 @@ def _drop_none(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Map
     return {k: v for k, v in event.items() if v is not None}
 
 
+def _printable(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    """On the console, text from AWS or a manifest (error codes and messages, domains) shows control characters
+    as escapes: it never drives the terminal. (JSON lines escape them already.)"""
+    return {k: printable(v) if isinstance(v, str) else v for k, v in event.items()}
+
+
 def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
     _level["debug"] = level == "debug"
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -83,6 +90,7 @@ def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    safe: list[structlog.typing.Processor] = [] if use_json else [_printable]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -90,6 +98,7 @@ def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             _drop_none,
+            *safe,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from fleet import csv_cells
 from fleet.errors import FleetError
 from fleet.files import atomic_writer
 
@@ -352,7 +353,7 @@ class _RowChecker:
             reason = f"row has {len(record)} fields, the header has {len(self.header)}"
             self.problems.append(Problem(self.name, line, column, None, reason))
             return
-        cells = {col: record[i].strip() for col, i in self.index.items()}
+        cells = {col: csv_cells.restore(record[i].strip()) for col, i in self.index.items()}  # as written
         row_errors = _check_row(cells)
         for col, reason in row_errors:
             self._problem(line, col, reason)
@@ -401,7 +402,7 @@ def write(path: str | Path, rows: Iterable[Row], roles: bool | None = None) -> P
         out.writerow(columns)
         for r in rows:
             values = {c: getattr(r, c) or "" for c in columns}
-            out.writerow([values[c] for c in columns])
+            out.writerow(csv_cells.row(values[c] for c in columns))  # an external id may start with = + - @
     return target
 
 

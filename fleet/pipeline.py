@@ -16,10 +16,12 @@ from pathlib import Path
 
 import anyio
 
+from fleet import allow_list
 from fleet.checkpoint import Checkpoint
 from fleet.clock import Clock, SystemClock
 from fleet.credentials import Hub
 from fleet.domain import Mode
+from fleet.endpoints import summary
 from fleet.engine import EngineSettings, Observer, run_rows
 from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, EXIT_RESUMABLE, FleetError, reduce_group
 from fleet.hub_check import checked_hub
@@ -115,20 +117,23 @@ class RunResult:
 
 
 def run_info(
-    command: str, run_id: str, hub: str | None, manifest: Manifest, settings: EngineSettings, **more: object
+    command: str, run_id: str, hub: Hub, manifest: Manifest, settings: EngineSettings, **more: object
 ) -> dict[str, object]:
-    """What ``run_started`` says: who runs what on which fleet, and the options that matter (no secret)."""
+    """What ``run_started`` says: who runs what on which fleet, where the calls go (each service's endpoint and
+    the setting it came from), and the options that matter (no secret)."""
     aws = settings.aws
     return {
         "run_id": run_id,
         "command": command,
-        "hub": hub,
+        "hub": hub.arn,
+        "endpoints": summary(hub.endpoints),
         "manifest": manifest.path,
         "rows": len(manifest.rows),
         "accounts": len(manifest.accounts),
         "regions": sorted(manifest.regions),
         "options": {
             "endpoint_url": aws.endpoint_url,
+            "insecure_endpoint": aws.insecure_endpoint,
             "profile": aws.profile,
             "role_name": aws.role_name,
             "external_id": "set" if aws.external_id else None,
@@ -251,9 +256,9 @@ def migrate(
     edges = EdgeTally() if settings.edge.check else None
 
     async def job() -> tuple[collections.Counter[str], int]:
-        async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
+        async with checked_hub(settings.aws, settings.policy, clock.sleep, manifest.regions) as hub:
             with CheckpointLock(checkpoint_path):
-                info = run_info("run", run_id, hub.arn, manifest, settings, report=str(report_path))
+                info = run_info("run", run_id, hub, manifest, settings, report=str(report_path))
                 if approve is not None and not approve(info):
                     raise NotApproved("not confirmed at the prompt: nothing was written")
                 checkpoint = Checkpoint(checkpoint_path)
@@ -277,6 +282,46 @@ def migrate(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    """plan's allow-list: manifest accounts outside it are warned about (``allow_list``)."""
+
+    accounts: frozenset[str] | None = None
+    organization: bool = False  # the hub's organization's ACTIVE accounts
+
+
+async def warn_outside(manifest: Manifest, allowed: Allowed, hub: Hub, settings: EngineSettings, clock: Clock) -> None:
+    from fleet.calls import Calls
+    from fleet.discover.inputs import organization_accounts
+    from fleet.limits import Limits
+    from fleet.logs import get_logger
+    from fleet.retry import classify
+
+    lists: list[tuple[str, frozenset[str]]] = []
+    if allowed.accounts is not None:
+        lists.append(("--allowed-accounts", allowed.accounts))
+    if allowed.organization:
+        calls = Calls(Limits(settings.concurrency, settings.rate_per_account), settings.policy, clock)
+        try:
+            members = await organization_accounts(hub, calls, (), ())
+        except Exception as exc:  # not the management account, or no organization: say so, plan nothing
+            failure = classify(exc)
+            raise FleetError(
+                f"--organization: cannot list the hub's organization ({failure.code}: {failure.message}); "
+                "use --allowed-accounts instead"
+            ) from None
+        lists.append(("the hub's organization", frozenset(a.account_id for a in members)))
+    for source, accounts in lists:
+        strangers = allow_list.outside(manifest.accounts, accounts)
+        if strangers:
+            get_logger().warning(
+                "accounts_outside_allow_list",
+                accounts=strangers,
+                source=source,
+                message=allow_list.warning(strangers, source),
+            )
+
+
 def plan(
     source: Manifest | str | Path,
     report_path: Path,
@@ -285,6 +330,7 @@ def plan(
     shard: Shard | None = None,
     clock: Clock | None = None,
     run_id: str | None = None,
+    allowed: Allowed | None = None,
 ) -> RunResult:
     """Read-only: describe and check every row, write nothing; rows end planned / unchanged / failed.
 
@@ -296,13 +342,15 @@ def plan(
     edges = EdgeTally() if settings.edge.check else None
 
     async def job() -> collections.Counter[str]:
-        async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
+        async with checked_hub(settings.aws, settings.policy, clock.sleep, manifest.regions) as hub:
+            if allowed is not None:
+                await warn_outside(manifest, allowed, hub, settings, clock)
             with tempfile.TemporaryDirectory(prefix="cognito-fleet-plan-") as scratch:
                 checkpoint = Checkpoint(Path(scratch) / "plan.sqlite")
                 try:
                     checkpoint.begin(run_id, manifest.path, len(manifest.rows))
                     if observer is not None:
-                        observer.started(run_info("plan", run_id, hub.arn, manifest, settings, report=str(report_path)))
+                        observer.started(run_info("plan", run_id, hub, manifest, settings, report=str(report_path)))
                     await supervise(manifest.rows, checkpoint, settings, hub, observer, StopPolicy(), stop, clock)
                     return write_report(manifest.rows, checkpoint, report_path, edges=edges)
                 finally:

@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -16,6 +17,7 @@ from fleet.manifest import Row
 from fleet.outage import OutageEvent
 from fleet.outcome import Outcome, Status
 from fleet.retry import Failure
+from fleet.text import printable
 
 
 class Fanout(Observer):
@@ -126,5 +128,5 @@ def summary_table(
             breakdown.add_column(title.split(" by ")[1])
             breakdown.add_column("rows", justify="right")
             for key, n in failures.most_common():
-                breakdown.add_row(key, str(n))
+                breakdown.add_row(escape(printable(key)), str(n))  # an error code from AWS: text, not markup
             out.print(breakdown)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import collections
 import csv
+import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleet.checkpoint import Checkpoint, Stored
+from fleet.csv_cells import neutralise, restore
 from fleet.edge import Edge, reason_kind
+from fleet.errors import FleetError
 from fleet.files import atomic_writer
 from fleet.manifest import Row
 from fleet.outcome import Outcome, Status
@@ -120,7 +123,46 @@ def write_lines(path: Path, lines: Iterable[dict[str, object]]) -> None:
 
 
 def _cell(value: object) -> object:
-    return ("yes" if value else "") if isinstance(value, bool) else value
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    return neutralise(value) if isinstance(value, str) else value  # an AWS message is never a formula
+
+
+class ReportError(FleetError):
+    """The file is not a report this tool wrote (or cannot be read, or lacks columns its reader needs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFile:
+    """A report CSV, read: its bytes (for a digest), its lines (cells as the tool wrote them) and where each
+    line starts in the file."""
+
+    path: Path
+    data: bytes
+    lines: list[dict[str, str]]
+    line_numbers: list[int]
+
+
+def read_report(path: Path, needs: Sequence[str]) -> ReportFile:
+    """The one reader of report CSVs (rollback, the change record, the run's summary). Every column in ``needs``
+    is checked up front: a report that lacks some is refused in one line naming them (ReportError, exit 2)."""
+    try:
+        data = path.read_bytes()
+        reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+        missing = [c for c in needs if c not in (reader.fieldnames or ())]
+        if missing:
+            raise ReportError(f"{path}: not a cognito-fleet report (missing columns: {', '.join(missing)})")
+        lines, numbers = [], []
+        for rec in reader:
+            lines.append({k: restore(v) if isinstance(v, str) else "" for k, v in rec.items() if k is not None})
+            numbers.append(reader.line_num)
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ReportError(f"{path}: not a cognito-fleet report (not UTF-8 text)") from None
+    except csv.Error as exc:
+        raise ReportError(f"{path}: not a cognito-fleet report (bad CSV: {exc})") from None
+    return ReportFile(path, data, lines, numbers)
 
 
 def summary_line(counts: collections.Counter[str]) -> str:

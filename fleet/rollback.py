@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from fleet.errors import FleetError
 from fleet.manifest import ManifestError, Row, parse, write
 from fleet.outcome import WRITTEN
+from fleet.report import read_report
+
+# Every column a rollback row is built from: checked up front, so a partial report is one line, not a KeyError.
+NEEDS = (
+    "account_id",
+    "region",
+    "user_pool_id",
+    "domain",
+    "status",
+    "previous_certificate_arn",
+    "certificate_arn",
+)
 
 
 class RollbackError(FleetError):
@@ -25,30 +36,25 @@ def write_rollback_manifest(report: Path, out: Path, original: Path | None = Non
             raise RollbackError(str(exc)) from None
     written = {str(s) for s in WRITTEN}
     rows: list[Row] = []
-    with report.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"domain", "status", "previous_certificate_arn", "certificate_arn"} - set(reader.fieldnames or ())
-        if missing:
-            raise RollbackError(f"{report}: not a cognito-fleet report (missing {', '.join(sorted(missing))})")
-        for rec in reader:
-            previous = rec["previous_certificate_arn"]
-            if rec["status"] in written and previous and previous != rec["certificate_arn"]:
-                role, external = roles.get(rec["domain"], ("", ""))
-                # rollback_from: returning to the certificate the tool moved it from is not refused for
-                # expiring within --min-validity-days (see fleet/domain.py _preflight).
-                rows.append(
-                    Row(
-                        0,
-                        rec["account_id"],
-                        rec["region"],
-                        rec["user_pool_id"],
-                        rec["domain"],
-                        previous,
-                        role or None,
-                        external or None,
-                        rollback_from=rec["certificate_arn"],
-                    )
+    for rec in read_report(report, NEEDS).lines:
+        previous = rec["previous_certificate_arn"]
+        if rec["status"] in written and previous and previous != rec["certificate_arn"]:
+            role, external = roles.get(rec["domain"], ("", ""))
+            # rollback_from: returning to the certificate the tool moved it from is not refused for
+            # expiring within --min-validity-days (see fleet/domain.py _preflight).
+            rows.append(
+                Row(
+                    0,
+                    rec["account_id"],
+                    rec["region"],
+                    rec["user_pool_id"],
+                    rec["domain"],
+                    previous,
+                    role or None,
+                    external or None,
+                    rollback_from=rec["certificate_arn"],
                 )
+            )
     if not rows:
         raise RollbackError(f"{report}: no updated, pending or verified domain to roll back")
     write(out, rows, roles=True)

@@ -84,7 +84,9 @@ def test_lost_writes_benchmark_runs_on_a_tiny_fleet() -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    figures = json.loads(proc.stdout[proc.stdout.index("{") :])
+    # The figures are the last thing printed, an indented JSON object from a line "{" on (log lines before it may
+    # hold braces of their own, e.g. hub_identity's endpoints).
+    figures = json.loads(proc.stdout[proc.stdout.rindex("\n{\n") + 1 :])
     lost = figures["lost_writes"]
     assert lost["domains"] == 8 and lost["write_answers_lost"] == 8  # every answer lost...
     assert lost["writes_per_domain_max"] == 1 and lost["on_target"] == 8  # ...and every domain written once

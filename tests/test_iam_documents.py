@@ -26,6 +26,7 @@ from cfnlint.decode import cfn_yaml
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from fleet.credentials import AwsSettings
+from fleet.sandbox.auth import OTHER_ORGANIZATION, SANDBOX_ORGANIZATION
 
 ROOT = Path(__file__).resolve().parent.parent
 IAM = ROOT / "iam"
@@ -189,8 +190,10 @@ def test_policies_only_allow_named_actions_on_named_resources(name: str) -> None
     assert policy["Version"] == "2012-10-17"
     for stmt in policy["Statement"]:
         assert stmt["Effect"] == "Allow"
-        # NotAction / NotResource grant everything *except* a list: never what a reviewer expects.
-        assert set(stmt) <= {"Sid", "Effect", "Action", "Resource"}, stmt
+        # NotAction / NotResource grant everything *except* a list: never what a reviewer expects. A Condition
+        # only narrows (the hub's AssumeRole: test_hub_policy_assumes_roles_only_inside_the_organization).
+        assert set(stmt) <= {"Sid", "Effect", "Action", "Resource", "Condition"}, stmt
+        assert "Condition" not in stmt or actions({"Statement": [stmt]}) == ["sts:AssumeRole"], stmt
         for action in [stmt["Action"]] if isinstance(stmt["Action"], str) else stmt["Action"]:
             assert "*" not in action and "?" not in action, f"wildcard action {action!r}"
     listed = actions(policy)
@@ -267,7 +270,22 @@ def test_hub_policy_assumes_only_the_fleet_role_and_lists_the_organization() -> 
     assert org and all(a.split(":")[1].startswith("List") and r == "*" for a, r in org.items())
     evaluator = IAMPolicy(json.dumps(hub))
     other_role = "arn:aws:iam::123456789012:role/OrganizationAccountAccessRole"
-    assert evaluator.is_action_permitted("sts:AssumeRole", other_role) != PermissionResult.PERMITTED
+    ours = {"aws:ResourceOrgID": SANDBOX_ORGANIZATION}
+    assert evaluator.is_action_permitted("sts:AssumeRole", other_role, None, ours) != PermissionResult.PERMITTED
+
+
+def test_hub_policy_assumes_roles_only_inside_the_organization() -> None:
+    hub = load_json("hub-policy.json")
+    (assume,) = [s for s in hub["Statement"] if "sts:AssumeRole" in actions({"Statement": [s]})]
+    # The placeholder to fill with the organization's id (iam/README.md); the sandbox plays that organization.
+    assert assume["Condition"] == {"StringEquals": {"aws:ResourceOrgID": SANDBOX_ORGANIZATION}}
+    assert re.fullmatch(r"o-[a-z0-9]{10,32}", SANDBOX_ORGANIZATION)  # the form AWS organization ids take
+    assert not [s for s in hub["Statement"] if s is not assume and "Condition" in s]
+    evaluator = IAMPolicy(json.dumps(hub))
+    role = f"arn:aws:iam::111122223333:role/{AwsSettings().role_name}"
+    decide = lambda org: evaluator.is_action_permitted("sts:AssumeRole", role, None, org)  # noqa: E731
+    assert decide({"aws:ResourceOrgID": SANDBOX_ORGANIZATION}) == PermissionResult.PERMITTED
+    assert decide({"aws:ResourceOrgID": OTHER_ORGANIZATION}) != PermissionResult.PERMITTED
 
 
 def fleet_aws_calls(package: Path = ROOT / "fleet") -> dict[str, set[str]]:

@@ -238,6 +238,7 @@ def parse_containerfile(text: str) -> list[Instruction]:
 
 
 BASE = re.compile(r"^(docker\.io/(library/)?)?python:3\.11(\.\d+)?-slim(-(bookworm|trixie))?(@sha256:[0-9a-f]{64})?$")
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 SECRETISH = re.compile(r"SECRET|TOKEN|KEY|PASSWORD|CREDENTIAL|AWS_", re.IGNORECASE)
 
 
@@ -265,6 +266,8 @@ def containerfile_problems(text: str) -> list[str]:
             image = next((w for w in i.args.split() if not w.startswith("--")), "")
             if not BASE.match(image):
                 problems.append(f"FROM {image}: not an explicit python 3.11 slim tag")
+            elif not DIGEST.search(image):
+                problems.append(f"FROM {image}: not pinned by digest (issue 21)")
         if i.keyword == "ADD" and re.search(r"\b(https?|git)://|git@", i.args):
             problems.append(f"ADD of a remote source: {i.args}")
         if i.keyword in {"ENV", "ARG"}:
@@ -272,6 +275,17 @@ def containerfile_problems(text: str) -> list[str]:
             problems += [f"{i.keyword} {n}: looks like a secret" for n in names if SECRETISH.search(n)]
         if i.keyword == "RUN" and re.search(r"--mount=type=secret|AWS_SECRET|aws configure", i.args):
             problems.append(f"RUN handles credentials: {i.args}")
+    for cmd in _pip_installs(ins):  # issue 21: nothing unverified from an index, in any stage
+        if "--no-cache-dir" not in shlex.split(cmd):
+            problems.append(f"pip install without --no-cache-dir: {cmd}")
+        for part in re.split(r"&&|;", cmd):
+            words = shlex.split(part)
+            if "install" not in words:
+                continue
+            hashed = "--require-hashes" in words and "-r" in words
+            own_wheel = "--no-deps" in words and any(w.endswith(".whl") for w in words)
+            if not (hashed or own_wheel):
+                problems.append(f"pip install neither hash-locked nor --no-deps of our wheel: {part.strip()}")
     installs = _pip_installs(final)
     if not installs:
         problems.append("the final stage installs nothing with pip")
@@ -281,8 +295,6 @@ def containerfile_problems(text: str) -> list[str]:
             problems.append(f"editable install: {cmd}")
         if re.search(r"\[[^\]]*\]", cmd):
             problems.append(f"installs extras: {cmd}")
-        if "--no-cache-dir" not in words:
-            problems.append(f"pip install without --no-cache-dir: {cmd}")
         if not any(w in {".", "./"} or w.endswith(".whl") for w in words):
             problems.append(f"does not install this project (. or its wheel): {cmd}")
     users = [(n, i) for n, i in enumerate(final) if i.keyword == "USER"]
@@ -343,6 +355,10 @@ def labels(text: str) -> dict[str, str]:
     return found
 
 
+# The base image's digest in the Containerfile (its header has the command that refreshes it).
+PINNED = "@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91"
+
+
 def test_containerfile_keeps_every_rule() -> None:
     assert containerfile_problems(CONTAINERFILE.read_text()) == []
 
@@ -350,8 +366,20 @@ def test_containerfile_keeps_every_rule() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "problem"),
     [
-        ("python:3.11-slim-bookworm AS build", "python:latest AS build", "not an explicit python 3.11 slim tag"),
-        ("FROM docker.io/library/python:3.11-slim-bookworm\n", "FROM python:3.12-slim\n", "not an explicit python"),
+        (
+            f"python:3.11-slim-bookworm{PINNED} AS build",
+            "python:latest AS build",
+            "not an explicit python 3.11 slim tag",
+        ),
+        (
+            f"FROM docker.io/library/python:3.11-slim-bookworm{PINNED}\n",
+            "FROM python:3.12-slim\n",
+            "not an explicit python",
+        ),
+        (f"python:3.11-slim-bookworm{PINNED}\n", "python:3.11-slim-bookworm\n", "not pinned by digest"),
+        ("--require-hashes -r /tmp/runtime.lock", "-r /tmp/runtime.lock", "neither hash-locked"),
+        ("--require-hashes -r /tmp/build.lock", "setuptools wheel", "neither hash-locked"),
+        ("--no-deps /tmp/wheels", "/tmp/wheels", "neither hash-locked"),
         ("USER 10001:10001", "USER root", "is root"),
         ("USER 10001:10001\n", "", "no USER"),
         ("/tmp/wheels/cognito_fleet-*.whl", "-e .", "editable install"),
@@ -471,7 +499,13 @@ def test_ignore_files_leave_out(path: str) -> None:
 
 
 def test_ignore_files_keep_everything_the_build_copies() -> None:
-    wanted = ["pyproject.toml", PROJECT["readme"], "Containerfile"]
+    wanted = [
+        "pyproject.toml",
+        PROJECT["readme"],
+        "Containerfile",
+        "requirements/runtime.lock",
+        "requirements/build.lock",
+    ]
     wanted += [
         p.relative_to(ROOT).as_posix()
         for p in (ROOT / "fleet").rglob("*")

@@ -127,6 +127,7 @@ def test_a_rollback_runs_as_printed_although_the_old_certificates_expire_soon(bo
 def test_a_0_1_checkpoint_is_upgraded_in_place(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint.sqlite"
     shutil.copy(DATA / "checkpoint-0.1.sqlite", path)
+    path.chmod(0o600)  # the repository's copy is 0644: a state others can read is refused (tests/test_state_files.py)
     manifest = parse(DATA / "checkpoint-0.1.manifest.csv")
     state = Checkpoint(path)
     try:

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -288,6 +289,49 @@ async def test_behind_a_proxy_the_target_is_still_verified(good: TLSFiles) -> No
         assert context.cert_store_stats()["x509_ca"] >= 1  # the CA bundle was loaded
     finally:
         await connector.close()
+
+
+async def test_a_proxy_ca_is_trusted_for_the_proxy_only(good: TLSFiles, tmp_path: Path) -> None:
+    """botocore trusts proxy_ca_bundle for the connection to the proxy; the AWS endpoint keeps its own trust."""
+    import aiohttp
+    from yarl import URL
+
+    from fleet.http import ProxyTLSConnector
+
+    proxy_ca = ThrowAwayCA().write(tmp_path / "proxy").ca
+    proxy = "https://127.0.0.1:3128"
+    session = SharedTLSSession(
+        verify=str(good.ca),
+        proxies={"https": proxy},
+        proxies_config={"proxy_ca_bundle": str(proxy_ca)},
+        max_pool_connections=2,
+    )
+    connector = session._create_connector(proxy)
+    try:
+        assert isinstance(connector, ProxyTLSConnector)
+        endpoint, to_proxy = connector._ssl, connector.proxy_ssl
+        assert endpoint.cert_store_stats()["x509_ca"] == 1  # the endpoint's CA only, not the proxy's
+        assert to_proxy.cert_store_stats()["x509_ca"] == 1 and to_proxy is not endpoint
+        pem = {c["serialNumber"] for c in endpoint.get_ca_certs()} ^ {
+            c["serialNumber"] for c in to_proxy.get_ca_certs()
+        }
+        assert len(pem) == 2  # two different CAs
+        for context in (endpoint, to_proxy):
+            assert context.check_hostname is True and context.verify_mode == ssl.CERT_REQUIRED
+        # aiohttp's private hook (3.14): the request to the proxy gets the proxy's context, the target keeps its own.
+        request = aiohttp.ClientRequest(
+            "GET", URL("https://sts.us-east-1.amazonaws.com/"), proxy=URL(proxy), ssl=endpoint, loop=asyncio_loop()
+        )
+        assert connector._update_proxy_auth_header_and_build_proxy_req(request).ssl is to_proxy
+        assert request.ssl is endpoint
+    finally:
+        await connector.close()
+
+
+def asyncio_loop() -> Any:
+    import asyncio
+
+    return asyncio.get_running_loop()
 
 
 class LineReader:

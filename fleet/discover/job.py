@@ -15,6 +15,7 @@ from fleet.discover.inputs import Account, DiscoverError, organization_accounts,
 from fleet.discover.inventory import Discoverer
 from fleet.discover.output import write_outputs
 from fleet.discover.select import Selection
+from fleet.endpoints import summary as endpoint_summary
 from fleet.engine import EngineSettings
 from fleet.hub_check import checked_hub
 from fleet.limits import Limits
@@ -50,12 +51,13 @@ def run_discovery(
     discoverer = Discoverer(calls, selection, settings.account_concurrency, page_size)
 
     async def go() -> list[Account]:
-        async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
+        async with checked_hub(settings.aws, settings.policy, clock.sleep, regions) as hub:
             hub.outages = outages
             logs.start_run(
                 run_id=settings.aws.session_name.removeprefix("cognito-fleet-"),
                 command="discover",
                 hub=hub.arn,
+                endpoints=endpoint_summary(hub.endpoints),
                 regions=list(regions),
                 source="organization" if not listed else str(accounts_file),
                 targets="map" if mapping is not None else "auto",

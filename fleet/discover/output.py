@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from fleet import manifest
+from fleet import csv_cells, manifest
 from fleet.discover.inputs import Account
 from fleet.discover.inventory import Inventory
 from fleet.discover.select import SELECTED
@@ -57,6 +57,6 @@ def write_outputs(
         writer.writeheader()
         for f in found:
             line = f.line(now)
-            writer.writerow(line)
+            writer.writerow(dict(zip(line, csv_cells.row(line.values()), strict=True)))  # AWS text stays data
             json_fh.write(json.dumps(line, separators=(",", ":")) + "\n")
     return len(rows)

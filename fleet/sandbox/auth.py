@@ -45,6 +45,10 @@ def _iam_dir() -> Path:
 
 
 IAM_DIR = _iam_dir()
+# The organization every sandbox account belongs to (but those of the knob ``outside_organization``): the
+# placeholder iam/hub-policy.json's aws:ResourceOrgID condition carries, as if it had been filled in.
+SANDBOX_ORGANIZATION = "o-exampleorgid"
+OTHER_ORGANIZATION = "o-someoneelses0"
 POLICY_FILES = {"hub": "hub-policy.json", "role": "role-policy.json"}
 MAX_SKEW = 15 * 60  # seconds: AWS refuses a signature dated further from its clock ("Signature expired")
 
@@ -136,7 +140,7 @@ class Authority:
             arn = f"arn:aws:iam::{DEFAULT_ACCOUNT}:user/{name}"
             self._identities[key] = Identity(key, creds["AWS_SECRET_ACCESS_KEY"], DEFAULT_ACCOUNT, arn, policy)
         self._signing_keys: dict[tuple[str, str, str, str], bytes] = {}
-        self._decisions: dict[tuple[str, str, str], bool] = {}
+        self._decisions: dict[tuple[str, ...], bool] = {}
         self._policies: dict[str, Any] = {}
 
     # ---- keys -------------------------------------------------------------------------------
@@ -227,17 +231,21 @@ class Authority:
         return cached
 
     # ---- policies ---------------------------------------------------------------------------
-    def authorize(self, identity: Identity, action: str, resource: str) -> None:
-        """AuthError("denied") unless the identity's policy allows ``action`` on ``resource``."""
+    def authorize(self, identity: Identity, action: str, resource: str, context: dict[str, str] | None = None) -> None:
+        """AuthError("denied") unless the identity's policy allows ``action`` on ``resource`` (``context``: the
+        request's condition keys, e.g. aws:ResourceOrgID)."""
         if identity.policy is None or action == "sts:GetCallerIdentity":  # always allowed, as in AWS
             return
-        key = (identity.policy, action, resource)
+        key = (identity.policy, action, resource, *(f"{k}={v}" for k, v in sorted((context or {}).items())))
         allowed = self._decisions.get(key)
         if allowed is None:
             from moto.iam.access_control import PermissionResult
 
             # NEUTRAL (no statement matches) is an implicit deny, as in AWS.
-            allowed = self._policy(identity.policy).is_action_permitted(action, resource) == PermissionResult.PERMITTED
+            decision = self._policy(identity.policy).is_action_permitted(
+                action, resource, incoming_condition_values=context
+            )
+            allowed = decision == PermissionResult.PERMITTED
             if len(self._decisions) > 65536:
                 self._decisions.clear()
             self._decisions[key] = allowed

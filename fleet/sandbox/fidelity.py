@@ -32,6 +32,8 @@ from fleet.preflight import covers
 from fleet.sandbox.auth import (
     DEFAULT_ACCOUNT,
     HUB_CREDENTIALS,
+    OTHER_ORGANIZATION,
+    SANDBOX_ORGANIZATION,
     AuthError,
     Authority,
     Credential,
@@ -114,9 +116,13 @@ class FidelityApp:
             identity = self._identify(environ, body, credential)
             if self.state.knobs.enforce_iam:
                 resource = resource_of(service, operation, params, identity.account, region)
-                self.authority.authorize(identity, f"{service}:{operation}", resource)
+                parts = resource.split(":")  # the account that owns the resource (an ARN's fifth field)
+                owner = parts[4] if len(parts) > 5 and parts[4] else identity.account
+                outside = owner in self.state.knobs.outside_organization
+                context = {"aws:ResourceOrgID": OTHER_ORGANIZATION if outside else SANDBOX_ORGANIZATION}
+                self.authority.authorize(identity, f"{service}:{operation}", resource, context)
                 for action, extra in also_required(service, operation, params):
-                    self.authority.authorize(identity, action, extra)
+                    self.authority.authorize(identity, action, extra, context)
         except AuthError as exc:
             self.state.count_fault(_AUTH_FAULTS[exc.reason])
             code, status = exc.code(protocol)

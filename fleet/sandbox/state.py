@@ -37,6 +37,7 @@ KNOB_HELP = {
     "propagation_delay": "seconds a domain stays UPDATING (CREATING) after a write (a create)",
     "credential_lifetime": "caps assumed-role credentials' lifetime in seconds (refresh tests)",
     "deny_accounts": "accounts whose role cannot be assumed (AccessDenied)",
+    "outside_organization": "accounts outside the sandbox's organization (the hub policy's aws:ResourceOrgID)",
     "external_ids": "account -> the ExternalId its role requires",
     "fail_domains": "domains that go FAILED, not ACTIVE, after a write",
     "write_loss_before_rate": "share of UpdateUserPoolDomain requests dropped before the change",
@@ -67,6 +68,7 @@ class Knobs:
     propagation_delay: float = 0.0  # seconds a domain stays UPDATING after a write
     credential_lifetime: float | None = None  # cap assumed-role credentials' lifetime (seconds)
     deny_accounts: set[str] = field(default_factory=set)  # AssumeRole into these is AccessDenied
+    outside_organization: set[str] = field(default_factory=set)  # accounts whose aws:ResourceOrgID is another org
     external_ids: dict[str, str] = field(default_factory=dict)  # account -> the ExternalId its role requires
     fail_domains: set[str] = field(default_factory=set)  # these go FAILED (not ACTIVE) after a write
     # Lost writes (UpdateUserPoolDomain only): the connection is reset before the change is applied, or after
@@ -89,7 +91,7 @@ class Knobs:
         for key, value in values.items():
             if not hasattr(self, key):
                 raise KeyError(f"unknown sandbox knob {key!r}")
-            if key in ("deny_accounts", "fail_domains", "edge_stuck"):
+            if key in ("deny_accounts", "fail_domains", "edge_stuck", "outside_organization"):
                 value = set(value)
             if key == "inject":
                 value = parse_injections(value)
@@ -197,6 +199,7 @@ class SandboxState:
             knobs["deny_accounts"] = sorted(self.knobs.deny_accounts)
             knobs["fail_domains"] = sorted(self.knobs.fail_domains)
             knobs["edge_stuck"] = sorted(self.knobs.edge_stuck)
+            knobs["outside_organization"] = sorted(self.knobs.outside_organization)
             return {
                 "calls": dict(self.calls),
                 "writes": dict(self.writes),
