@@ -6,10 +6,13 @@
 - ``moves``: for every (domain, target) the tool moved, the certificate the domain had before the tool first
   moved it there: every later report names it as ``previous_certificate_arn``, so rollback works from any of them.
 - ``history``: append-only, every record of every run (writes in flight included); ``runs``: one line per run.
+- ``holds`` / ``hold_log`` / the ``fleet_hold`` meta key: domains a rollback holds on their previous certificate,
+  the whole fleet held by an operator, and every hold and release (``fleet.holds``).
 - Passes: runs resume a pass until one finishes every row; the next run starts a new pass, describes every domain
   again and converges (``fleet.domain``). Any manifest may run against the state; rows new to it are new work.
 
-Schema 2; a 0.1 checkpoint (fingerprint-bound, no schema version) is upgraded in place when opened.
+Schema 3 (2 plus holds: a 0.2 tool refuses it, rather than ignore a hold); a 0.1 checkpoint (fingerprint-bound, no
+schema version) or a schema 2 one is upgraded in place when opened.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ from typing import Any
 import anyio
 
 from fleet.errors import FleetError, StateWriteError
+from fleet.holds import FleetHold, Hold
 from fleet.manifest import Row
 from fleet.outcome import DONE, OUTCOME_FIELDS, WRITTEN, Outcome, Status, utc_now
 from fleet.state_file import check_side_files, connect, open_owned, warn_if_shared_directory
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x43464C54  # "CFLT" in SQLite's header (PRAGMA application_id): this file is a cognito-fleet state
 _EXTRA = ("account_id", "region", "user_pool_id", "run_id", "pass", "drift")
 SCHEMA = """
@@ -69,6 +73,15 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 # Columns added within schema 2, on opening (additive: an older version of the tool ignores them).
 _ADDED = {"outcomes": ("edge", "edge_not_after"), "history": ("edge", "edge_not_after")}
+SCHEMA_3 = """
+CREATE TABLE IF NOT EXISTS holds (
+    domain TEXT PRIMARY KEY, certificate_arn TEXT NOT NULL, rollback_id TEXT NOT NULL, at TEXT NOT NULL, who TEXT
+);
+CREATE TABLE IF NOT EXISTS hold_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, act TEXT NOT NULL, domain TEXT, certificate_arn TEXT,
+    rollback_id TEXT, who TEXT, reason TEXT
+);
+"""
 _COLUMNS = (*OUTCOME_FIELDS, *_EXTRA)
 _QUOTED = ", ".join(f'"{c}"' for c in _COLUMNS)
 _UPSERT = f"INSERT OR REPLACE INTO outcomes ({_QUOTED}) VALUES ({', '.join('?' * len(_COLUMNS))})"
@@ -79,6 +92,22 @@ _HISTORY = (
 )
 _MOVE = "INSERT OR IGNORE INTO moves (domain, target, original, run_id, at) VALUES (?, ?, ?, ?, ?)"
 RESUME, CONVERGE = "resume", "converge"
+
+
+def _logged(
+    act: str,
+    at: str,
+    who: str,
+    domain: str | None = None,
+    certificate: str | None = None,
+    rollback_id: str | None = None,
+    reason: str | None = None,
+) -> tuple[str, tuple[object, ...]]:
+    """A line of ``hold_log``: every hold and release, kept."""
+    return (
+        "INSERT INTO hold_log (at, act, domain, certificate_arn, rollback_id, who, reason) VALUES (?,?,?,?,?,?,?)",
+        (at, act, domain, certificate, rollback_id, who, reason),
+    )
 
 
 class CheckpointError(FleetError):
@@ -202,7 +231,7 @@ class Checkpoint:
 
     # ---- schema ------------------------------------------------------------------------------------------------
     def _upgrade(self) -> None:
-        """Bring a 0.1 file (or a new one) to schema 2, in one transaction."""
+        """Bring a 0.1 file (or a new one) to schema 2, then 2 to 3, in one transaction."""
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         version = int(row[0]) if row else 1
         if version > SCHEMA_VERSION:
@@ -211,27 +240,11 @@ class Checkpoint:
             return
         with self._db:
             self._db.execute("BEGIN")
-            have = {r[1] for r in self._db.execute("PRAGMA table_info(outcomes)")}
-            for column in _EXTRA:
-                if column not in have:
-                    kind = "INTEGER NOT NULL DEFAULT 0" if column in ("pass", "drift") else "TEXT"
-                    self._db.execute(f'ALTER TABLE outcomes ADD COLUMN "{column}" {kind}')
-            for statement in SCHEMA_2.strip().split(";"):
+            if version < 2:
+                self._upgrade_0_1()
+            for statement in SCHEMA_3.strip().split(";"):
                 if statement.strip():
                     self._db.execute(statement)
-            # 0.1 knew one manifest and no passes: its rows are pass 1, and a run that was under way resumes.
-            self._db.execute('UPDATE outcomes SET "pass" = 1 WHERE "pass" = 0')
-            written = tuple(str(s) for s in WRITTEN)
-            self._db.execute(
-                "INSERT OR IGNORE INTO moves (domain, target, original, run_id, at) "
-                "SELECT domain, certificate_arn, previous_certificate_arn, '0.1', finished_at FROM outcomes "
-                f"WHERE status IN ({','.join('?' * len(written))}) AND previous_certificate_arn IS NOT NULL "
-                "AND previous_certificate_arn != certificate_arn",
-                written,
-            )
-            if self._db.execute("SELECT COUNT(*) FROM outcomes").fetchone()[0]:
-                self._db.execute("INSERT OR IGNORE INTO runs (run_id, pass, mode) VALUES ('0.1', 1, 'resume')")
-            self._db.execute("DELETE FROM meta WHERE key IN ('fingerprint', 'manifest')")
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def _add_columns(self) -> None:
@@ -245,6 +258,29 @@ class Checkpoint:
                 self._db.execute("BEGIN")
                 for table, column in missing:
                     self._db.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" TEXT')
+
+    def _upgrade_0_1(self) -> None:
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(outcomes)")}
+        for column in _EXTRA:
+            if column not in have:
+                kind = "INTEGER NOT NULL DEFAULT 0" if column in ("pass", "drift") else "TEXT"
+                self._db.execute(f'ALTER TABLE outcomes ADD COLUMN "{column}" {kind}')
+        for statement in SCHEMA_2.strip().split(";"):
+            if statement.strip():
+                self._db.execute(statement)
+        # 0.1 knew one manifest and no passes: its rows are pass 1, and a run that was under way resumes.
+        self._db.execute('UPDATE outcomes SET "pass" = 1 WHERE "pass" = 0')
+        written = tuple(str(s) for s in WRITTEN)
+        self._db.execute(
+            "INSERT OR IGNORE INTO moves (domain, target, original, run_id, at) "
+            "SELECT domain, certificate_arn, previous_certificate_arn, '0.1', finished_at FROM outcomes "
+            f"WHERE status IN ({','.join('?' * len(written))}) AND previous_certificate_arn IS NOT NULL "
+            "AND previous_certificate_arn != certificate_arn",
+            written,
+        )
+        if self._db.execute("SELECT COUNT(*) FROM outcomes").fetchone()[0]:
+            self._db.execute("INSERT OR IGNORE INTO runs (run_id, pass, mode) VALUES ('0.1', 1, 'resume')")
+        self._db.execute("DELETE FROM meta WHERE key IN ('fingerprint', 'manifest')")
 
     def _one(self, sql: str, params: tuple[object, ...] = ()) -> Any:
         return self._reader.execute(sql, params).fetchone()
@@ -385,6 +421,69 @@ class Checkpoint:
             if failure is None:
                 raise
             raise failure from None
+
+    def written_at(self, domain: str, target: str) -> str | None:
+        """When the tool last marked a write of ``domain`` to ``target`` (the in-flight mark), if it ever did."""
+        row = self._one(
+            "SELECT MAX(at) FROM history WHERE domain = ? AND certificate_after = ? AND status = ?",
+            (domain, target, str(Status.IN_FLIGHT)),
+        )
+        return None if row is None or row[0] is None else str(row[0])
+
+    # ---- holds (fleet.holds) -----------------------------------------------------------------------------------
+    def holds(self) -> dict[str, Hold]:
+        """Every domain a rollback holds on its previous certificate, by domain."""
+        cursor = self._reader.execute("SELECT domain, certificate_arn, rollback_id, at, who FROM holds")
+        return {r[0]: Hold(*r) for r in cursor}
+
+    def fleet_hold(self) -> FleetHold | None:
+        row = self._one("SELECT value FROM meta WHERE key = 'fleet_hold'")
+        return None if row is None else FleetHold(**json.loads(row[0]))
+
+    def hold_domains(self, held: Iterable[tuple[str, str]], rollback_id: str, who: str) -> None:
+        """Hold each (domain, certificate) for rollback ``rollback_id``: one transaction, logged."""
+        at = utc_now()
+        statements: list[tuple[str, tuple[object, ...]]] = []
+        for domain, certificate in held:
+            statements.append(
+                ("INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?, ?)", (domain, certificate, rollback_id, at, who))
+            )
+            statements.append(_logged("hold", at, who, domain, certificate, rollback_id))
+        self._write(statements)
+
+    def release_domains(self, domains: Iterable[str] | None, who: str) -> list[str]:
+        """Release the holds of ``domains`` (None: every one); returns the domains released."""
+        at = utc_now()
+        held = {r[0]: r for r in self._reader.execute("SELECT domain, certificate_arn, rollback_id FROM holds")}
+        released = sorted(held if domains is None else set(domains) & set(held))
+        statements: list[tuple[str, tuple[object, ...]]] = []
+        for domain in released:
+            _, certificate, rollback_id = held[domain]
+            statements.append(("DELETE FROM holds WHERE domain = ?", (domain,)))
+            statements.append(_logged("release", at, who, domain, certificate, rollback_id))
+        self._write(statements)
+        return released
+
+    def set_fleet_hold(self, who: str, reason: str | None) -> None:
+        """Hold the whole fleet (``reason``), or release it (None); logged either way."""
+        at = utc_now()
+        if reason is None:
+            self._write([("DELETE FROM meta WHERE key = 'fleet_hold'", ()), _logged("release-fleet", at, who)])
+        else:
+            value = json.dumps({"who": who, "reason": reason, "at": at})
+            self._write(
+                [
+                    ("INSERT OR REPLACE INTO meta VALUES ('fleet_hold', ?)", (value,)),
+                    _logged("hold-fleet", at, who, reason=reason),
+                ]
+            )
+
+    def hold_log(self, domain: str | None = None) -> list[dict[str, Any]]:
+        """Every hold and release (of one domain, and the fleet's, when ``domain`` is given), oldest first."""
+        where = " WHERE domain = ? OR domain IS NULL" if domain is not None else ""
+        cursor = self._reader.execute(f"SELECT * FROM hold_log{where} ORDER BY id", (domain,) if domain else ())
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, r, strict=True)) for r in cursor]
 
     # ---- history -----------------------------------------------------------------------------------------------
     def runs(self) -> list[dict[str, Any]]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import sys
 import traceback
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,8 @@ from fleet.pipeline import (
 from fleet.progress import Fanout, ProgressBar, summary_table
 from fleet.report import jsonl_path, read_report
 from fleet.retry import BackoffPolicy
-from fleet.rollback import write_rollback_manifest
+from fleet.rollback import state_of, write_rollback_manifest
+from fleet.stuck import human
 from fleet.text import printable
 
 # The defaults, in one place: the settings dataclasses.
@@ -160,7 +163,17 @@ common_options = _apply(
             show_default=True,
             help="Role assumed in each account when a row has no role_arn.",
         ),
-        click.option("--external-id", help="ExternalId for AssumeRole when a row has none."),
+        click.option(
+            "--external-id",
+            help="ExternalId for AssumeRole when a row has none (visible in `ps`: under cron prefer "
+            f"--external-id-file or ${options.EXTERNAL_ID_ENV}).",
+        ),
+        click.option(
+            "--external-id-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            callback=lambda _c, _p, v: options.secret_file(v),
+            help=f"Read the ExternalId from this file (one line; never logged) [default: ${options.EXTERNAL_ID_ENV}].",
+        ),
         click.option(
             "--session-duration",
             type=click.IntRange(900, 43200),
@@ -299,6 +312,13 @@ run_only_options = _apply(
             help="Failure budget: N rows or P% of the manifest; once exceeded no new write starts.",
         ),
         click.option(
+            "--stuck-after",
+            default=human(timedelta(seconds=ENGINE.mode.stuck_after)),
+            show_default=True,
+            callback=lambda _c, _p, v: options.duration(v),
+            help="A written domain still UPDATING this long after its write fails StuckUpdating (seconds, or 90m, 2h).",
+        ),
+        click.option(
             "--drain-seconds",
             type=click.FloatRange(0, 3600),
             default=STOP.drain_seconds,
@@ -314,8 +334,8 @@ run_only_options = _apply(
             "--yes",
             "-y",
             is_flag=True,
-            help="Do not ask before writing (on a terminal `run` shows the hub and the fleet and asks y/N; "
-            "without a terminal it never asks).",
+            help="Do not ask before writing (on a terminal `run` says how many writes in how many accounts and asks "
+            "y/N, only when there is something to write; without a terminal it never asks).",
         ),
     ]
 )
@@ -332,13 +352,18 @@ def engine_settings(opts: dict[str, Any], rows: int, run_id: str) -> EngineSetti
             endpoint_url=opts["endpoint_url"],
             insecure_endpoint=opts["insecure_endpoint"],
             role_name=opts["role_name"],
-            external_id=opts["external_id"],
+            external_id=options.external_id(opts["external_id"], opts["external_id_file"], os.environ),
             session_name=f"cognito-fleet-{run_id}",
             session_duration=opts["session_duration"],
             pool_connections=call_ceiling(opts["concurrency"]),
         ),
         # `run`'s own options; `plan` and `discover` keep the defaults.
-        mode=Mode(wait=opts["wait"], wait_timeout=opts["wait_timeout"], wait_interval=opts["wait_interval"])
+        mode=Mode(
+            wait=opts["wait"],
+            wait_timeout=opts["wait_timeout"],
+            wait_interval=opts["wait_interval"],
+            stuck_after=opts["stuck_after"],
+        )
         if "wait" in opts
         else ENGINE.mode,
         min_validity_days=opts["min_validity_days"],
@@ -379,13 +404,20 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
             checkpoint, report = opts["checkpoint"] or default_checkpoint, opts["report"] or default_report
             approve = None if opts["yes"] or not _interactive() else _ask
             result = migrate(parsed, checkpoint, report, settings, observer, policy, run_id=run_id, approve=approve)
+    if result.fleet_held:  # nothing was called: one line, exit 0
+        logs.say(result.fleet_held, held=True, checkpoint=str(result.checkpoint))
+        sys.exit(result.exit_code)
     by_code, by_account = failures_of(result.report)
     logs.finish_run(
         result.exit_code,
         counts=dict(result.counts),
         throttles=row_logger.throttles,
         failures=dict(by_code),
+        failures_before_write=dict(result.tally.before_write),
+        failures_after_write=dict(result.tally.after_write),
         failed_accounts=dict(by_account),
+        canary=result.tally.notes or None,
+        pending=[{"domain": d, "age_s": round(a)} for d, a in result.pending[:20]] or None,
         drift=result.drift,
         stop_reason=result.stopped,
         report=str(result.report),
@@ -406,14 +438,15 @@ def _interactive() -> bool:
 
 
 def _ask(info: dict[str, object]) -> bool:
-    """Show who is about to write what, and ask y/N (default no)."""
+    """Show who is about to write what (the writes a plan found), and ask y/N (default no)."""
     regions = info["regions"]
     endpoints: dict[str, dict[str, str]] = info["endpoints"]  # type: ignore[assignment]
     where = "".join(f"\n  {label}: {e['url']} ({e['source']})" for label, e in endpoints.items())
     click.echo(
         printable(
             f"About to write as {info['hub']}:\n"
-            f"  {info['rows']} domains in {info['accounts']} accounts, regions {', '.join(map(str, regions))}"  # type: ignore[call-overload]
+            f"  {info['writes']} writes in {info['write_accounts']} accounts "
+            f"(of {info['rows']} domains in {info['accounts']} accounts, regions {', '.join(map(str, regions))})"  # type: ignore[call-overload]
             f"\n  manifest {info['manifest']}\ncalls go to:{where}",
             newlines=True,
         ),
@@ -568,17 +601,93 @@ def discover(
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="The migration's manifest, to carry its role_arn / external_id columns over.",
 )
-def rollback(report: Path, out: Path, original: Path | None) -> None:
-    """Write a manifest that puts every updated/pending/verified domain of REPORT back on its previous
-    certificate. Running it is an ordinary `run` (with its own checkpoint)."""
-    count = write_rollback_manifest(report, out, original)
-    click.echo(f"{out}: {count} domains back to their previous certificates; next: cognito-fleet run {out}")
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The forward runs' state (--checkpoint) [default: beside REPORT (NAME.checkpoint.sqlite), or beside "
+    "--manifest]",
+)
+def rollback(report: Path, out: Path, original: Path | None, state: Path | None) -> None:
+    """Write a manifest that puts every domain the tool wrote (per REPORT and its state, whatever the row's status)
+    back on its previous certificate, and hold those domains in the state: forward runs report them `held` until
+    `cognito-fleet release`. Running the manifest is an ordinary `run` (with its own checkpoint)."""
+    state_path = state_of(report, original, state)
+    done = write_rollback_manifest(report, out, original, state_path)
+    statuses = ", ".join(f"{k}={v}" for k, v in sorted(done.by_status.items()))
+    click.echo(f"{out}: {len(done.rows)} domains back to their previous certificates ({statuses})")
+    click.echo(
+        f"held in {state_path} by {done.rollback_id}: forward runs leave them alone until "
+        f"cognito-fleet release {state_path} --all (or --domain D)"
+    )
+    for missed in done.missed:
+        click.echo(f"not covered: {missed}")
+    click.echo(f"next: cognito-fleet run {out}")
+
+
+@main.command("hold")
+@click.argument("state", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--reason", required=True, help="Why (shown by every held run, with who held it and when).")
+def hold_command(state: Path, reason: str) -> None:
+    """Hold the whole fleet of STATE: every run on it exits 0 at once, calling and writing nothing, until
+    `cognito-fleet release STATE`. Stops cron during an incident without editing crontabs."""
+    from fleet.checkpoint import Checkpoint
+    from fleet.holds import who
+
+    if not reason.strip():
+        raise click.BadParameter("must say why", param_hint="--reason")
+    checkpoint = Checkpoint(state, create=False)
+    try:
+        checkpoint.set_fleet_hold(who(), reason.strip())
+        held = checkpoint.fleet_hold()
+    finally:
+        checkpoint.close()
+    assert held is not None
+    click.echo(f"{state}: the fleet is held by {held.who} since {held.at} ({held.reason}); a run in progress goes on")
+
+
+@main.command("release")
+@click.argument("state", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--domain", "domains", multiple=True, help="Release this domain's rollback hold (repeatable).")
+@click.option("--all", "everything", is_flag=True, help="Release every rollback hold and the fleet hold.")
+def release_command(state: Path, domains: tuple[str, ...], everything: bool) -> None:
+    """Let forward runs move held domains again (--domain D, --all), or lift the fleet hold (no option).
+    Recorded in the state's history."""
+    from fleet.checkpoint import Checkpoint
+    from fleet.holds import who
+
+    if domains and everything:
+        raise click.UsageError("give --domain or --all, not both")
+    checkpoint = Checkpoint(state, create=False)
+    try:
+        unknown = sorted(set(domains) - set(checkpoint.holds()))
+        if unknown:
+            raise ReleaseError(f"{state}: not held: {', '.join(unknown)}; nothing released")
+        me = who()
+        if domains or everything:
+            released = checkpoint.release_domains(None if everything else domains, me)
+            click.echo(f"{state}: released {len(released)} domains; the next run moves them forward")
+        if not domains:
+            if checkpoint.fleet_hold() is not None:
+                checkpoint.set_fleet_hold(me, None)
+                click.echo(f"{state}: the fleet hold is lifted; the next run goes on")
+            elif not everything:
+                click.echo(f"{state}: the fleet was not held (domain holds: release --domain D or --all)")
+    finally:
+        checkpoint.close()
+
+
+class ReleaseError(FleetError):
+    """A release names a domain that is not held: nothing is released."""
+
+
+class UnknownRun(FleetError):
+    """`history --run` of a run the state does not know."""
 
 
 @main.command("history")
 @click.argument("states", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--domain", help="The history of this domain: every record of every run, writes in flight included.")
-@click.option("--run", "run_id", help="The records of this run.")
+@click.option("--run", "run_id", help="The records of this run (exit 2 when the state does not know it).")
 @click.option(
     "--report",
     "out",
@@ -586,30 +695,36 @@ def rollback(report: Path, out: Path, original: Path | None) -> None:
     help="With --run: write that run's report again (CSV, JSON Lines beside it).",
 )
 def history_command(states: tuple[Path, ...], domain: str | None, run_id: str | None, out: Path | None) -> None:
-    """Show what state files (--checkpoint; several: the shards of a fleet) know: their runs; a domain's or a run's
-    history; a past report."""
+    """Show what state files (--checkpoint; several: the shards of a fleet) know: their runs, holds and releases; a
+    domain's or a run's history; a past report."""
     from fleet.checkpoint import Checkpoint
-    from fleet.history import history_lines, rewrite_report, runs_table
+    from fleet.history import history_lines, holds_lines, rewrite_report, runs_table
 
     if out is not None and run_id is None:
         raise click.UsageError("--report goes with --run RUN_ID")
     if out is not None and len(states) > 1:
         raise click.UsageError("--run RUN_ID --report takes one state file (a run belongs to one)")
     found = False
-    for state in states:
-        checkpoint = Checkpoint(state, create=False)  # read it; never create one
-        try:
+    checkpoints = [Checkpoint(state, create=False) for state in states]  # read them; never create one
+    try:
+        if run_id is not None and not any(run_id in {r["run_id"] for r in c.runs()} for c in checkpoints):
+            where = " ".join(str(s) for s in states)
+            raise UnknownRun(f"{where}: no run {run_id!r} (its runs: cognito-fleet history {where})")
+        for state, checkpoint in zip(states, checkpoints, strict=True):
             if out is not None and run_id is not None:
                 count = rewrite_report(checkpoint, run_id, out)
                 click.echo(f"{out}: {count} domains of run {run_id} (and {jsonl_path(out)})")
                 return
             lines = history_lines(checkpoint, domain, run_id) if domain or run_id else runs_table(checkpoint)
+            if not run_id:
+                lines += holds_lines(checkpoint, domain)
             if len(states) > 1 and lines:
                 click.echo(f"== {state}")
             for line in lines:
                 click.echo(printable(line))  # the state's text came from AWS and manifests
             found = found or bool(lines)
-        finally:
+    finally:
+        for checkpoint in checkpoints:
             checkpoint.close()
     if not found:
         click.echo("nothing recorded" + (f" for {domain or run_id}" if domain or run_id else ""))

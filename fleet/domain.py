@@ -22,6 +22,8 @@ from fleet.outcome import Outcome, Status, stamp
 from fleet.preflight import CertificateChecks
 from fleet.retry import AttemptCounter, Failure, classify
 from fleet.stop import StopRequested
+from fleet.stuck import DEFAULT_STUCK_AFTER
+from fleet.stuck import check as check_stuck
 
 ACTIVE, FAILED = "ACTIVE", "FAILED"
 # What the state may last have seen of a domain on its target: found off it now, it drifted.
@@ -34,6 +36,7 @@ class Mode:
     wait: bool = False  # after a write, poll until ACTIVE on the new certificate
     wait_timeout: float = 3600.0
     wait_interval: float = 15.0  # first poll interval; grows x1.5 up to 60 s
+    stuck_after: float = DEFAULT_STUCK_AFTER  # a written domain still UPDATING this long after its write fails
 
 
 @dataclass(slots=True)
@@ -175,6 +178,8 @@ async def _settle(
             raise RowFailed("DomainFailed", f"Cognito reports {row.domain!r} FAILED after the certificate change")
         remaining = deadline - clock.monotonic()
         if not ctx.mode.wait or remaining <= 0 or ctx.stopping:
+            written_at = ctx.checkpoint.written_at(row.domain, row.certificate_arn)
+            check_stuck(row.domain, "still UPDATING", written_at, clock.now(), ctx.mode.stuck_after)
             return Status.PENDING
         await clock.sleep(min(interval, remaining))
         interval = min(interval * 1.5, 60.0)
@@ -222,6 +227,10 @@ async def _at_edge(
         outcome.error_message = f"Cognito says ACTIVE, but the edge still serves {what}"
         remaining = deadline - clock.monotonic()
         if not ctx.mode.wait or remaining <= 0 or ctx.stopping:
+            written_at = ctx.checkpoint.written_at(row.domain, row.certificate_arn)
+            check_stuck(
+                row.domain, f"ACTIVE but its edge still serves {what}", written_at, clock.now(), ctx.mode.stuck_after
+            )
             return Status.PENDING
         await clock.sleep(min(interval, remaining))
         interval = min(interval * 1.5, 60.0)
@@ -282,7 +291,7 @@ async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outco
         outcome.cloudfront_domain = description.get("CloudFrontDistribution")
         if current == row.certificate_arn:
             if original and original != current and not ctx.mode.plan:
-                outcome.previous_certificate_arn = original
+                outcome.previous_certificate_arn, outcome.after_write = original, True  # the tool's write
                 outcome.status = await _settle(ctx, row, counter, description.get("Status"), outcome, last)
             elif description.get("Status") == FAILED:
                 raise RowFailed("DomainFailed", f"Cognito reports {row.domain!r} FAILED")
@@ -335,6 +344,7 @@ async def _write(
         return {"CloudFrontDomain": seen.get("CloudFrontDistribution"), "Status": seen.get("Status")}
 
     async def mark_in_flight() -> None:
+        outcome.after_write = True  # from here on a failure is the write's: the failure budget counts it
         await ctx.checkpoint.record(
             Outcome(
                 domain=row.domain,
@@ -343,6 +353,7 @@ async def _write(
                 previous_certificate_arn=current,
                 attempts=counter.attempts,
                 started_at=outcome.started_at,
+                finished_at=ctx.now(),  # the write's time on the run's clock: --stuck-after counts from it
                 drift=outcome.drift,
             ),
             row,

@@ -2,13 +2,15 @@
 
 Per account: AssumeRole once, then every row of every region through that account's clients and
 rate limits; outcomes go straight to the checkpoint, so memory holds only the accounts in progress.
-With a canary, a few rows (in distinct accounts) go first and must end verified before the rest start.
+With a canary, a few rows (in distinct accounts) go first and must end verified before the rest start; rows that
+fail before any write never block the fleet (they neither are canaries nor spend the failure budget).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,7 @@ from fleet.credentials import AccountSession, AwsSettings, Hub
 from fleet.domain import Mode, RowContext, migrate_row
 from fleet.edge import EdgeChecker, EdgeSettings
 from fleet.errors import StateWriteError
+from fleet.holds import Hold
 from fleet.limits import DEFAULT_RATE_PER_ACCOUNT, Limits
 from fleet.manifest import Row, group_by
 from fleet.outage import DEFAULT_PATIENCE, OutageEvent, Outages
@@ -30,7 +33,7 @@ from fleet.preflight import DEFAULT_MIN_VALIDITY_DAYS, CertificateChecks
 from fleet.retry import BackoffPolicy, Failure
 from fleet.stop import Stop
 
-CANARY_OK = frozenset({Status.VERIFIED, Status.UNCHANGED})
+CANARY_OK = frozenset({Status.VERIFIED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +67,17 @@ class Observer:
         """Called when an endpoint stops answering connections, and when it answers again."""
 
 
-def pick_canaries(rows: Sequence[Row], count: int) -> list[Row]:
-    """The first row of each of the first ``count`` accounts, in manifest order."""
-    return [group[0] for group in list(group_by(rows, "account_id").values())[:count]]
+@dataclass(slots=True)
+class Tally:
+    """What a run's summary needs beyond the report: its failures by kind and code, and what the canary noted.
+
+    Only failures after a write (the write failed, or the domain went FAILED, changed or stuck after it) spend the
+    failure budget; failures before any write (pre-flight, describe, AssumeRole) fail their rows and nothing else.
+    """
+
+    after_write: collections.Counter[str] = field(default_factory=collections.Counter)
+    before_write: collections.Counter[str] = field(default_factory=collections.Counter)
+    notes: list[str] = field(default_factory=list)
 
 
 async def run_rows(
@@ -77,10 +88,11 @@ async def run_rows(
     observer: Observer | None = None,
     clock: Clock | None = None,
     stop: Stop | None = None,
-) -> None:
-    """Migrate every row the state does not count as done in this pass, until done or asked to stop."""
+) -> Tally:
+    """Migrate every row the state does not count as done in this pass, until done or asked to stop.
+
+    Rows that a rollback holds on another certificate are recorded ``held`` first, without any call."""
     stop = stop or Stop()
-    todo = [r for r in rows if not checkpoint.is_done(r, checkpoint.stored(r.domain))]
     limits = Limits(settings.concurrency, settings.rate_per_account)
     clock = clock or SystemClock()
     observer = observer or Observer()
@@ -88,29 +100,35 @@ async def run_rows(
     calls = Calls(limits, settings.policy, clock, stop, outages)
     hub.outages = outages
     runner = _Runner(checkpoint, settings, observer, calls)
-    if settings.canary and not settings.mode.plan:
-        canaries = pick_canaries(todo, settings.canary)
-        await runner.run(hub, canaries, dataclasses.replace(settings.mode, wait=True))
+    holds = checkpoint.holds()
+    held = [(r, h) for r in rows if (h := holds.get(r.domain)) is not None and h.certificate_arn != r.certificate_arn]
+    if held:
+        async with anyio.create_task_group() as tg:  # concurrently: the records share commits
+            for row, hold in held:
+                tg.start_soon(runner.held, row, hold)
+    todo = [
+        r for r in rows if r.domain not in runner.recorded and not checkpoint.is_done(r, checkpoint.stored(r.domain))
+    ]
+    if settings.canary and not settings.mode.plan and runner.state_error is None:
+        canaried = await runner.canaries(hub, todo, settings.canary)
         if runner.state_error is not None:
             raise runner.state_error
-        for row in canaries:
-            outcome = checkpoint.get(row.domain)
-            if outcome is None or outcome.status not in CANARY_OK:
-                what = f"{outcome.status} {outcome.error_code or ''}".strip() if outcome else "not finished"
-                stop.request(f"canary failed: {row.domain} ended {what}", abort=True)
-                return
-        picked = {r.domain for r in canaries}
-        todo = [r for r in todo if r.domain not in picked]
-    await runner.run(hub, todo, settings.mode)
+        if not canaried:
+            return runner.tally
+        todo = [r for r in todo if r.domain not in runner.recorded]
+    if runner.state_error is None:
+        await runner.run(hub, todo, settings.mode)
     if runner.state_error is not None:
         raise runner.state_error
+    return runner.tally
 
 
 class _Runner:
     def __init__(self, checkpoint: Checkpoint, settings: EngineSettings, obs: Observer, calls: Calls) -> None:
         self.checkpoint, self.settings, self.obs, self.calls = checkpoint, settings, obs, calls
         self.clock, self.stop = calls.clock, calls.stop
-        self.failures = 0
+        self.tally = Tally()
+        self.recorded: set[str] = set()  # domains with an outcome of this run
         self.state_error: StateWriteError | None = None  # the first record that could not be written
         # One checker for the run: its limiter bounds handshakes in flight over every account.
         self.edge = EdgeChecker(settings.edge, self.clock) if settings.edge.check else None
@@ -124,11 +142,70 @@ class _Runner:
 
     async def run(self, hub: Hub, rows: Sequence[Row], mode: Mode) -> None:
         async def work(session: AccountSession, group: list[Row]) -> None:
-            await self._regions(session, group, mode)
+            contexts = await self._contexts(session, group, mode)
+            async with anyio.create_task_group() as tg:
+                for row in group:
+                    tg.start_soon(self._row, contexts[row.region], row)
 
+        await self._accounts(hub, group_by(rows, "account_id").values(), work)
+
+    async def canaries(self, hub: Hub, rows: Sequence[Row], count: int) -> bool:
+        """Per account, in manifest order, the first row that gets written (or was, by an earlier run: then it is
+        described) is the account's canary, and is waited for. Rows that fail before any write, rows already on
+        their target, and accounts whose role cannot be assumed are recorded as they end and passed over (noted,
+        not a canary failure). Accounts are taken until ``count`` canaries are verified or none is left. False
+        when a canary did not end verified: the run is stopped."""
+        groups = list(group_by(rows, "account_id").values())
+        mode = dataclasses.replace(self.settings.mode, wait=True)
+        picked: dict[str, Row] = {}
+
+        async def work(session: AccountSession, group: list[Row]) -> None:
+            contexts = await self._contexts(session, group, mode)
+            for row in group:
+                outcome = await self._row(contexts[row.region], row)
+                if outcome is None:
+                    return  # the run is stopping
+                if outcome.status is not Status.UNCHANGED and (
+                    outcome.status is not Status.FAILED or outcome.after_write
+                ):
+                    picked[row.account_id] = row
+                    return
+
+        verified, taken = 0, 0
+        while verified < count and taken < len(groups) and not self.stop.requested:
+            wave = groups[taken : taken + count - verified]
+            taken += len(wave)
+            await self._accounts(hub, wave, work)
+            for group in wave:
+                canary = picked.get(group[0].account_id)
+                if canary is None:
+                    if not self.stop.requested:
+                        self.tally.notes.append(self._no_canary(group))
+                    continue
+                outcome = self.checkpoint.get(canary.domain)
+                if outcome is None or outcome.status not in CANARY_OK:
+                    what = f"{outcome.status} {outcome.error_code or ''}".strip() if outcome else "not finished"
+                    self.stop.request(f"canary failed: {canary.domain} ended {what}", abort=True)
+                    return False
+                verified += 1
+        return True
+
+    def _no_canary(self, group: list[Row]) -> str:
+        """Why an account gave no canary: what its rows ended as (before any write)."""
+        ended = collections.Counter(
+            f"{o.status}" + (f" {o.error_code}" if o.error_code else "")
+            for r in group
+            if (o := self.checkpoint.get(r.domain)) is not None and r.domain in self.recorded
+        )
+        what = ", ".join(f"{n} {k}" for k, n in sorted(ended.items())) or "nothing recorded"
+        return f"canary: account {group[0].account_id} has no row to write ({what}); no canary there, not a failure"
+
+    async def _accounts(
+        self, hub: Hub, groups: Iterable[list[Row]], work: Callable[[AccountSession, list[Row]], Awaitable[None]]
+    ) -> None:
         await each_account(
             hub,
-            group_by(rows, "account_id").values(),
+            groups,
             lambda group: Target(group[0].account_id, group[0].role_arn, group[0].external_id),
             work,
             self._unreachable,
@@ -137,12 +214,37 @@ class _Runner:
         )
 
     def _done(self, row: Row, outcome: Outcome, seconds: float) -> None:
+        self.recorded.add(row.domain)
         self.obs.row_done(row, outcome, seconds)
-        if outcome.status is Status.FAILED:
-            self.failures += 1
-            budget = self.settings.max_failures
-            if budget is not None and self.failures > budget:
-                self.stop.request(f"failure budget exceeded: {self.failures} rows failed (budget {budget})", abort=True)
+        if outcome.status is not Status.FAILED:
+            return
+        code = outcome.error_code or "unknown"
+        if not outcome.after_write:
+            self.tally.before_write[code] += 1
+            return
+        self.tally.after_write[code] += 1
+        failed, budget = sum(self.tally.after_write.values()), self.settings.max_failures
+        if budget is not None and failed > budget:
+            self.stop.request(f"failure budget exceeded: {failed} written rows failed (budget {budget})", abort=True)
+
+    async def held(self, row: Row, hold: Hold) -> None:
+        """A domain a rollback holds on its previous certificate: recorded ``held``, nothing called."""
+        moment = stamp(self.clock.now())
+        outcome = Outcome(
+            domain=row.domain,
+            status=Status.HELD,
+            certificate_arn=row.certificate_arn,
+            previous_certificate_arn=hold.certificate_arn,
+            error_message=hold.message(self.checkpoint.path),
+            started_at=moment,
+            finished_at=moment,
+        )
+        try:
+            await self.checkpoint.record(outcome, row)
+        except StateWriteError as exc:
+            self._cannot_record(exc)
+            return
+        self._done(row, outcome, 0.0)
 
     async def _unreachable(self, rows: list[Row], failure: Failure) -> None:
         """The account's role could not be assumed: fail its rows, keep going."""
@@ -164,37 +266,38 @@ class _Runner:
                 return
             self._done(row, outcome, 0.0)
 
-    async def _regions(self, session: AccountSession, rows: list[Row], mode: Mode) -> None:
-        # Certificates belong to the account: checked once per account and run.
+    async def _contexts(self, session: AccountSession, rows: list[Row], mode: Mode) -> dict[str, RowContext]:
+        """One context per region of the account's rows; certificates belong to the account: checked once per
+        account and run."""
         certificates = CertificateChecks(self.settings.min_validity_days, self.clock.now)
         acm_limits = self.calls.limits.for_region()
 
         async def acm() -> Any:
             return await session.client("acm", "us-east-1")
 
-        async with anyio.create_task_group() as tg:
-            for region, region_rows in group_by(rows, "region").items():
-                ctx = RowContext(
-                    cognito=await session.client("cognito-idp", region),
-                    acm=acm,
-                    calls=self.calls,
-                    region_limits=self.calls.limits.for_region(),
-                    acm_limits=acm_limits,
-                    certificates=certificates,
-                    checkpoint=self.checkpoint,
-                    mode=mode,
-                    edge=self.edge,
-                    on_retry=self.obs.retry,
-                )
-                for row in region_rows:
-                    tg.start_soon(self._row, ctx, row)
+        return {
+            region: RowContext(
+                cognito=await session.client("cognito-idp", region),
+                acm=acm,
+                calls=self.calls,
+                region_limits=self.calls.limits.for_region(),
+                acm_limits=acm_limits,
+                certificates=certificates,
+                checkpoint=self.checkpoint,
+                mode=mode,
+                edge=self.edge,
+                on_retry=self.obs.retry,
+            )
+            for region in group_by(rows, "region")
+        }
 
-    async def _row(self, ctx: RowContext, row: Row) -> None:
+    async def _row(self, ctx: RowContext, row: Row) -> Outcome | None:
         t0 = self.clock.monotonic()
         try:
             outcome = await migrate_row(ctx, row, self.checkpoint.stored(row.domain))
         except StateWriteError as exc:
             self._cannot_record(exc)
-            return
+            return None
         if outcome is not None:
             self._done(row, outcome, self.clock.monotonic() - t0)
+        return outcome

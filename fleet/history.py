@@ -67,3 +67,25 @@ def _report_line(line: dict[str, Any]) -> dict[str, object]:
         "edge": line.get("edge"),
         "edge_not_after": line.get("edge_not_after"),
     }
+
+
+def holds_lines(state: Checkpoint, domain: str | None = None) -> list[str]:
+    """Every hold and release (a domain's and the fleet's, when ``domain`` is given), oldest first; and who holds
+    what now."""
+    out = []
+    for act in state.hold_log(domain):
+        what = act["domain"] or "the fleet"
+        detail = f" on {act['certificate_arn']} by {act['rollback_id']}" if act["rollback_id"] else ""
+        reason = f" ({act['reason']})" if act["reason"] else ""
+        out.append(f"{act['at']}  {act['act']}  {what}{detail}{reason}  by {act['who'] or '?'}")
+    fleet = state.fleet_hold()
+    if fleet is not None and domain is None:
+        out.append(f"now: the fleet is held by {fleet.who} since {fleet.at} ({fleet.reason})")
+    holds = state.holds()
+    held = [domain] if domain in holds else [] if domain else sorted(holds)
+    if held:
+        out.append(
+            f"now held by a rollback: {len(held)} domains"
+            + (f" ({', '.join(held[:5])}…)" if len(held) > 5 else f" ({', '.join(held)})")
+        )
+    return out

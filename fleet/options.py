@@ -1,7 +1,9 @@
-"""Option values the commands share: comma lists, the failure budget, the shard (click's BadParameter on error)."""
+"""Option values the commands share: comma lists, the failure budget, the shard, the external id, durations
+(click's BadParameter on error)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -62,3 +64,44 @@ def failure_budget(value: str | None, rows: int) -> int | None:
     if value.endswith("%"):
         return int(rows * float(value[:-1]) / 100)
     return int(value)
+
+
+EXTERNAL_ID_ENV = "COGNITO_FLEET_EXTERNAL_ID"
+
+
+def secret_file(value: Path | None) -> str | None:
+    """--external-id-file: the file's first line (a trailing newline is not part of it); its content never goes
+    into a message."""
+    if value is None:
+        return None
+    try:
+        text = value.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or type(exc).__name__
+        raise click.BadParameter(f"{value}: cannot read: {why}") from None
+    if not text or "\n" in text:
+        raise click.BadParameter(f"{value}: must hold the external id on one line ({'empty' if not text else 'lines'})")
+    return text
+
+
+def external_id(given: str | None, from_file: str | None, environ: Mapping[str, str]) -> str | None:
+    """The ExternalId: --external-id, else --external-id-file, else $COGNITO_FLEET_EXTERNAL_ID (the last two keep
+    it out of `ps` and the crontab)."""
+    if given and from_file:
+        raise click.UsageError("give one of --external-id and --external-id-file")
+    return given or from_file or environ.get(EXTERNAL_ID_ENV) or None
+
+
+def duration(value: str | float | None) -> float | None:
+    """--stuck-after: seconds, or a number with s, m or h (90m, 2h)."""
+    if value is None or isinstance(value, float | int):
+        return None if value is None else float(value)
+    text = value.strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:])
+    try:
+        seconds = float(text[:-1] if scale else text) * (scale or 1)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration (7200, 90m, 2h)") from None
+    if seconds <= 0:
+        raise click.BadParameter(f"{value!r} must be more than 0")
+    return seconds

@@ -15,12 +15,13 @@ class Status(StrEnum):
     VERIFIED = "verified"  # written, and Cognito reports it ACTIVE on the new certificate
     FAILED = "failed"  # see error_code / error_message; retried on the next run
     SKIPPED = "skipped"  # not attempted (the run stopped before reaching it; error_message says why)
+    HELD = "held"  # not attempted: held on its previous certificate by a rollback until released (fleet/holds.py)
     IN_FLIGHT = "in_flight"  # checkpoint only: a write was about to be sent
 
 
 DONE = frozenset({Status.UNCHANGED, Status.VERIFIED, Status.UPDATED})  # never called again
 WRITTEN = frozenset({Status.UPDATED, Status.PENDING, Status.VERIFIED})  # rollback candidates
-SUCCESS = DONE | {Status.PENDING, Status.PLANNED}  # exit code 0 when every row is one of these
+SUCCESS = DONE | {Status.PENDING, Status.PLANNED, Status.HELD}  # exit code 0 when every row is one of these
 
 
 @dataclass(slots=True)
@@ -38,6 +39,9 @@ class Outcome:
     edge: str | None = None  # what the domain's edge served (fleet.edge.Edge), None where not checked
     edge_not_after: str | None = None  # NotAfter of the certificate the edge served
     drift: bool = False  # seen moved off its target by someone else (and written again): not a stored column
+    # The row got as far as a write (this run, or the tool's earlier write it found): a failure now is what the
+    # failure budget and the canary exist for; before a write (pre-flight, access) it is not. Not stored.
+    after_write: bool = False
 
     def as_dict(self) -> dict[str, object]:
         d = {name: getattr(self, name) for name in OUTCOME_FIELDS}  # flat: no deep copy as asdict() makes
@@ -45,7 +49,7 @@ class Outcome:
         return d
 
 
-OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome) if f.name != "drift")
+OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome) if f.name not in ("drift", "after_write"))
 
 
 def stamp(moment: datetime) -> str:

@@ -11,7 +11,7 @@ import signal
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -22,8 +22,9 @@ from fleet.clock import Clock, SystemClock
 from fleet.credentials import Hub
 from fleet.domain import Mode
 from fleet.endpoints import summary
-from fleet.engine import EngineSettings, Observer, run_rows
+from fleet.engine import EngineSettings, Observer, Tally, run_rows
 from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, EXIT_RESUMABLE, FleetError, reduce_group
+from fleet.holds import Hold
 from fleet.hub_check import checked_hub
 from fleet.lock import CheckpointLock
 from fleet.manifest import Manifest, Row, RowFilter, parse
@@ -31,6 +32,7 @@ from fleet.outcome import SUCCESS, Status
 from fleet.report import EdgeTally, jsonl_path, summary_line, write_report
 from fleet.shard import Shard
 from fleet.stop import Stop
+from fleet.stuck import age, human
 
 
 def default_paths(manifest: str | Path, shard: Shard | None = None) -> tuple[Path, Path]:
@@ -72,14 +74,45 @@ class RunResult:
     drift: int = 0  # domains found moved off their target by someone else, and written again
     run_id: str = ""
     edges: EdgeTally | None = None  # the report's edge column; None: --no-edge-check
+    tally: Tally = dataclasses.field(default_factory=Tally)
+    fleet_held: str | None = None  # the state's fleet hold: nothing was called (the one line to print)
+    pending: tuple[tuple[str, float], ...] = ()  # pending rows' (domain, seconds since the write), oldest first
+    stuck_after: float | None = None
 
     def lines(self, read_only: bool = False) -> list[str]:
         """What `run` and `plan` print at the end: why it stopped early, the counts, where the files are."""
+        if self.fleet_held:
+            return [self.fleet_held]
         out = []
         if self.stopped:
             hint = "" if self.aborted else "; rerun the same command to resume"
             out.append(f"stopped early ({self.stopped}){hint}")
         out.append(summary_line(self.counts))
+        out.extend(self.tally.notes)
+        before, after = self.tally.before_write, self.tally.after_write
+        if before:
+            out.append(
+                f"failed before any write (pre-flight, access; not counted against the failure budget): "
+                f"{sum(before.values())} ({_codes(before)})"
+            )
+        if after:
+            out.append(
+                f"failed after a write (the failure budget counts these): {sum(after.values())} ({_codes(after)})"
+            )
+        if self.counts[str(Status.HELD)]:
+            out.append(
+                f"held: {self.counts[str(Status.HELD)]} domains stay on their previous certificate by a rollback "
+                f"(see the report; to move them forward: cognito-fleet release {self.checkpoint} --domain D | --all)"
+            )
+        if self.pending:
+            domain, seconds = self.pending[0]
+            limit = (
+                f"; still UPDATING after {_span(self.stuck_after)} they fail StuckUpdating" if self.stuck_after else ""
+            )
+            out.append(
+                f"pending: {len(self.pending)} domains still distributing; oldest written {_span(seconds)} ago "
+                f"({domain}){limit}"
+            )
         if self.drift:
             out.append(f"drift: {self.drift} domains had been moved off their target by someone else: written again")
         out += self.edge_lines(read_only)
@@ -110,10 +143,34 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
+        if self.fleet_held:
+            return EXIT_OK
         if self.stopped and not self.aborted and self.counts[str(Status.SKIPPED)]:
             return EXIT_RESUMABLE
         ok = sum(self.counts[str(s)] for s in SUCCESS)
         return EXIT_OK if ok == sum(self.counts.values()) else EXIT_FAILED_ROWS
+
+
+def _codes(counts: collections.Counter[str]) -> str:
+    return ", ".join(f"{code}={n}" for code, n in counts.most_common())
+
+
+def _span(seconds: float | None) -> str:
+    return human(timedelta(seconds=seconds or 0))
+
+
+def pending_ages(rows: Sequence[Row], checkpoint: Checkpoint, now: datetime) -> tuple[tuple[str, float], ...]:
+    """Rows that ended ``pending`` in this pass, with the time since the tool's write, oldest first."""
+    ages = []
+    for row in rows:
+        stored = checkpoint.stored(row.domain)
+        if stored is None or stored.pass_ != checkpoint.pass_ or stored.outcome.status is not Status.PENDING:
+            continue
+        if stored.outcome.certificate_arn != row.certificate_arn:
+            continue
+        waited = age(checkpoint.written_at(row.domain, row.certificate_arn), now)
+        ages.append((row.domain, waited.total_seconds() if waited else 0.0))
+    return tuple(sorted(ages, key=lambda a: -a[1]))
 
 
 def run_info(
@@ -178,14 +235,14 @@ async def supervise(
     policy: StopPolicy,
     stop: Stop,
     clock: Clock,
-) -> None:
+) -> Tally:
     """Run the engine; on SIGTERM/SIGINT or the deadline stop starting rows, drain, then cancel.
 
     A second signal cancels at once. Cancelling never corrupts the checkpoint: each record is one SQLite
     transaction that its worker thread finishes even when the awaiting task is cancelled.
     """
     try:
-        await _supervise(rows, checkpoint, settings, hub, observer, policy, stop, clock)
+        return await _supervise(rows, checkpoint, settings, hub, observer, policy, stop, clock)
     except BaseExceptionGroup as group:  # the tool's own error (a full disk), not a group of its echoes
         raise reduce_group(group) from None
 
@@ -199,7 +256,7 @@ async def _supervise(
     policy: StopPolicy,
     stop: Stop,
     clock: Clock,
-) -> None:
+) -> Tally:
     work = anyio.CancelScope()
     async with anyio.create_task_group() as tg:
 
@@ -227,9 +284,11 @@ async def _supervise(
             tg.start_soon(signals)
         if policy.max_runtime is not None:
             tg.start_soon(deadline, policy.max_runtime)
+        tally = Tally()  # what the engine tallied; empty if the drain cut it short
         with work:
-            await run_rows(rows, checkpoint, settings, hub, observer, clock, stop)
+            tally = await run_rows(rows, checkpoint, settings, hub, observer, clock, stop)
         tg.cancel_scope.cancel()
+    return tally
 
 
 def migrate(
@@ -252,34 +311,96 @@ def migrate(
     """
     manifest = source if isinstance(source, Manifest) else load(source, shard)
     stop, clock, run_id = Stop(), clock or SystemClock(), run_id or new_run_id()
+    held = _fleet_hold(checkpoint_path)
+    if held is not None:  # an operator held the fleet: no call at all, not even the hub's
+        return RunResult(
+            collections.Counter(), report_path, jsonl_path(report_path), checkpoint_path, run_id=run_id, fleet_held=held
+        )
 
     edges = EdgeTally() if settings.edge.check else None
 
-    async def job() -> tuple[collections.Counter[str], int]:
+    async def job() -> tuple[collections.Counter[str], int, Tally, tuple[tuple[str, float], ...]]:
         async with checked_hub(settings.aws, settings.policy, clock.sleep, manifest.regions) as hub:
             with CheckpointLock(checkpoint_path):
                 info = run_info("run", run_id, hub, manifest, settings, report=str(report_path))
-                if approve is not None and not approve(info):
-                    raise NotApproved("not confirmed at the prompt: nothing was written")
+                if approve is not None:
+                    writes = await writes_ahead(manifest, checkpoint_path, settings, hub, clock)
+                    if not approve({**info, "writes": len(writes), "write_accounts": len(set(writes))}):
+                        raise NotApproved("not confirmed at the prompt: nothing was written")
                 checkpoint = Checkpoint(checkpoint_path)
                 try:
                     mode = checkpoint.begin(run_id, manifest.path, len(manifest.rows))
                     if observer is not None:
                         observer.started({**info, "mode": mode, "checkpoint": str(checkpoint_path)})
                     stop_policy = policy or StopPolicy()
-                    await supervise(manifest.rows, checkpoint, settings, hub, observer, stop_policy, stop, clock)
+                    tally = await supervise(
+                        manifest.rows, checkpoint, settings, hub, observer, stop_policy, stop, clock
+                    )
                     reason = stop.reason if stop.aborted else None
                     counts = write_report(manifest.rows, checkpoint, report_path, reason, edges)
                     # Every row ended (failed ones too): the next run starts a new pass and converges.
                     checkpoint.finish(dict(counts), complete=not counts[str(Status.SKIPPED)])
-                    return counts, checkpoint.drifted()
+                    ages = pending_ages(manifest.rows, checkpoint, clock.now()) if counts[str(Status.PENDING)] else ()
+                    return counts, checkpoint.drifted(), tally, ages
                 finally:
                     checkpoint.close()
 
-    counts, drift = anyio.run(job)
+    counts, drift, tally, ages = anyio.run(job)
     return RunResult(
-        counts, report_path, jsonl_path(report_path), checkpoint_path, stop.reason, stop.aborted, drift, run_id, edges
+        counts,
+        report_path,
+        jsonl_path(report_path),
+        checkpoint_path,
+        stop.reason,
+        stop.aborted,
+        drift,
+        run_id,
+        edges,
+        tally=tally,
+        pending=ages,
+        stuck_after=settings.mode.stuck_after,
     )
+
+
+def _fleet_hold(checkpoint_path: Path) -> str | None:
+    """The state's fleet hold, as the one line a held run prints; None when not held (or no state yet)."""
+    if not checkpoint_path.exists():
+        return None
+    state = Checkpoint(checkpoint_path, create=False)
+    try:
+        hold = state.fleet_hold()
+        return None if hold is None else hold.message(str(checkpoint_path))
+    finally:
+        state.close()
+
+
+def _holds(checkpoint_path: Path) -> dict[str, Hold]:
+    if not checkpoint_path.exists():
+        return {}
+    state = Checkpoint(checkpoint_path, create=False)
+    try:
+        return state.holds()
+    finally:
+        state.close()
+
+
+async def writes_ahead(
+    manifest: Manifest, checkpoint_path: Path, settings: EngineSettings, hub: Hub, clock: Clock
+) -> list[str]:
+    """What the run would write now (for the terminal's question): the accounts of the rows a plan finds to write,
+    one per write, leaving out rows a rollback holds. Read-only: the plan records into a throw-away state."""
+    holds = _holds(checkpoint_path)
+    rows = [r for r in manifest.rows if r.domain not in holds or holds[r.domain].certificate_arn == r.certificate_arn]
+    planning = dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None)
+    with tempfile.TemporaryDirectory(prefix="cognito-fleet-ask-") as scratch:
+        scratch_state = Checkpoint(Path(scratch) / "plan.sqlite")
+        try:
+            scratch_state.begin("ask", manifest.path, len(rows))
+            await run_rows(rows, scratch_state, planning, hub, None, clock)
+            planned = [scratch_state.get(r.domain) for r in rows]
+            return [r.account_id for r, o in zip(rows, planned, strict=True) if o and o.status is Status.PLANNED]
+        finally:
+            scratch_state.close()
 
 
 @dataclass(frozen=True, slots=True)

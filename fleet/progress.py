@@ -43,7 +43,15 @@ class Fanout(Observer):
             o.outage(event)
 
 
-SHOWN = (Status.PENDING, Status.VERIFIED, Status.UNCHANGED, Status.PLANNED, Status.FAILED, Status.SKIPPED)
+SHOWN = (
+    Status.PENDING,
+    Status.VERIFIED,
+    Status.UNCHANGED,
+    Status.PLANNED,
+    Status.FAILED,
+    Status.SKIPPED,
+    Status.HELD,
+)
 RUN_STATUSES = frozenset({Status.PENDING, Status.VERIFIED, Status.UNCHANGED, Status.FAILED, Status.SKIPPED})
 PLAN_STATUSES = frozenset({Status.PLANNED, Status.UNCHANGED, Status.FAILED})
 
