@@ -37,7 +37,7 @@ from fleet.pipeline import (
 from fleet.progress import Fanout, ProgressBar, summary_table
 from fleet.report import jsonl_path, read_report
 from fleet.retry import BackoffPolicy
-from fleet.rollback import state_of, write_rollback_manifest
+from fleet.rollback import check_report, state_of, write_rollback_manifest
 from fleet.stuck import human
 from fleet.text import printable
 
@@ -611,6 +611,7 @@ def rollback(report: Path, out: Path, original: Path | None, state: Path | None)
     """Write a manifest that puts every domain the tool wrote (per REPORT and its state, whatever the row's status)
     back on its previous certificate, and hold those domains in the state: forward runs report them `held` until
     `cognito-fleet release`. Running the manifest is an ordinary `run` (with its own checkpoint)."""
+    check_report(report)
     state_path = state_of(report, original, state)
     done = write_rollback_manifest(report, out, original, state_path)
     statuses = ", ".join(f"{k}={v}" for k, v in sorted(done.by_status.items()))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -92,16 +93,18 @@ def external_id(given: str | None, from_file: str | None, environ: Mapping[str, 
     return given or from_file or environ.get(EXTERNAL_ID_ENV) or None
 
 
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+
+
 def duration(value: str | float | None) -> float | None:
-    """--stuck-after: seconds, or a number with s, m or h (90m, 2h)."""
+    """--stuck-after: seconds, or hours/minutes/seconds (7200, 90m, 2h, 1h30m)."""
     if value is None or isinstance(value, float | int):
         return None if value is None else float(value)
-    text = value.strip().lower()
-    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:])
-    try:
-        seconds = float(text[:-1] if scale else text) * (scale or 1)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a duration (7200, 90m, 2h)") from None
-    if seconds <= 0:
+    match = _DURATION.fullmatch(value.strip().lower())
+    if not value.strip() or match is None:
+        raise click.BadParameter(f"{value!r} is not a duration (7200, 90m, 2h, 1h30m)")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
         raise click.BadParameter(f"{value!r} must be more than 0")
-    return seconds
+    return total

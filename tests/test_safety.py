@@ -147,15 +147,15 @@ def test_a_failed_canary_stops_the_run(make_fleet) -> None:
 def test_failure_budget_stops_new_writes(make_fleet) -> None:
     fleet: Fleet = make_fleet(accounts=4, regions=("us-east-1",), per_region=2)
     first, second = fleet.domains[0], fleet.domains[1]
-    wrong = {first.domain: second.new_certificate_arn, second.domain: first.new_certificate_arn}
-    manifest = fleet.write_manifest("budget.csv", wrong)
-    result = fleet.run(manifest, max_failures=1, account_concurrency=1)
+    fleet.box.state.configure(fail_domains={first.domain, second.domain})  # FAILED after their writes
+    result = fleet.run(max_failures=1, account_concurrency=1, mode=Mode(wait=True, wait_interval=0.1))
     assert result.exit_code == 1
     assert result.counts == {"failed": 2, "skipped": 6}
-    assert fleet.box.state.writes == {}
+    assert set(fleet.box.state.writes) == {first.domain, second.domain}  # no new write once exceeded
+    assert result.tally.after_write == {"DomainFailed": 2} and not result.tally.before_write
     report = report_of(fleet.report)
     assert all(
-        "failure budget exceeded: 2 rows failed (budget 1)" in r["error_message"]
+        "failure budget exceeded: 2 written rows failed (budget 1)" in r["error_message"]
         for r in report.values()
         if r["status"] == "skipped"
     )
@@ -163,14 +163,14 @@ def test_failure_budget_stops_new_writes(make_fleet) -> None:
 
 def test_max_failures_accepts_a_percentage(make_fleet, tmp_path: Path) -> None:
     fleet: Fleet = make_fleet(accounts=4, regions=("us-east-1",), per_region=2)
-    first, second = fleet.domains[0], fleet.domains[1]  # both rows of the first account fail their pre-flight
-    manifest = fleet.write_manifest(
-        "budget.csv", {first.domain: second.new_certificate_arn, second.domain: first.new_certificate_arn}
-    )
+    first, second = fleet.domains[0], fleet.domains[1]  # both rows of the first account go FAILED after the write
+    fleet.box.state.configure(fail_domains={first.domain, second.domain})
+    manifest = fleet.manifest
 
     def run(budget: str, name: str) -> tuple[int, dict[str, dict[str, str]]]:
         report = tmp_path / f"{name}.csv"
-        args = ["run", str(manifest), "--endpoint-url", fleet.box.endpoint, "--account-concurrency", "1"]
+        args = ["run", str(manifest), "--endpoint-url", fleet.box.endpoint, "--account-concurrency", "1", "--wait"]
+        args += ["--wait-interval", "0.1"]
         code, _ = invoke(
             *args,
             "--checkpoint",
@@ -186,8 +186,10 @@ def test_max_failures_accepts_a_percentage(make_fleet, tmp_path: Path) -> None:
     # 25% of 8 rows is 2: two failures stay within the budget, and every other row is done.
     code, report = run("25%", "within")
     statuses = sorted(r["status"] for r in report.values())
-    assert code == 1 and statuses == ["failed"] * 2 + ["pending"] * 6
+    assert code == 1 and statuses == ["failed"] * 2 + ["verified"] * 6
     # 24% of 8 rows rounds down to 1: the second failure exceeds it, and the accounts after it are skipped.
+    for d in fleet.domains:
+        fleet.box.set_domain_certificate(d.domain, d.old_certificate_arn)
     code, report = run("24%", "over")
     assert code == 1 and sorted(r["status"] for r in report.values()) == ["failed"] * 2 + ["skipped"] * 6
     assert all("(budget 1)" in r["error_message"] for r in report.values() if r["status"] == "skipped")

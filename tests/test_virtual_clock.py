@@ -97,7 +97,9 @@ async def test_canary_waits_on_virtual_time_then_the_rest_run(make_fleet) -> Non
 
 async def test_failure_budget_with_backoff_on_virtual_time(make_fleet) -> None:
     fleet: Fleet = make_fleet(accounts=3, regions=("us-east-1",), per_region=2)
-    fleet.box.state.configure(throttle_rate=1.0)  # every Cognito call throttled: rows fail after their attempts
+    # Every write lost before it is applied: each is described, then sent again after its backoff, until the
+    # attempts are spent; the rows fail after a write, which the budget counts.
+    fleet.box.state.configure(write_loss_before_rate=1.0)
     clock = ManualClock()
     policy = BackoffPolicy(max_attempts=4, base=0.5, cap=20.0)
     settings = fleet.settings(max_failures=0, account_concurrency=1)
