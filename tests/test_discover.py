@@ -95,14 +95,19 @@ def test_map_targets_pass_the_certificate_checks_of_run(box: Sandbox, tmp_path: 
     out = tmp_path / "found.csv"
     args = ["--accounts", str(accounts_file(tmp_path, ids)), "--regions", "us-east-1", "--map", str(mapping)]
     code, text = discover(box, *args, "--out", str(out))
-    assert code == 0, text
+    assert code == 1, text  # a mapped domain that cannot move: not "nothing to do"
+    assert (
+        "1 domains must move and cannot" in text and f"{good.domain} (rejected: CertificateDoesNotCoverDomain)" in text
+    )
     inventory = {r["domain"]: r for r in inventory_of(tmp_path / "found.inventory.csv")}
     assert inventory[good.domain]["selection"] == "rejected"
     assert inventory[good.domain]["error_code"] == "CertificateDoesNotCoverDomain"
+    assert f"none of which covers {good.domain}" in inventory[good.domain]["error_message"]
     assert inventory[bad.domain]["selection"] == "selected"
     assert [r["domain"] for r in csv_rows(out)] == [bad.domain]  # plan would not fail it: never selected
     end = finished(text)  # discover calls AWS: it says when it started, as whom, and how it ended
-    assert end["exit_code"] == 0 and end["selected"] == 1 and end["selections"] == {"rejected": 1, "selected": 1}
+    assert end["exit_code"] == 1 and end["selected"] == 1 and end["selections"] == {"rejected": 1, "selected": 1}
+    assert end["cannot_move"] == 1
     assert any(e["event"] == "run_started" and e["command"] == "discover" for e in events(text))
 
 
@@ -117,6 +122,10 @@ def test_auto_mode_picks_the_newest_fitting_certificate_and_lists_the_rest(box: 
     acm = seeder.session(expiring).client("acm", region_name="us-east-1", endpoint_url=box.endpoint)
     first = soon[0]
     unsuitable = seeder.import_certificate(acm, [first.domain], curve="secp384r1")  # CloudFront refuses P-384
+    # The stuck account's only ISSUED certificates besides the current one: each refused, each said why.
+    stuck_acm = seeder.session(stuck).client("acm", region_name="us-east-1", endpoint_url=box.endpoint)
+    elsewhere = seeder.import_certificate(stuck_acm, ["other.example.org"])
+    short = seeder.import_certificate(stuck_acm, [d.domain for d in soon if d.account_id == stuck], days=5)
     out = tmp_path / "auto.csv"
     code, text = discover(
         box,
@@ -130,7 +139,8 @@ def test_auto_mode_picks_the_newest_fitting_certificate_and_lists_the_rest(box: 
         "--out",
         str(out),
     )
-    assert code == 0, text
+    assert code == 1, text  # expiring domains with nowhere to go: the manifest of the rest is still written
+    assert "2 domains must move and cannot" in text and "nothing to do" not in text
     by_domain = {r["domain"]: r for r in inventory_of(tmp_path / "auto.inventory.csv")}
     for d in soon + later:
         row = by_domain[d.domain]
@@ -138,7 +148,13 @@ def test_auto_mode_picks_the_newest_fitting_certificate_and_lists_the_rest(box: 
             assert (row["selection"], row["target_certificate_arn"]) == ("selected", d.new_certificate_arn)
             assert int(row["days_left"]) <= 10
         elif d.account_id == stuck:
-            assert (row["selection"], row["target_certificate_arn"]) == ("no-candidate", "")
+            assert (row["selection"], row["target_certificate_arn"], row["error_code"]) == (
+                "no-candidate",
+                "",
+                "NoCandidate",
+            )
+            assert f"{elsewhere}: does not cover the domain" in row["error_message"]
+            assert f"{short}: expires too soon" in row["error_message"]
         else:
             assert row["selection"] == "not-expiring"
     assert unsuitable not in out.read_text()

@@ -169,9 +169,12 @@ class Discoverer:
         if not select.expiring(found.not_after, self.selection, self.now):
             return "", select.NOT_EXPIRING
         candidates = await certificates.candidates()
-        return select.best_candidate(
+        target, selection, why = select.best_candidate(
             found.domain, found.certificate_arn, found.not_after, candidates, self.selection, self.now
         )
+        if why:
+            found.error_code, found.error_message = select.NO_CANDIDATE_CODE, why
+        return target, selection
 
 
 class _Certificates:

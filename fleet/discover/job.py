@@ -14,7 +14,7 @@ from fleet.clock import SystemClock
 from fleet.discover.inputs import Account, DiscoverError, organization_accounts, read_accounts, read_map
 from fleet.discover.inventory import Discoverer
 from fleet.discover.output import write_outputs
-from fleet.discover.select import Selection
+from fleet.discover.select import CANNOT_MOVE, Selection
 from fleet.endpoints import summary as endpoint_summary
 from fleet.engine import EngineSettings
 from fleet.hub_check import checked_hub
@@ -83,17 +83,24 @@ def run_discovery(
             f"{f.account_id}{'/' + f.region if f.region else ''} ({f.error_code}: {f.error_message})"
             for f in unreadable
         )
+    # Domains that must move (expiring, or mapped) and cannot: tomorrow's outages, so not a success.
+    stuck = [f for f in found if f.selection in CANNOT_MOVE]
+    if stuck:
+        summary += f"; {len(stuck)} domains must move and cannot (see the inventory's error_message): " + ", ".join(
+            f"{f.domain} ({f.selection}: {f.error_code})" for f in stuck[:10]
+        )
     if rows:
         parse(out)  # what discover writes must be a manifest that validate and run accept
-    if not rows and not errors:
+    if not rows and not errors and not stuck:
         summary += "; nothing selected: nothing to do"
-    code = 1 if errors else 0
+    code = 1 if errors or stuck else 0
     selections = collections.Counter(f.selection for f in found)
     logs.finish_run(
         code,
         selections=dict(selections),
         selected=rows,
         errors=len(errors),
+        cannot_move=len(stuck),
         unreadable=[f"{f.account_id}/{f.region}".rstrip("/") for f in unreadable],
         manifest=str(out),
         inventory=str(inventory_path),

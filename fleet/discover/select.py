@@ -3,7 +3,7 @@
 --map: the mapped target of the domain's current certificate. --auto: for a domain whose certificate expires
 within the horizon, the newest (NotBefore, then NotAfter) candidate that passes the same certificate checks as
 `run` (``preflight.check``: ISSUED, covers the domain, a key CloudFront takes, valid long enough) and outlives
-the current certificate. No candidate is said so, never guessed.
+the current certificate. No candidate is said so, never guessed, with the reason of each certificate refused.
 """
 
 from __future__ import annotations
@@ -26,6 +26,16 @@ class Selection:
 
 SELECTED, NOT_MAPPED, NOT_EXPIRING, NO_CANDIDATE = "selected", "not-mapped", "not-expiring", "no-candidate"
 REJECTED = "rejected"  # --map: the mapped target fails run's certificate checks (error_code says which)
+CANNOT_MOVE = frozenset({NO_CANDIDATE, REJECTED})  # must move and cannot: discover exits 1
+NO_CANDIDATE_CODE = "NoCandidate"
+# Why a certificate is not a candidate, in a few words (the codes are run's pre-flight codes).
+REFUSED = {
+    "CertificateNotIssued": "not issued",
+    "CertificateDoesNotCoverDomain": "does not cover the domain",
+    "CertificateKeyAlgorithmUnsupported": "key type CloudFront refuses",
+    "CertificateExpiresSoon": "expires too soon",
+    "CertificateExpired": "expired",
+}
 
 
 def not_after(certificate: dict[str, Any] | None) -> datetime | None:
@@ -55,20 +65,28 @@ def best_candidate(
     candidates: Iterable[dict[str, Any]],
     selection: Selection,
     now: datetime,
-) -> tuple[str, str]:
-    """--auto: (target, selection) among the account's described ISSUED certificates."""
+) -> tuple[str, str, str]:
+    """--auto: (target, selection, why none) among the account's described ISSUED certificates; ``why none``
+    names every certificate considered and why it was refused."""
     best: tuple[datetime, datetime, str] | None = None
+    refused: list[str] = []
     for cert in candidates:
-        expires = not_after(cert)
-        if cert["CertificateArn"] == current_arn or expires is None:
-            continue
-        if current_not_after is not None and expires <= current_not_after:
+        arn, expires = cert["CertificateArn"], not_after(cert)
+        if arn == current_arn:
             continue
         try:
             check(cert, domain, selection.min_validity_days, now)
-        except RowFailed:
+        except RowFailed as exc:
+            refused.append(f"{arn}: {REFUSED.get(exc.code, exc.code)}")
             continue
-        key = (cert.get("NotBefore") or datetime.min.replace(tzinfo=UTC), expires, cert["CertificateArn"])
+        if expires is None or (current_not_after is not None and expires <= current_not_after):
+            refused.append(f"{arn}: not newer (does not outlive the current certificate)")
+            continue
+        key = (cert.get("NotBefore") or datetime.min.replace(tzinfo=UTC), expires, arn)
         if best is None or key > best:
             best = key
-    return (best[2], SELECTED) if best else ("", NO_CANDIDATE)
+    if best:
+        return best[2], SELECTED, ""
+    if not refused:
+        return "", NO_CANDIDATE, "no certificate to move to: no other ISSUED certificate in us-east-1 of the account"
+    return "", NO_CANDIDATE, f"no certificate to move to: {len(refused)} considered: " + "; ".join(refused)
