@@ -438,7 +438,11 @@ def _interactive() -> bool:
 
 
 def _ask(info: dict[str, object]) -> bool:
-    """Show who is about to write what (the writes a plan found), and ask y/N (default no)."""
+    """Show who is about to write what (the writes a plan found), and ask y/N (default no); nothing to write: no
+    question."""
+    if not info["writes"]:
+        click.echo(f"nothing to write ({info['rows']} domains checked): not asking", err=True)
+        return True
     regions = info["regions"]
     endpoints: dict[str, dict[str, str]] = info["endpoints"]  # type: ignore[assignment]
     where = "".join(f"\n  {label}: {e['url']} ({e['source']})" for label, e in endpoints.items())

@@ -306,8 +306,9 @@ def migrate(
     """Check the hub (HubUnavailable), lock (LockHeld), open the checkpoint (CheckpointMismatch), run, report.
 
     ``source`` is the parsed manifest, or its path (parsed here: ManifestError). Nothing is locked or written
-    before the hub is confirmed; ``approve`` (the terminal's y/N) sees the hub and the fleet before anything is
-    written, and a no raises NotApproved.
+    before the hub is confirmed; ``approve`` (the terminal's y/N) sees the hub, the fleet and the writes a read-only
+    plan found (how many, in how many accounts) before anything is written, and asks only when there are some; a no
+    raises NotApproved.
     """
     manifest = source if isinstance(source, Manifest) else load(source, shard)
     stop, clock, run_id = Stop(), clock or SystemClock(), run_id or new_run_id()

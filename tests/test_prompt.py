@@ -53,7 +53,8 @@ def run_on_a_terminal(fleet: Fleet, answer: bytes, *args: str) -> tuple[int, str
 def test_no_at_the_prompt_writes_nothing_and_yes_writes(make_fleet) -> None:
     fleet: Fleet = make_fleet(accounts=2, regions=("us-east-1",), per_region=1)
     code, screen = run_on_a_terminal(fleet, b"n\n", "--no-progress")
-    assert "About to write as arn:aws:" in screen and "2 domains in 2 accounts, regions us-east-1" in screen
+    assert "About to write as arn:aws:" in screen
+    assert "2 writes in 2 accounts (of 2 domains in 2 accounts, regions us-east-1)" in screen
     assert f"cognito-idp us-east-1: {fleet.box.endpoint} (--endpoint-url)" in screen  # where the calls go, and why
     assert code == 1 and "nothing was written" in screen
     assert fleet.box.state.writes == {} and not fleet.checkpoint.exists()
@@ -68,3 +69,13 @@ def test_yes_skips_the_question(make_fleet) -> None:
     code, screen = run_on_a_terminal(fleet, b"", "--no-progress", "--yes")
     assert code == 0 and "Write the new certificates?" not in screen
     assert len(fleet.box.state.writes) == 1
+
+
+def test_nothing_to_write_asks_nothing(make_fleet) -> None:
+    fleet: Fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=1)
+    code, screen = run_on_a_terminal(fleet, b"y\n", "--no-progress")
+    assert code == 0 and "1 writes in 1 accounts" in screen, screen
+    code, screen = run_on_a_terminal(fleet, b"", "--no-progress")  # the rerun only verifies: no question
+    assert code == 0 and "Write the new certificates?" not in screen, screen
+    assert "nothing to write (1 domains checked): not asking" in screen
+    assert set(fleet.box.state.writes.values()) == {1}
