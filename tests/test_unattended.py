@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from click.testing import CliRunner
 
 from fleet.checkpoint import Checkpoint
@@ -244,3 +245,25 @@ def test_the_external_id_from_a_file_or_the_environment_is_never_shown(make_flee
     assert code == 2 and f"{tmp_path / 'absent'}: cannot read" in out
     code, out = invoke(*base, "--external-id-file", str(secret_file), "--external-id", "x")
     assert code == 2 and "give one of --external-id and --external-id-file" in out
+
+
+def test_the_readme_cron_examples_use_a_canary_a_budget_and_resume_after_75() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Running from cron", 1)[1].split("\n## ", 1)[0]
+    [cron] = [line for line in section.splitlines() if line.startswith("*/15 * * * *")]
+    assert "--canary" in cron and "--max-failures" in cron and "--external-id-file" in cron
+    assert "--external-id " not in cron  # never the secret itself on the command line
+    service = section.split("# /etc/systemd/system/cognito-fleet.service", 1)[1]
+    assert "--canary" in service and "--max-failures 2%%" in service and "SuccessExitStatus=75" in service
+    cronjob = yaml.safe_load(section.split("```yaml", 1)[1].split("```", 1)[0])
+    job = cronjob["spec"]["jobTemplate"]["spec"]
+    rules = job["podFailurePolicy"]["rules"]
+    assert {"action": "Ignore", "onExitCodes": {"containerName": "run", "operator": "In", "values": [75]}} in rules
+    container = job["template"]["spec"]["containers"][0]
+    assert container["name"] == "run" and job["template"]["spec"]["restartPolicy"] == "Never"
+    args = container["args"]
+    assert "--canary" in args and "--max-failures" in args and "--external-id-file" in args
+    assert "--external-id" not in args
+    # The options the examples use exist (click refuses unknown ones).
+    for option in ("--canary", "--max-failures", "--external-id-file", "--stuck-after", "--max-runtime"):
+        assert option in CliRunner().invoke(main, ["run", "--help"]).output
