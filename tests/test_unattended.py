@@ -258,7 +258,12 @@ def test_the_readme_cron_examples_use_a_canary_a_budget_and_resume_after_75() ->
     cronjob = yaml.safe_load(section.split("```yaml", 1)[1].split("```", 1)[0])
     job = cronjob["spec"]["jobTemplate"]["spec"]
     rules = job["podFailurePolicy"]["rules"]
-    assert {"action": "Ignore", "onExitCodes": {"containerName": "run", "operator": "In", "values": [75]}} in rules
+    assert {"action": "Count", "onExitCodes": {"containerName": "run", "operator": "In", "values": [75]}} in rules
+    assert {
+        "action": "FailJob",
+        "onExitCodes": {"containerName": "run", "operator": "NotIn", "values": [0, 75]},
+    } in rules
+    assert job["backoffLimit"] >= 1  # a 75 is resumed in a new pod, boundedly
     container = job["template"]["spec"]["containers"][0]
     assert container["name"] == "run" and job["template"]["spec"]["restartPolicy"] == "Never"
     args = container["args"]
