@@ -25,7 +25,7 @@ import click
 
 from fleet.files import atomic_writer
 from fleet.outcome import WRITTEN, Status
-from fleet.report import ReportError, jsonl_path, read_report
+from fleet.report import ReportError, jsonl_path, read_report, run_record_path
 from fleet.text import printable
 
 # Older reports lack some columns (drift, attempts ...); these are the ones a record cannot do without.
@@ -73,6 +73,8 @@ class Entry:
     finished: datetime | None
     drift: bool
     edge: str = ""  # what the domain's edge served (reports before the edge check have no such column)
+    written_by_run: str = ""  # the run whose write put the domain on its target (reports before it: empty)
+    written_at: datetime | None = None
 
     @property
     def error(self) -> str:
@@ -99,6 +101,7 @@ class Record:
     hub: str
     entries: tuple[Entry, ...]
     sources: tuple[Source, ...] = ()  # set when the record merges several reports
+    ran_by: str = ""  # host, OS user, tool version and manifest digest, from the run record beside the report
     superseded: tuple[tuple[str, Path, Path], ...] = ()  # (domain, earlier report, the later one that counts)
 
     @property
@@ -130,8 +133,25 @@ class Record:
         return dict(sorted(groups.items()))
 
     def writes(self) -> list[datetime]:
-        """When each write the run sent ended (pending/verified rows), in order."""
+        """When each domain's write was answered, in order: the state's time of the write that put it on its
+        target (whichever run made it). Reports from before ``written_at`` fall back to when the row ended."""
+        if any(e.written_by_run for e in self.entries):
+            return sorted(e.written_at for e in self.entries if e.written_at)
         return sorted(e.finished for e in self.entries if e.status in WRITES and e.finished)
+
+    def written_here(self) -> int:
+        """Domains this report's run wrote itself."""
+        runs = {i.strip() for i in (self.run_id or "").split(",") if i.strip()}
+        return sum(bool(e.written_by_run) and e.written_by_run in runs for e in self.entries)
+
+    def written_before(self) -> list[tuple[str, datetime | None, int]]:
+        """Domains already on their target from earlier runs: (run, when its last such write was, how many)."""
+        runs = {i.strip() for i in (self.run_id or "").split(",") if i.strip()}
+        earlier: dict[str, list[datetime | None]] = collections.defaultdict(list)
+        for e in self.entries:
+            if e.written_by_run and e.written_by_run not in runs:
+                earlier[e.written_by_run].append(e.written_at)
+        return [(run, max((t for t in times if t), default=None), len(times)) for run, times in sorted(earlier.items())]
 
     def span(self) -> tuple[datetime, datetime] | None:
         starts = [e.started for e in self.entries if e.started]
@@ -152,16 +172,34 @@ class Record:
             origin = [("Reports", f"{len(self.sources)} (listed under Sources, with their SHA-256)")]
         else:
             origin = [("Report", str(self.source)), ("Report SHA-256", self.sha256)]
+        who = [("Hub identity", self.hub)]
+        if self.ran_by:
+            who.append(("Ran on", self.ran_by))
         return [
             ("Run", self.run_id or "not recorded in the report (cognito-fleet history STATE lists the runs)"),
             *origin,
-            ("Hub identity", self.hub),
+            *who,
+            *self._written(),
             ("Time span", when),
             ("Domains", f"{len(self.entries)} in {_n(accounts, 'account')} and {_n(regions, 'region')}"),
             ("Failed", f"{sum(map(len, failed.values()))} ({_n(len(failed), 'error code')})" if failed else "0"),
             ("Drift", f"{drift} (moved off their certificate outside this tool, and written again)" if drift else "0"),
             ("Proven at the edge", self.proof()),
         ]
+
+    def _written(self) -> list[tuple[str, str]]:
+        if not any(e.written_by_run for e in self.entries):
+            return []  # a report from before the tool recorded which run wrote what
+        earlier = self.written_before()
+        facts = [("Written in this run", str(self.written_here()))]
+        if earlier:
+            facts.append(
+                (
+                    "Already on target",
+                    "; ".join(f"{n} from run {run}" + (f" at {_at(t)}" if t else "") for run, t, n in earlier),
+                )
+            )
+        return facts
 
     def proof(self) -> str:
         """How many domains were proven at the edge (served the new certificate in a TLS handshake)."""
@@ -179,7 +217,36 @@ def load(report_csv: Path, hub: str | None = None) -> Record:
     report = read_report(report_csv, REQUIRED)
     entries = tuple(_entry(rec, report_csv, line) for rec, line in zip(report.lines, report.line_numbers, strict=True))
     sha256 = hashlib.sha256(report.data).hexdigest()
-    return Record(report_csv, sha256, _run_id(report.lines, report_csv), hub or "unknown", entries)
+    run = _run_record(report_csv)
+    return Record(
+        report_csv,
+        sha256,
+        _run_id(report.lines, report_csv),
+        hub or str(run.get("hub") or "unknown"),  # --hub overrides what the run recorded
+        entries,
+        ran_by=_ran_by(run),
+    )
+
+
+def _run_record(report_csv: Path) -> dict[str, object]:
+    """The run record `run` writes beside its report (NAME.report.run.json), if there is one."""
+    try:
+        data = json.loads(run_record_path(report_csv).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _ran_by(run: dict[str, object]) -> str:
+    parts = []
+    if run.get("user") or run.get("host"):
+        parts.append(f"{run.get('user') or '?'}@{run.get('host') or '?'}")
+    if run.get("version"):
+        parts.append(f"cognito-fleet {run['version']}")
+    if run.get("manifest"):
+        digest = f" (SHA-256 {run['manifest_sha256']})" if run.get("manifest_sha256") else ""
+        parts.append(f"manifest {run['manifest']}{digest}")
+    return ", ".join(parts)
 
 
 def _entry(rec: dict[str, str], path: Path, line: int) -> Entry:
@@ -204,6 +271,8 @@ def _entry(rec: dict[str, str], path: Path, line: int) -> Entry:
         finished=_time(get("finished_at"), path, line),
         drift=get("drift").lower() in ("yes", "true", "1"),
         edge=get("edge"),
+        written_by_run=get("written_by_run"),
+        written_at=_time(get("written_at"), path, line),
     )
 
 
@@ -329,7 +398,8 @@ def markdown(record: Record) -> str:
     out += _md_table(["Status", "Domains"], [*([s, str(n)] for s, n in counts.items()), *total], frozenset({1}))
     writes = record.writes()
     if writes:
-        out += ["", f"{len(writes)} writes ended between {_at(writes[0])} and {_at(writes[-1])}."]
+        here = f" ({record.written_here()} in this run)" if any(e.written_by_run for e in record.entries) else ""
+        out += ["", f"{len(writes)} writes{here} were answered between {_at(writes[0])} and {_at(writes[-1])}."]
     failures = record.failures()
     out += ["", f"## Failures ({sum(map(len, failures.values()))})", ""]
     if not failures:

@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS outcomes (
     started_at TEXT,
     finished_at TEXT,
     edge TEXT,
-    edge_not_after TEXT
+    edge_not_after TEXT,
+    written_at TEXT
 );
 """
 SCHEMA_2 = """
@@ -62,17 +63,21 @@ CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, at TEXT, account_id TEXT, region TEXT, user_pool_id TEXT,
     domain TEXT NOT NULL, certificate_before TEXT, certificate_after TEXT NOT NULL, status TEXT NOT NULL,
     error_code TEXT, error_message TEXT, attempts INTEGER, drift INTEGER NOT NULL DEFAULT 0,
-    cloudfront_domain TEXT, started_at TEXT, edge TEXT, edge_not_after TEXT
+    cloudfront_domain TEXT, started_at TEXT, edge TEXT, edge_not_after TEXT, written_at TEXT
 );
 CREATE INDEX IF NOT EXISTS history_domain ON history (domain);
 CREATE INDEX IF NOT EXISTS history_run ON history (run_id);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, pass INTEGER NOT NULL, mode TEXT NOT NULL, manifest TEXT, rows INTEGER,
-    started_at TEXT, finished_at TEXT, complete INTEGER NOT NULL DEFAULT 0, counts TEXT
+    started_at TEXT, finished_at TEXT, complete INTEGER NOT NULL DEFAULT 0, counts TEXT, info TEXT
 );
 """
 # Columns added within schema 2, on opening (additive: an older version of the tool ignores them).
-_ADDED = {"outcomes": ("edge", "edge_not_after"), "history": ("edge", "edge_not_after")}
+_ADDED = {
+    "outcomes": ("edge", "edge_not_after", "written_at"),
+    "history": ("edge", "edge_not_after", "written_at"),
+    "runs": ("info",),  # who ran it, where, with what (JSON: hub ARN, host, user, version, options, manifest SHA-256)
+}
 SCHEMA_3 = """
 CREATE TABLE IF NOT EXISTS holds (
     domain TEXT PRIMARY KEY, certificate_arn TEXT NOT NULL, rollback_id TEXT NOT NULL, at TEXT NOT NULL, who TEXT
@@ -88,7 +93,7 @@ _UPSERT = f"INSERT OR REPLACE INTO outcomes ({_QUOTED}) VALUES ({', '.join('?' *
 _HISTORY = (
     "INSERT INTO history (run_id, at, account_id, region, user_pool_id, domain, certificate_before, "
     "certificate_after, status, error_code, error_message, attempts, drift, cloudfront_domain, started_at, edge, "
-    "edge_not_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "edge_not_after, written_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _MOVE = "INSERT OR IGNORE INTO moves (domain, target, original, run_id, at) VALUES (?, ?, ?, ?, ?)"
 RESUME, CONVERGE = "resume", "converge"
@@ -286,7 +291,7 @@ class Checkpoint:
         return self._reader.execute(sql, params).fetchone()
 
     # ---- runs and passes ---------------------------------------------------------------------------------------
-    def begin(self, run_id: str, manifest: str, rows: int) -> str:
+    def begin(self, run_id: str, manifest: str, rows: int, info: dict[str, object] | None = None) -> str:
         """Start a run: it resumes the current pass, or (when the last run finished every row) starts a new pass
         that converges. Returns the mode."""
         last = self._one("SELECT pass, complete FROM runs ORDER BY rowid DESC LIMIT 1")
@@ -300,8 +305,9 @@ class Checkpoint:
         self._write(
             [
                 (
-                    "INSERT INTO runs (run_id, pass, mode, manifest, rows, started_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (run_id, self.pass_, self.mode, manifest, rows, utc_now()),
+                    "INSERT INTO runs (run_id, pass, mode, manifest, rows, started_at, info) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, self.pass_, self.mode, manifest, rows, utc_now(), json.dumps(info or {}, sort_keys=True)),
                 )
             ]
         )
@@ -376,6 +382,7 @@ class Checkpoint:
                     outcome.started_at,
                     outcome.edge,
                     outcome.edge_not_after,
+                    outcome.written_at,
                 ),
             ),
         ]
@@ -421,6 +428,39 @@ class Checkpoint:
             if failure is None:
                 raise
             raise failure from None
+
+    def last_write(self, domain: str, target: str, upto: int | None = None) -> tuple[str, str] | None:
+        """(run id, time) of the tool's last answered write of ``domain`` to ``target`` (up to history line
+        ``upto``): the write that put it there.
+
+        States from before ``written_at`` was recorded fall back to the first move (its run and in-flight time).
+        """
+        row = self._one(
+            "SELECT run_id, written_at FROM history WHERE domain = ? AND certificate_after = ? "
+            "AND written_at IS NOT NULL AND id <= ? ORDER BY id DESC LIMIT 1",
+            (domain, target, upto if upto is not None else 2**62),
+        )
+        if row is None:
+            row = self._one("SELECT run_id, at FROM moves WHERE domain = ? AND target = ?", (domain, target))
+        return None if row is None or row[1] is None else (str(row[0]), str(row[1]))
+
+    def writes(self, run_id: str | None = None) -> int:
+        """Domains that run ``run_id`` (default: this one) wrote: UpdateUserPoolDomain calls that succeeded."""
+        row = self._one(
+            "SELECT COUNT(DISTINCT domain) FROM history WHERE run_id = ? AND written_at IS NOT NULL",
+            (run_id or self.run_id,),
+        )
+        return int(row[0])
+
+    def run_info(self, run_id: str) -> dict[str, Any] | None:
+        """The runs table's line of ``run_id``, with its recorded info (who, where, with what) merged in."""
+        cursor = self._reader.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        line = dict(zip([d[0] for d in cursor.description], row, strict=True))
+        info = json.loads(line.pop("info", None) or "{}")
+        return {**info, **line}
 
     def written_at(self, domain: str, target: str) -> str | None:
         """When the tool last marked a write of ``domain`` to ``target`` (the in-flight mark), if it ever did."""

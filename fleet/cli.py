@@ -68,7 +68,7 @@ class _Commands(click.Group):
             except BaseExceptionGroup as group:  # a task group's failures: the one that explains, not the group
                 raise reduce_group(group) from None
         except FleetError as exc:
-            logs.error("\n".join(exc.lines()), exc.exit_code)
+            logs.error("\n".join(exc.lines()), exc.exit_code, type(exc).__name__)
             sys.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -76,7 +76,7 @@ class _Commands(click.Group):
             if logs.debug_enabled():
                 traceback.print_exc()
             hint = "" if logs.debug_enabled() else " (for the traceback: COGNITO_FLEET_DEBUG=1, or --log-level debug)"
-            logs.error(f"error: unexpected {type(exc).__name__}: {exc}{hint}", EXIT_FAILED_ROWS)
+            logs.error(f"error: unexpected {type(exc).__name__}: {exc}{hint}", EXIT_FAILED_ROWS, "Unexpected")
             sys.exit(EXIT_FAILED_ROWS)
 
 
@@ -379,6 +379,8 @@ def engine_settings(opts: dict[str, Any], rows: int, run_id: str) -> EngineSetti
 def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> RunResult:
     """Run (or plan) with parsed options; expected errors are FleetErrors (exit 2, 3)."""
     logs.configure(opts["log_format"], opts["log_level"])
+    run_id = new_run_id()
+    logs.bind(run_id=run_id, command="plan" if read_only else "run", manifest=manifest)
     shard = opts["shard"]
     only = RowFilter(opts["only_accounts"], opts["exclude_accounts"] or frozenset(), opts["only_regions"])
     parsed = load(manifest, shard, only)  # the one parse of the run: every stage gets this object
@@ -388,7 +390,6 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
         sys.exit(EXIT_OK)
     default_checkpoint, default_report = default_paths(manifest, shard)
     show_progress = sys.stderr.isatty() if opts["progress"] is None else opts["progress"]
-    run_id = new_run_id()
     settings = engine_settings(opts, rows, run_id)
     row_logger = logs.RowLogger(quiet=show_progress)
     with contextlib.ExitStack() as stack:
@@ -411,6 +412,7 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
     logs.finish_run(
         result.exit_code,
         counts=dict(result.counts),
+        writes=0 if read_only else result.tally.writes,  # UpdateUserPoolDomain calls of this run that succeeded
         throttles=row_logger.throttles,
         failures=dict(by_code),
         failures_before_write=dict(result.tally.before_write),
@@ -576,10 +578,12 @@ def discover(
     if bool(map_file) == auto:
         raise click.UsageError("give exactly one of --map FILE and --auto")
     logs.configure(opts["log_format"], opts["log_level"])
+    run_id = new_run_id()
+    logs.bind(run_id=run_id, command="discover", out=out)
     region_list = options.split_list(regions)
     inventory_path = inventory_path or out.with_name(out.with_suffix("").name + ".inventory.csv")
     code, message = run_discovery(
-        engine_settings(opts, 0, new_run_id()),
+        engine_settings(opts, 0, run_id),
         accounts_file,
         organization,
         ous,
@@ -718,7 +722,8 @@ def history_command(states: tuple[Path, ...], domain: str | None, run_id: str | 
         for state, checkpoint in zip(states, checkpoints, strict=True):
             if out is not None and run_id is not None:
                 count = rewrite_report(checkpoint, run_id, out)
-                click.echo(f"{out}: {count} domains of run {run_id} (and {jsonl_path(out)})")
+                writes = checkpoint.writes(run_id)
+                click.echo(f"{out}: {count} domains of run {run_id}, {writes} written by it (and {jsonl_path(out)})")
                 return
             lines = history_lines(checkpoint, domain, run_id) if domain or run_id else runs_table(checkpoint)
             if not run_id:

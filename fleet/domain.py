@@ -305,6 +305,7 @@ async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outco
                 outcome.status = Status.PLANNED
             else:
                 outcome.cloudfront_domain, status = await _write(ctx, row, counter, description, current, outcome)
+                outcome.written_at = ctx.now()  # answered (or confirmed by a describe): this run wrote it
                 outcome.status = await _settle(ctx, row, counter, status, outcome, None)
         if ctx.mode.plan and ctx.edge is not None and outcome.status in (Status.PLANNED, Status.UNCHANGED):
             # What clients are served now (and until when): a plan shows the expiring certificates they see.

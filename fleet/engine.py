@@ -66,6 +66,9 @@ class Observer:
     def outage(self, event: OutageEvent) -> None:
         """Called when an endpoint stops answering connections, and when it answers again."""
 
+    def note(self, name: str, level: str, fields: dict[str, Any]) -> None:
+        """The run's own news (``canary_passed``, ``budget_exceeded``, ``signal``): one event each."""
+
 
 @dataclass(slots=True)
 class Tally:
@@ -78,6 +81,7 @@ class Tally:
     after_write: collections.Counter[str] = field(default_factory=collections.Counter)
     before_write: collections.Counter[str] = field(default_factory=collections.Counter)
     notes: list[str] = field(default_factory=list)
+    writes: int = 0  # UpdateUserPoolDomain calls of this run that succeeded (set from the state at the end)
 
 
 async def run_rows(
@@ -186,8 +190,20 @@ class _Runner:
                 if outcome is None or outcome.status not in CANARY_OK:
                     what = f"{outcome.status} {outcome.error_code or ''}".strip() if outcome else "not finished"
                     self.stop.request(f"canary failed: {canary.domain} ended {what}", abort=True)
+                    self.obs.note(
+                        "canary_failed",
+                        "error",
+                        {"domain": canary.domain, "ended": what, "message": "no other row is started: exit 1"},
+                    )
                     return False
                 verified += 1
+        if verified and not self.stop.requested:
+            domains = sorted(r.domain for r in picked.values())
+            self.obs.note(
+                "canary_passed",
+                "info",
+                {"domains": domains, "message": f"{verified} canary domains verified: the rest of the fleet starts"},
+            )
         return True
 
     def _no_canary(self, group: list[Row]) -> str:
@@ -224,8 +240,18 @@ class _Runner:
             return
         self.tally.after_write[code] += 1
         failed, budget = sum(self.tally.after_write.values()), self.settings.max_failures
-        if budget is not None and failed > budget:
+        if budget is not None and failed > budget and not self.stop.requested:
             self.stop.request(f"failure budget exceeded: {failed} written rows failed (budget {budget})", abort=True)
+            self.obs.note(
+                "budget_exceeded",
+                "error",
+                {
+                    "failed": failed,
+                    "budget": budget,
+                    "by_code": dict(self.tally.after_write),
+                    "message": "no new row is started; rows in flight finish; exit 1",
+                },
+            )
 
     async def held(self, row: Row, hold: Hold) -> None:
         """A domain a rollback holds on its previous certificate: recorded ``held``, nothing called."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.checkpoint import Checkpoint
+from fleet.outcome import WRITTEN
 from fleet.report import write_lines
 
 
@@ -43,12 +44,15 @@ def rewrite_report(state: Checkpoint, run_id: str, out: Path) -> int:
     last: dict[str, dict[str, Any]] = {}
     for line in state.history(run_id=run_id):
         last[line["domain"]] = line
-    rows = [_report_line(line) for line in last.values()]
+    rows = [_report_line(state, line) for line in last.values()]
     write_lines(out, rows)
     return len(rows)
 
 
-def _report_line(line: dict[str, Any]) -> dict[str, object]:
+def _report_line(state: Checkpoint, line: dict[str, Any]) -> dict[str, object]:
+    status = "skipped" if line["status"] == "in_flight" else line["status"]
+    on_target = status in {str(s) for s in WRITTEN} or (status == "failed" and line.get("written_at"))
+    write = state.last_write(line["domain"], line["certificate_after"], upto=line["id"]) if on_target else None
     return {
         "account_id": line["account_id"],
         "region": line["region"],
@@ -56,7 +60,7 @@ def _report_line(line: dict[str, Any]) -> dict[str, object]:
         "domain": line["domain"],
         "previous_certificate_arn": line["certificate_before"],
         "certificate_arn": line["certificate_after"],
-        "status": "skipped" if line["status"] == "in_flight" else line["status"],
+        "status": status,
         "cloudfront_domain": line["cloudfront_domain"],
         "attempts": line["attempts"],
         "error_code": line["error_code"],
@@ -66,6 +70,9 @@ def _report_line(line: dict[str, Any]) -> dict[str, object]:
         "drift": bool(line["drift"]),
         "edge": line.get("edge"),
         "edge_not_after": line.get("edge_not_after"),
+        "run_id": line["run_id"],
+        "written_by_run": write[0] if write else None,
+        "written_at": write[1] if write else None,
     }
 
 

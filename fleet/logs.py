@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -15,7 +14,7 @@ import structlog
 from fleet.engine import Observer
 from fleet.manifest import Row
 from fleet.outage import OutageEvent
-from fleet.outcome import Outcome
+from fleet.outcome import Outcome, Status
 from fleet.retry import Failure
 from fleet.text import printable
 
@@ -36,21 +35,47 @@ def json_mode() -> bool:
     return _level["json"]
 
 
+def bind(**fields: Any) -> None:
+    """Fields every later event of this command carries (``run_id``, ``command``, ``manifest``): with several jobs
+    appending to one log, each line says whose it is."""
+    structlog.contextvars.bind_contextvars(**{k: str(v) for k, v in fields.items() if v is not None})
+
+
+def bound(name: str) -> str | None:
+    value = structlog.contextvars.get_contextvars().get(name)
+    return None if value is None else str(value)
+
+
 def say(line: str, **fields: Any) -> None:
-    """A line for the operator on stdout: plain text on a terminal, a JSON object when logs are JSON."""
+    """A line for the operator on stdout: plain text on a terminal, a JSON event (``message``, with the run id,
+    time and level every event has) when logs are JSON."""
     if json_mode():
-        print(json.dumps({"event": "message", "message": line, **fields}, default=str), flush=True)
+        _stdout_logger().info("message", message=line, **fields)
     else:
         print(printable(line, newlines=True), flush=True)
 
 
-def error(message: str, exit_code: int) -> None:
-    """The one line of a command that ends in an error (stderr), closing a started run's events first."""
-    finish_run(exit_code, error=message)
+def _stdout_logger() -> Any:
+    """The configured processors (context, level, time, JSON) writing to stdout instead of stderr."""
+    config = structlog.get_config()
+    return structlog.wrap_logger(
+        structlog.PrintLogger(sys.stdout), processors=config["processors"], wrapper_class=config["wrapper_class"]
+    )
+
+
+def error(message: str, exit_code: int, code: str | None = None) -> None:
+    """The one line of a command that ends in an error (stderr), closing a started run's events first. ``code``
+    names the kind of error (the exception's class: HubUnavailable, StateWriteError, ManifestError ...)."""
+    finish_run(exit_code, error=message, error_code=code)
     if json_mode():
-        get_logger().error("error", message=message, exit_code=exit_code)
+        get_logger().error("error", message=message, exit_code=exit_code, code=code)
     else:
         print(printable(message, newlines=True), file=sys.stderr, flush=True)
+
+
+def event(name: str, level: str = "info", **fields: Any) -> None:
+    """A run's news that is no row's (a signal, the canary passed, the failure budget spent)."""
+    getattr(get_logger(), level)(name, **fields)
 
 
 def start_run(**info: Any) -> None:
@@ -134,7 +159,19 @@ class RowLogger(Observer):
     def started(self, info: dict[str, Any]) -> None:
         start_run(**info)
 
+    def note(self, name: str, level: str, fields: dict[str, Any]) -> None:
+        event(name, level, **fields)
+
     def row_done(self, row: Row, outcome: Outcome, seconds: float) -> None:
+        if outcome.status is Status.HELD:
+            self.log.info(
+                "held",
+                account=row.account_id,
+                region=row.region,
+                domain=row.domain,
+                certificate=outcome.previous_certificate_arn,
+                message=outcome.error_message,
+            )
         if outcome.drift:
             self.log.warning(
                 "drift",

@@ -38,6 +38,7 @@ class Outcome:
     finished_at: str | None = None
     edge: str | None = None  # what the domain's edge served (fleet.edge.Edge), None where not checked
     edge_not_after: str | None = None  # NotAfter of the certificate the edge served
+    written_at: str | None = None  # when this run's UpdateUserPoolDomain was answered (None: this run wrote nothing)
     drift: bool = False  # seen moved off its target by someone else (and written again): not a stored column
     # The row got as far as a write (this run, or the tool's earlier write it found): a failure now is what the
     # failure budget and the canary exist for; before a write (pre-flight, access) it is not. Not stored.

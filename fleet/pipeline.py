@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import getpass
 import hashlib
+import importlib.metadata
+import json
 import os
 import secrets
 import signal
+import socket
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,12 +28,13 @@ from fleet.domain import Mode
 from fleet.endpoints import summary
 from fleet.engine import EngineSettings, Observer, Tally, run_rows
 from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, EXIT_RESUMABLE, FleetError, reduce_group
+from fleet.files import atomic_writer
 from fleet.holds import Hold
 from fleet.hub_check import checked_hub
 from fleet.lock import CheckpointLock
 from fleet.manifest import Manifest, Row, RowFilter, parse
 from fleet.outcome import SUCCESS, Status
-from fleet.report import EdgeTally, jsonl_path, summary_line, write_report
+from fleet.report import EdgeTally, jsonl_path, run_record_path, summary_line, write_report
 from fleet.shard import Shard
 from fleet.stop import Stop
 from fleet.stuck import age, human
@@ -184,7 +189,9 @@ def run_info(
         "command": command,
         "hub": hub.arn,
         "endpoints": summary(hub.endpoints),
+        **where_and_who(),
         "manifest": manifest.path,
+        "manifest_sha256": manifest_sha256(manifest.path),
         "rows": len(manifest.rows),
         "accounts": len(manifest.accounts),
         "regions": sorted(manifest.regions),
@@ -208,6 +215,41 @@ def run_info(
         },
         **more,
     }
+
+
+def where_and_who() -> dict[str, str]:
+    """The host, the OS user and the tool's version: with the hub ARN, who ran a run, where, with what."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
+        user = f"uid {os.getuid()}"
+    try:
+        version = importlib.metadata.version("cognito-fleet")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return {"host": socket.gethostname(), "user": user, "version": version}
+
+
+def manifest_sha256(path: str | Path) -> str | None:
+    """The manifest file's SHA-256, as run (None if it cannot be read again)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def write_run_record(report_path: Path, info: dict[str, object]) -> None:
+    """Beside the report, written whole (0600) like it: what the change record names as the run."""
+    with atomic_writer(run_record_path(report_path)) as fh:
+        json.dump(info, fh, indent=2, sort_keys=True, default=str)
+        fh.write("\n")
+
+
+def _recorded(info: dict[str, object]) -> dict[str, object]:
+    """What the state's runs table keeps of ``run_started``: who, where, with what (no secret: the options
+    already say only whether an external id was set)."""
+    keep = ("command", "hub", "host", "user", "version", "manifest_sha256", "endpoints", "options", "report")
+    return {k: info[k] for k in keep if k in info}
 
 
 Approve = Callable[[dict[str, object]], bool]
@@ -264,17 +306,21 @@ async def _supervise(
             await clock.sleep(policy.drain_seconds)
             work.cancel()
 
-        def begin_stop(reason: str) -> None:
+        def begin_stop(reason: str) -> str:
             if stop.requested:
                 work.cancel()  # second request: stop now
-                return
+                return "cancel now: calls in flight are cut (a cut write stays in flight: described first next time)"
             stop.request(reason)
             tg.start_soon(drain_then_cancel)
+            return f"stop starting rows; calls in flight get {policy.drain_seconds:g}s to finish; then exit 75"
 
         async def signals() -> None:
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:
                 async for signum in received:
-                    begin_stop(signal.Signals(signum).name)
+                    name = signal.Signals(signum).name
+                    action = begin_stop(name)
+                    if observer is not None:
+                        observer.note("signal", "warning", {"signal": name, "action": action})
 
         async def deadline(seconds: float) -> None:
             await clock.sleep(seconds)
@@ -330,7 +376,7 @@ def migrate(
                         raise NotApproved("not confirmed at the prompt: nothing was written")
                 checkpoint = Checkpoint(checkpoint_path)
                 try:
-                    mode = checkpoint.begin(run_id, manifest.path, len(manifest.rows))
+                    mode = checkpoint.begin(run_id, manifest.path, len(manifest.rows), _recorded(info))
                     if observer is not None:
                         observer.started({**info, "mode": mode, "checkpoint": str(checkpoint_path)})
                     stop_policy = policy or StopPolicy()
@@ -341,6 +387,8 @@ def migrate(
                     counts = write_report(manifest.rows, checkpoint, report_path, reason, edges)
                     # Every row ended (failed ones too): the next run starts a new pass and converges.
                     checkpoint.finish(dict(counts), complete=not counts[str(Status.SKIPPED)])
+                    tally.writes = checkpoint.writes()
+                    write_run_record(report_path, {**(checkpoint.run_info(run_id) or {}), "writes": tally.writes})
                     ages = pending_ages(manifest.rows, checkpoint, clock.now()) if counts[str(Status.PENDING)] else ()
                     return counts, checkpoint.drifted(), tally, ages
                 finally:

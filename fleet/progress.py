@@ -42,6 +42,10 @@ class Fanout(Observer):
         for o in self.observers:
             o.outage(event)
 
+    def note(self, name: str, level: str, fields: dict[str, Any]) -> None:
+        for o in self.observers:
+            o.note(name, level, fields)
+
 
 SHOWN = (
     Status.PENDING,

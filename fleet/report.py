@@ -20,7 +20,7 @@ from fleet.edge import Edge, reason_kind
 from fleet.errors import FleetError
 from fleet.files import atomic_writer
 from fleet.manifest import Row
-from fleet.outcome import Outcome, Status
+from fleet.outcome import WRITTEN, Outcome, Status
 
 COLUMNS = (
     "account_id",
@@ -39,6 +39,9 @@ COLUMNS = (
     "drift",
     "edge",
     "edge_not_after",
+    "run_id",  # the run this report is of
+    "written_by_run",  # the run whose write put the domain on its target (empty: the tool never wrote it)
+    "written_at",  # when that write was answered (from the state, not this run's clock)
 )
 
 
@@ -46,14 +49,26 @@ def jsonl_path(report_path: str | Path) -> Path:
     return Path(report_path).with_suffix(".jsonl")
 
 
+def run_record_path(report_path: str | Path) -> Path:
+    """prod.report.csv -> prod.report.run.json: the run a report is of (who, where, with what, its writes)."""
+    return Path(report_path).with_suffix(".run.json")
+
+
 NOT_FINISHED = "not finished: the run stopped before this row ended; the next run resumes it"
 
 
 def record(
-    row: Row, stored: Stored | None, current_pass: int, original: str | None, skipped_reason: str | None = None
+    row: Row,
+    stored: Stored | None,
+    current_pass: int,
+    original: str | None,
+    skipped_reason: str | None = None,
+    run_id: str | None = None,
+    last_write: tuple[str, str] | None = None,
 ) -> dict[str, object]:
     """One report line. Only an outcome of this pass for this target counts; anything else is 'skipped'. A
-    domain the tool moved names, as previous, the certificate it had before the tool moved it to this target."""
+    domain the tool moved names, as previous, the certificate it had before the tool moved it to this target,
+    and (``last_write``) which run's write put it there, and when."""
     outcome = stored.outcome if stored else None
     if outcome is not None and outcome.certificate_arn != row.certificate_arn:
         outcome = None  # an outcome for another target: nothing yet for this one
@@ -71,6 +86,9 @@ def record(
     if original and ours.status is not Status.UNCHANGED:
         values["previous_certificate_arn"] = original
     values.update(account_id=row.account_id, region=row.region, user_pool_id=row.user_pool_id, drift=ours.drift)
+    values["run_id"] = run_id
+    on_target = ours.status in WRITTEN or (ours.status is Status.FAILED and ours.written_at)
+    values["written_by_run"], values["written_at"] = last_write if last_write and on_target else (None, None)
     return {c: values.get(c) for c in COLUMNS}
 
 
@@ -102,7 +120,8 @@ def write_report(
         for row in rows:
             stored = checkpoint.stored(row.domain)
             original = checkpoint.original(row.domain, row.certificate_arn)
-            line = record(row, stored, checkpoint.pass_, original, skipped_reason)
+            write = checkpoint.last_write(row.domain, row.certificate_arn)
+            line = record(row, stored, checkpoint.pass_, original, skipped_reason, checkpoint.run_id, write)
             counts[str(line["status"])] += 1
             if edges is not None:
                 edges.add(line)
