@@ -124,3 +124,20 @@ def test_a_converge_run_reports_who_wrote_what_and_when(make_fleet) -> None:
     assert first.tally.writes == 6 and second.tally.writes == 0
     record = json.loads(Path(str(second.report).replace(".csv", ".run.json")).read_text(encoding="utf-8"))
     assert record["run_id"] == second.run_id and record["writes"] == 0 and record["hub"]
+
+
+def test_the_change_record_of_a_converge_run_says_it_wrote_nothing(make_fleet) -> None:
+    from fleet.change_record import load, markdown
+
+    fleet: Fleet = make_fleet(accounts=3, regions=("us-east-1",), per_region=2)
+    first = fleet.run()
+    second = fleet.run()
+    record = load(second.report)
+    assert record.run_id == second.run_id and record.hub.startswith("arn:aws:sts::")
+    assert record.written_here() == 0
+    assert [(run, n) for run, _at, n in record.written_before()] == [(first.run_id, 6)]
+    written = sorted(r["written_at"] for r in by_domain(first.report).values())
+    assert [t.isoformat(timespec="milliseconds").replace("+00:00", "Z") for t in record.writes()] == written
+    text = markdown(record)
+    assert "**Written in this run:** 0" in text and f"6 from run {first.run_id}" in text
+    assert "Hub identity:** arn:aws:sts::" in text and "cognito-fleet " in text  # who ran it, with what
