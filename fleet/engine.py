@@ -265,12 +265,18 @@ class _Runner:
             started_at=moment,
             finished_at=moment,
         )
+        await self._settled(row, outcome)
+
+    async def _settled(self, row: Row, outcome: Outcome) -> bool:
+        """Record an outcome the engine decided without calling AWS (held, AssumeRole failed); False when the
+        state cannot be written (the run stops)."""
         try:
             await self.checkpoint.record(outcome, row)
         except StateWriteError as exc:
             self._cannot_record(exc)
-            return
+            return False
         self._done(row, outcome, 0.0)
+        return True
 
     async def _unreachable(self, rows: list[Row], failure: Failure) -> None:
         """The account's role could not be assumed: fail its rows, keep going."""
@@ -285,12 +291,8 @@ class _Runner:
                 started_at=moment,
                 finished_at=moment,
             )
-            try:
-                await self.checkpoint.record(outcome, row)
-            except StateWriteError as exc:
-                self._cannot_record(exc)
+            if not await self._settled(row, outcome):
                 return
-            self._done(row, outcome, 0.0)
 
     async def _contexts(self, session: AccountSession, rows: list[Row], mode: Mode) -> dict[str, RowContext]:
         """One context per region of the account's rows; certificates belong to the account: checked once per

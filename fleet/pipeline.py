@@ -284,57 +284,46 @@ async def supervise(
     transaction that its worker thread finishes even when the awaiting task is cancelled.
     """
     try:
-        return await _supervise(rows, checkpoint, settings, hub, observer, policy, stop, clock)
+        work = anyio.CancelScope()
+        async with anyio.create_task_group() as tg:
+
+            async def drain_then_cancel() -> None:
+                await clock.sleep(policy.drain_seconds)
+                work.cancel()
+
+            def begin_stop(reason: str) -> str:
+                if stop.requested:
+                    work.cancel()  # second request: stop now
+                    return (
+                        "cancel now: calls in flight are cut (a cut write stays in flight: described first next time)"
+                    )
+                stop.request(reason)
+                tg.start_soon(drain_then_cancel)
+                return f"stop starting rows; calls in flight get {policy.drain_seconds:g}s to finish; then exit 75"
+
+            async def signals() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:
+                    async for signum in received:
+                        name = signal.Signals(signum).name
+                        action = begin_stop(name)
+                        if observer is not None:
+                            observer.note("signal", "warning", {"signal": name, "action": action})
+
+            async def deadline(seconds: float) -> None:
+                await clock.sleep(seconds)
+                begin_stop(f"max-runtime {seconds:g}s")
+
+            if policy.handle_signals:
+                tg.start_soon(signals)
+            if policy.max_runtime is not None:
+                tg.start_soon(deadline, policy.max_runtime)
+            tally = Tally()  # what the engine tallied; empty if the drain cut it short
+            with work:
+                tally = await run_rows(rows, checkpoint, settings, hub, observer, clock, stop)
+            tg.cancel_scope.cancel()
+        return tally
     except BaseExceptionGroup as group:  # the tool's own error (a full disk), not a group of its echoes
         raise reduce_group(group) from None
-
-
-async def _supervise(
-    rows: Sequence[Row],
-    checkpoint: Checkpoint,
-    settings: EngineSettings,
-    hub: Hub,
-    observer: Observer | None,
-    policy: StopPolicy,
-    stop: Stop,
-    clock: Clock,
-) -> Tally:
-    work = anyio.CancelScope()
-    async with anyio.create_task_group() as tg:
-
-        async def drain_then_cancel() -> None:
-            await clock.sleep(policy.drain_seconds)
-            work.cancel()
-
-        def begin_stop(reason: str) -> str:
-            if stop.requested:
-                work.cancel()  # second request: stop now
-                return "cancel now: calls in flight are cut (a cut write stays in flight: described first next time)"
-            stop.request(reason)
-            tg.start_soon(drain_then_cancel)
-            return f"stop starting rows; calls in flight get {policy.drain_seconds:g}s to finish; then exit 75"
-
-        async def signals() -> None:
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:
-                async for signum in received:
-                    name = signal.Signals(signum).name
-                    action = begin_stop(name)
-                    if observer is not None:
-                        observer.note("signal", "warning", {"signal": name, "action": action})
-
-        async def deadline(seconds: float) -> None:
-            await clock.sleep(seconds)
-            begin_stop(f"max-runtime {seconds:g}s")
-
-        if policy.handle_signals:
-            tg.start_soon(signals)
-        if policy.max_runtime is not None:
-            tg.start_soon(deadline, policy.max_runtime)
-        tally = Tally()  # what the engine tallied; empty if the drain cut it short
-        with work:
-            tally = await run_rows(rows, checkpoint, settings, hub, observer, clock, stop)
-        tg.cancel_scope.cancel()
-    return tally
 
 
 def migrate(
