@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import os
 import sys
 import traceback
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ from fleet.pipeline import (
     new_run_id,
     plan,
 )
+from fleet.plan_file import DEFAULT_MAX_AGE, Approved, check_usable, read_plan
+from fleet.plan_table import plan_table
 from fleet.progress import Fanout, ProgressBar, summary_table
 from fleet.report import jsonl_path, read_report
 from fleet.retry import BackoffPolicy
@@ -331,6 +334,21 @@ run_only_options = _apply(
             help="Stop starting rows after this many seconds (then drain, exit 75).",
         ),
         click.option(
+            "--plan",
+            "plan_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Apply exactly this plan (`plan --out`): MANIFEST must be the plan's (same SHA-256); a domain on "
+            "another certificate than the plan saw, or not planned to be written, is not written "
+            "(drifted-since-plan, exit 1).",
+        ),
+        click.option(
+            "--plan-max-age",
+            default=human(timedelta(seconds=DEFAULT_MAX_AGE)),
+            show_default=True,
+            callback=lambda _c, _p, v: options.duration(v),
+            help="With --plan: refuse (exit 2) a plan made longer ago than this (seconds, or 90m, 2h, 7d).",
+        ),
+        click.option(
             "--yes",
             "-y",
             is_flag=True,
@@ -381,6 +399,10 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
     logs.configure(opts["log_format"], opts["log_level"])
     run_id = new_run_id()
     logs.bind(run_id=run_id, command="plan" if read_only else "run", manifest=manifest)
+    approved = None
+    if opts.get("plan_file") is not None:  # before anything else: an unusable plan is one line, nothing touched
+        approved = Approved(read_plan(opts["plan_file"]))
+        check_usable(approved.plan, manifest, datetime.now(UTC), opts["plan_max_age"])
     shard = opts["shard"]
     only = RowFilter(opts["only_accounts"], opts["exclude_accounts"] or frozenset(), opts["only_regions"])
     parsed = load(manifest, shard, only)  # the one parse of the run: every stage gets this object
@@ -390,7 +412,7 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
         sys.exit(EXIT_OK)
     default_checkpoint, default_report = default_paths(manifest, shard)
     show_progress = sys.stderr.isatty() if opts["progress"] is None else opts["progress"]
-    settings = engine_settings(opts, rows, run_id)
+    settings = dataclasses.replace(engine_settings(opts, rows, run_id), approved=approved)
     row_logger = logs.RowLogger(quiet=show_progress)
     with contextlib.ExitStack() as stack:
         observer: Observer = row_logger
@@ -399,7 +421,7 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
         if read_only:
             report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
             allowed = Allowed(opts["allowed_accounts"], opts["organization"])
-            result = plan(parsed, report, settings, observer, run_id=run_id, allowed=allowed)
+            result = plan(parsed, report, settings, observer, run_id=run_id, allowed=allowed, out=opts["out"])
         else:
             policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
             checkpoint, report = opts["checkpoint"] or default_checkpoint, opts["report"] or default_report
@@ -430,6 +452,8 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
         warnings=[line for line in result.edge_lines(read_only) if line.startswith("warning:")] or None,
     )
     if show_progress:
+        if read_only:
+            plan_table(result.report, result.plan_out or result.report)
         summary_table(result.counts, by_code, by_account)
     return result
 
@@ -503,6 +527,12 @@ def run(manifest: Path, **opts: Any) -> None:
     "--organization",
     is_flag=True,
     help="Warn about manifest accounts that are not ACTIVE accounts of the hub's AWS Organization (ListAccounts).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the plan to approve (JSON, mode 0600): every domain's current certificate, target and what "
+    "will happen, when, by whom, from which manifest; `run --plan` applies it, `report` renders it.",
 )
 def plan_command(manifest: Path, **opts: Any) -> None:
     """Show what `run` would do, read-only (Describe and ACM calls only): planned / unchanged / failed.

@@ -19,6 +19,7 @@ from fleet.errors import RowFailed, StateWriteError
 from fleet.limits import RegionLimits
 from fleet.manifest import Row
 from fleet.outcome import Outcome, Status, stamp
+from fleet.plan_file import Approved, DriftedSincePlan
 from fleet.preflight import CertificateChecks
 from fleet.retry import AttemptCounter, Failure, classify
 from fleet.stop import StopRequested
@@ -53,6 +54,7 @@ class RowContext:
     mode: Mode = field(default_factory=Mode)
     edge: EdgeChecker | None = None  # None: --no-edge-check (verified is Cognito's word)
     on_retry: Callable[[Row, Failure, float], None] | None = None
+    approved: Approved | None = None  # run --plan: only the plan's writes, on the certificates it saw
 
     @property
     def stopping(self) -> bool:
@@ -282,6 +284,8 @@ async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outco
     last = stored.outcome if stored and stored.outcome.certificate_arn == row.certificate_arn else None
     original = ctx.checkpoint.original(row.domain, row.certificate_arn)
     try:
+        if ctx.approved is not None:
+            ctx.approved.entry(row)  # a row the plan does not have: nothing is called for it
         # Describe and the certificate check need only the account's credentials: unless the state last saw the
         # domain on this target (then most likely nothing is to be written, and no certificate call is made),
         # both go at once, one round trip on the critical path instead of two.
@@ -289,6 +293,9 @@ async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outco
         description = await _describe_with(ctx, row, counter, prefetch)
         current = _current_certificate(row, description)
         outcome.cloudfront_domain = description.get("CloudFrontDistribution")
+        if ctx.approved is not None:
+            outcome.previous_certificate_arn = current
+            ctx.approved.check_current(row, current, original)
         if current == row.certificate_arn:
             if original and original != current and not ctx.mode.plan:
                 outcome.previous_certificate_arn, outcome.after_write = original, True  # the tool's write
@@ -301,6 +308,8 @@ async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outco
             outcome.previous_certificate_arn = current
             outcome.drift = last is not None and last.status in ON_TARGET
             await _preflight(ctx, row, counter, current)
+            if ctx.approved is not None:
+                ctx.approved.check_write(row)
             if ctx.mode.plan:
                 outcome.status = Status.PLANNED
             else:
@@ -319,6 +328,8 @@ async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outco
         raise  # the run's problem, not the row's: its in-flight mark failed, so its write was never sent
     except RowFailed as exc:
         outcome.error_code, outcome.error_message = exc.code, exc.message
+    except DriftedSincePlan as exc:  # not written: the fleet is no longer what the approved plan saw
+        outcome.status, outcome.error_code, outcome.error_message = Status.DRIFTED_SINCE_PLAN, exc.code, exc.message
     except Exception as exc:  # an AWS or connection error that retries did not cure
         failure = classify(exc)
         outcome.error_code, outcome.error_message = failure.code, failure.message

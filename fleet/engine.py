@@ -29,6 +29,7 @@ from fleet.limits import DEFAULT_RATE_PER_ACCOUNT, Limits
 from fleet.manifest import Row, group_by
 from fleet.outage import DEFAULT_PATIENCE, OutageEvent, Outages
 from fleet.outcome import Outcome, Status, stamp
+from fleet.plan_file import Approved
 from fleet.preflight import DEFAULT_MIN_VALIDITY_DAYS, CertificateChecks
 from fleet.retry import BackoffPolicy, Failure
 from fleet.stop import Stop
@@ -49,6 +50,7 @@ class EngineSettings:
     canary: int = 0  # rows (in distinct accounts) written and verified before all others
     outage_patience: float = DEFAULT_PATIENCE  # seconds an endpoint may be unreachable before the run stops
     edge: EdgeSettings = field(default_factory=EdgeSettings)  # verified = ACTIVE and the edge serves the target
+    approved: Approved | None = None  # run --plan: the plan applied (fleet/plan_file.py)
 
 
 class Observer:
@@ -169,7 +171,7 @@ class _Runner:
                 outcome = await self._row(contexts[row.region], row)
                 if outcome is None:
                     return  # the run is stopping
-                if outcome.status is not Status.UNCHANGED and (
+                if outcome.status not in (Status.UNCHANGED, Status.DRIFTED_SINCE_PLAN) and (
                     outcome.status is not Status.FAILED or outcome.after_write
                 ):
                     picked[row.account_id] = row
@@ -315,6 +317,7 @@ class _Runner:
                 mode=mode,
                 edge=self.edge,
                 on_retry=self.obs.retry,
+                approved=self.settings.approved,
             )
             for region in group_by(rows, "region")
         }

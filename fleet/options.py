@@ -93,18 +93,18 @@ def external_id(given: str | None, from_file: str | None, environ: Mapping[str, 
     return given or from_file or environ.get(EXTERNAL_ID_ENV) or None
 
 
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
 
 
 def duration(value: str | float | None) -> float | None:
-    """--stuck-after: seconds, or hours/minutes/seconds (7200, 90m, 2h, 1h30m)."""
+    """--stuck-after, --plan-max-age: seconds, or days/hours/minutes/seconds (7200, 90m, 2h, 1h30m, 7d)."""
     if value is None or isinstance(value, float | int):
         return None if value is None else float(value)
     match = _DURATION.fullmatch(value.strip().lower())
     if not value.strip() or match is None:
-        raise click.BadParameter(f"{value!r} is not a duration (7200, 90m, 2h, 1h30m)")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
+        raise click.BadParameter(f"{value!r} is not a duration (7200, 90m, 2h, 1h30m, 7d)")
+    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = days * 86400 + hours * 3600 + minutes * 60 + seconds
     if total <= 0:
         raise click.BadParameter(f"{value!r} must be more than 0")
     return total

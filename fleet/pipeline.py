@@ -34,7 +34,8 @@ from fleet.hub_check import checked_hub
 from fleet.lock import CheckpointLock
 from fleet.manifest import Manifest, Row, RowFilter, parse
 from fleet.outcome import SUCCESS, Status
-from fleet.report import EdgeTally, jsonl_path, run_record_path, summary_line, write_report
+from fleet.plan_file import PlannedDomain, write_plan
+from fleet.report import EdgeTally, jsonl_path, record, run_record_path, summary_line, write_report
 from fleet.shard import Shard
 from fleet.stop import Stop
 from fleet.stuck import age, human
@@ -83,6 +84,7 @@ class RunResult:
     fleet_held: str | None = None  # the state's fleet hold: nothing was called (the one line to print)
     pending: tuple[tuple[str, float], ...] = ()  # pending rows' (domain, seconds since the write), oldest first
     stuck_after: float | None = None
+    plan_out: Path | None = None  # plan --out: the plan file written (None: not asked for, or the plan stopped early)
 
     def lines(self, read_only: bool = False) -> list[str]:
         """What `run` and `plan` print at the end: why it stopped early, the counts, where the files are."""
@@ -120,8 +122,15 @@ class RunResult:
             )
         if self.drift:
             out.append(f"drift: {self.drift} domains had been moved off their target by someone else: written again")
+        if self.counts[str(Status.DRIFTED_SINCE_PLAN)]:
+            out.append(
+                f"drifted since the plan: {self.counts[str(Status.DRIFTED_SINCE_PLAN)]} domains not written (on "
+                "another certificate than the plan saw, or not planned to be written; see the report): make a new plan"
+            )
         out += self.edge_lines(read_only)
         out.append(f"report: {self.report} (and {self.report_jsonl})")
+        if self.plan_out is not None:
+            out.append(f"plan: {self.plan_out} (to approve; then: cognito-fleet run MANIFEST --plan {self.plan_out})")
         if not read_only:
             out.append(f"checkpoint: {self.checkpoint}")
         return out
@@ -358,7 +367,8 @@ def migrate(
     async def job() -> tuple[collections.Counter[str], int, Tally, tuple[tuple[str, float], ...]]:
         async with checked_hub(settings.aws, settings.policy, clock.sleep, manifest.regions) as hub:
             with CheckpointLock(checkpoint_path):
-                info = run_info("run", run_id, hub, manifest, settings, report=str(report_path))
+                more = {"plan": plan_facts(settings)} if settings.approved else {}
+                info = run_info("run", run_id, hub, manifest, settings, report=str(report_path), **more)
                 if approve is not None:
                     writes = await writes_ahead(manifest, checkpoint_path, settings, hub, clock)
                     if not approve({**info, "writes": len(writes), "write_accounts": len(set(writes))}):
@@ -398,6 +408,13 @@ def migrate(
         pending=ages,
         stuck_after=settings.mode.stuck_after,
     )
+
+
+def plan_facts(settings: EngineSettings) -> dict[str, str]:
+    """What run_started says of the plan a run applies: which file (its SHA-256, to match the approved one)."""
+    assert settings.approved is not None
+    plan = settings.approved.plan
+    return {"path": str(plan.path), "sha256": plan.sha256, "plan_id": plan.plan_id, "made_at": str(plan.made_at)}
 
 
 def _fleet_hold(checkpoint_path: Path) -> str | None:
@@ -490,10 +507,12 @@ def plan(
     clock: Clock | None = None,
     run_id: str | None = None,
     allowed: Allowed | None = None,
+    out: Path | None = None,
 ) -> RunResult:
     """Read-only: describe and check every row, write nothing; rows end planned / unchanged / failed.
 
-    The run's checkpoint is neither read nor written: plan records into a throw-away one.
+    The run's checkpoint is neither read nor written: plan records into a throw-away one. ``out``: also write the
+    plan file (fleet.plan_file) that `run --plan` applies, unless the plan stopped early (rows not looked at).
     """
     manifest = source if isinstance(source, Manifest) else load(source, shard)
     settings = dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None)
@@ -501,6 +520,7 @@ def plan(
     edges = EdgeTally() if settings.edge.check else None
 
     async def job() -> collections.Counter[str]:
+        made_at = clock.now()  # the plan's age counts from before its first look at the fleet
         async with checked_hub(settings.aws, settings.policy, clock.sleep, manifest.regions) as hub:
             if allowed is not None:
                 await warn_outside(manifest, allowed, hub, settings, clock)
@@ -508,12 +528,46 @@ def plan(
                 checkpoint = Checkpoint(Path(scratch) / "plan.sqlite")
                 try:
                     checkpoint.begin(run_id, manifest.path, len(manifest.rows))
+                    info = run_info("plan", run_id, hub, manifest, settings, report=str(report_path))
                     if observer is not None:
-                        observer.started(run_info("plan", run_id, hub, manifest, settings, report=str(report_path)))
+                        observer.started(info)
                     await supervise(manifest.rows, checkpoint, settings, hub, observer, StopPolicy(), stop, clock)
-                    return write_report(manifest.rows, checkpoint, report_path, edges=edges)
+                    counts = write_report(manifest.rows, checkpoint, report_path, edges=edges)
+                    if out is not None and not counts[str(Status.SKIPPED)]:
+                        options = info["options"]
+                        assert isinstance(options, dict)
+                        domains = planned_domains(manifest.rows, checkpoint)
+                        write_plan(out, run_id, made_at, hub.arn or "unknown", manifest.path, domains, options)
+                    return counts
                 finally:
                     checkpoint.close()
 
     counts = anyio.run(job)
-    return RunResult(counts, report_path, jsonl_path(report_path), Path(), stop.reason, run_id=run_id, edges=edges)
+    written = out if out is not None and not counts[str(Status.SKIPPED)] else None
+    return RunResult(
+        counts, report_path, jsonl_path(report_path), Path(), stop.reason, run_id=run_id, edges=edges, plan_out=written
+    )
+
+
+def planned_domains(rows: Sequence[Row], checkpoint: Checkpoint) -> list[PlannedDomain]:
+    """The plan's lines, from the plan's report lines: a plan's previous certificate is the one Describe showed."""
+    out = []
+    for row in rows:
+        line = record(row, checkpoint.stored(row.domain), checkpoint.pass_, None)
+        text = {k: None if v is None else str(v) for k, v in line.items()}
+        out.append(
+            PlannedDomain(
+                account_id=row.account_id,
+                region=row.region,
+                user_pool_id=row.user_pool_id,
+                domain=row.domain,
+                current_certificate_arn=text["previous_certificate_arn"],
+                certificate_arn=row.certificate_arn,
+                action=str(line["status"]),
+                error_code=text["error_code"],
+                error_message=text["error_message"],
+                edge=text["edge"],
+                edge_not_after=text["edge_not_after"],
+            )
+        )
+    return out
