@@ -35,7 +35,7 @@ from fleet.pipeline import (
     new_run_id,
     plan,
 )
-from fleet.plan_file import DEFAULT_MAX_AGE, Approved, check_usable, read_plan
+from fleet.plan_file import DEFAULT_MAX_AGE, Approved, check_usable, read_plan, span
 from fleet.plan_table import plan_table
 from fleet.progress import Fanout, ProgressBar, summary_table
 from fleet.report import jsonl_path, read_report
@@ -343,7 +343,7 @@ run_only_options = _apply(
         ),
         click.option(
             "--plan-max-age",
-            default=human(timedelta(seconds=DEFAULT_MAX_AGE)),
+            default=span(timedelta(seconds=DEFAULT_MAX_AGE)),
             show_default=True,
             callback=lambda _c, _p, v: options.duration(v),
             help="With --plan: refuse (exit 2) a plan made longer ago than this (seconds, or 90m, 2h, 7d).",

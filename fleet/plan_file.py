@@ -20,7 +20,6 @@ from fleet.errors import FleetError
 from fleet.files import atomic_writer
 from fleet.manifest import Row
 from fleet.outcome import Status, stamp
-from fleet.stuck import human
 
 FORMAT, VERSION = "cognito-fleet-plan", 1
 DEFAULT_MAX_AGE = 7 * 86400.0  # a week: long enough for a change board, short enough that the fleet is still it
@@ -192,6 +191,16 @@ def _domain(entry: object, index: int, bad: Any) -> PlannedDomain:
     return PlannedDomain(**values)
 
 
+def span(delta: timedelta) -> str:
+    """7d, 8d2h, 1h30m, 45s: a plan's age in the units people approve in (the two largest)."""
+    seconds = int(delta.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    return "".join(f"{n}{unit}" for n, unit in [p for p in parts if p[0]][:2]) or "0s"
+
+
 # --- run --plan: the checks before anything is called --------------------------------------------------------
 
 
@@ -201,8 +210,8 @@ def check_usable(plan: Plan, manifest: Path, now: datetime, max_age: float) -> N
     age = now - plan.made_at
     if age > timedelta(seconds=max_age):
         raise PlanError(
-            f"{plan.path}: made {stamp(plan.made_at)}, {human(age)} ago: older than --plan-max-age "
-            f"{human(timedelta(seconds=max_age))}; make a new plan and have it approved"
+            f"{plan.path}: made {stamp(plan.made_at)}, {span(age)} ago: older than --plan-max-age "
+            f"{span(timedelta(seconds=max_age))}; make a new plan and have it approved"
         )
     if age < -FUTURE_SKEW:
         raise PlanError(f"{plan.path}: made {stamp(plan.made_at)}, in the future: check the clocks, make a new plan")
