@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
 from pathlib import Path
+from typing import ClassVar
 
 import click
 
@@ -40,6 +41,7 @@ COLOURS = {
     "verified": "#2e7d32",
     "failed": "#c62828",
     "skipped": "#6d4c41",
+    "drifted-since-plan": "#6a1b9a",
 }
 NO_CODE = "(no error code)"
 DOMAIN_HEADER = [
@@ -103,6 +105,15 @@ class Record:
     sources: tuple[Source, ...] = ()  # set when the record merges several reports
     ran_by: str = ""  # host, OS user, tool version and manifest digest, from the run record beside the report
     superseded: tuple[tuple[str, Path, Path], ...] = ()  # (domain, earlier report, the later one that counts)
+    kind: ClassVar[str] = "Change record"  # the heading's first words (a plan: fleet/plan_record.py)
+    shows_writes: ClassVar[bool] = True  # the writes-over-time chart (a plan has no writes yet)
+
+    def extra_markdown(self) -> list[str]:
+        """Sections after the status table (none here; a plan adds "What will change")."""
+        return []
+
+    def extra_html(self) -> str:
+        return ""
 
     @property
     def title(self) -> str:
@@ -390,7 +401,7 @@ def _md_table(header: list[str], rows: Iterable[list[str]], right: frozenset[int
 def markdown(record: Record) -> str:
     """The record as a GitHub-flavoured Markdown document."""
     names = _certificates(record)
-    out = [f"# Change record: {_md(record.title)}", ""]
+    out = [f"# {record.kind}: {_md(record.title)}", ""]
     out += [f"- **{label}:** {_md(text)}" for label, text in record.facts()]
     counts = record.counts()
     out += ["", "## Status", ""]
@@ -400,6 +411,7 @@ def markdown(record: Record) -> str:
     if writes:
         here = f" ({record.written_here()} in this run)" if any(e.written_by_run for e in record.entries) else ""
         out += ["", f"{len(writes)} writes{here} were answered between {_at(writes[0])} and {_at(writes[-1])}."]
+    out += record.extra_markdown()
     failures = record.failures()
     out += ["", f"## Failures ({sum(map(len, failures.values()))})", ""]
     if not failures:
@@ -535,16 +547,24 @@ def html(record: Record) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8" />',
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\" />",
         '<meta name="viewport" content="width=device-width, initial-scale=1" />',
-        f"<title>Change record: {_e(record.title)}</title><style>{_CSS}</style></head><body>",
-        f'<header><h1>Change record: {_e(record.title)}</h1><dl class="facts">{facts}</dl></header>',
+        f"<title>{_e(record.kind)}: {_e(record.title)}</title><style>{_CSS}</style></head><body>",
+        f'<header><h1>{_e(record.kind)}: {_e(record.title)}</h1><dl class="facts">{facts}</dl></header>',
         '<section id="status"><h2>Status</h2><div class="summary">',
         '<table class="counts"><thead><tr><th scope="col">Status</th><th scope="col" class="num">Domains</th></tr>'
         f'</thead><tbody>{count_rows}<tr><th scope="row">total</th><td class="num">{len(record.entries)}</td>'
         "</tr></tbody></table>",
         _status_svg(counts) if counts else "<p>The report has no rows.</p>",
-        "</div><h3>Writes over time</h3>",
-        _writes_svg(writes) if writes else "<p>No writes in this report (no pending or verified domain).</p>",
+        "</div>",
+        *(
+            [
+                "<h3>Writes over time</h3>",
+                _writes_svg(writes) if writes else "<p>No writes in this report (no pending or verified domain).</p>",
+            ]
+            if record.shows_writes
+            else []
+        ),
         "</section>",
+        record.extra_html(),
         _failures_html(record),
         _domains_html(record, names),
     ]
@@ -732,8 +752,16 @@ RENDERERS: dict[str, Callable[[Record], str]] = {"markdown": markdown, "html": h
 )
 def report_command(reports: tuple[Path, ...], fmt: str, out: Path | None, hub: str | None) -> None:
     """Render REPORTS (CSVs `run` or `plan` wrote: one, or the shards of a fleet) as one change record: failures
-    first, then every domain once (in several reports: the later one counts)."""
-    record = load_many(list(reports), hub)
+    first, then every domain once (in several reports: the later one counts). A plan file (`plan --out`) renders
+    as the plan to approve: what will change."""
+    from fleet.plan_record import is_plan, load_plan_record  # the plan's record builds on this module
+
+    if any(is_plan(p) for p in reports):
+        if len(reports) > 1:
+            raise click.UsageError("a plan file is rendered alone: give one PLAN.json")
+        record: Record = load_plan_record(reports[0])
+    else:
+        record = load_many(list(reports), hub)
     text = RENDERERS[fmt](record)
     if out is None:
         click.echo(text, nl=False)

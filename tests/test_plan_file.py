@@ -4,13 +4,16 @@ applies exactly it: a domain changed since the plan, not in it, or not planned t
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
+from rich.console import Console
 
+from fleet import plan_table
 from fleet.cli import main
 from fleet.sandbox.seed import Seeder, write_manifest
 
@@ -64,6 +67,11 @@ def test_a_domain_moved_since_the_plan_is_not_written_the_others_are(make_fleet,
         assert planned[x.domain]["certificate_arn"] == x.new_certificate_arn
         assert planned[x.domain]["action"] == "planned"
     assert fleet.box.state.writes == {}  # planning wrote nothing
+    # On a terminal: the per-domain table, as much as fits on the screen, then how many more and where.
+    screen = Console(file=io.StringIO(), height=plan_table.CHROME + 5, width=200)
+    assert plan_table.plan_table(tmp_path / "manifest.plan.csv", plan_path, screen) == 4
+    shown = screen.file.getvalue()  # type: ignore[attr-defined]
+    assert sum(x.domain in shown for x in d) == 4 and f"… and 2 more domains: see {plan_path}" in shown
 
     other = move_out_of_band(fleet, 2)
     fleet.box.state.reset_counters()

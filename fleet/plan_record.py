@@ -1,0 +1,127 @@
+"""`cognito-fleet report PLAN.json`: a saved plan as the record a change board approves ("what will change").
+
+It is a change record (fleet/change_record.py renders it: status table and chart, failures, every domain by account
+and region, the certificates) whose header says what was approved — the plan file and its SHA-256, when and by
+which hub identity it was made, from which manifest, the fleet's fingerprint — and which adds the writes it plans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import ClassVar
+
+from fleet.change_record import Entry, Record, _arn, _at, _e, _html_table, _md_table, _n, _wrap, short_names
+from fleet.outcome import Status
+from fleet.plan_file import DEFAULT_MAX_AGE, Plan, read_plan, span
+
+WILL_CHANGE = ["Domain", "Account", "Region", "Current certificate", "New certificate", "Edge serves now"]
+
+
+def is_plan(path: Path) -> bool:
+    """A JSON document (a plan), not a report CSV: its first non-blank byte opens an object."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4096).lstrip().startswith(b"{")
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanRecord(Record):
+    plan: Plan
+    kind: ClassVar[str] = "Plan"
+    shows_writes: ClassVar[bool] = False
+
+    def planned(self) -> list[Entry]:
+        return [e for e in self.entries if e.status == Status.PLANNED]
+
+    def facts(self) -> list[tuple[str, str]]:
+        plan, counts = self.plan, self.counts()
+        until = plan.made_at + timedelta(seconds=DEFAULT_MAX_AGE)
+        failed = self.failures()
+        accounts = len({e.account_id for e in self.entries})
+        regions = len({e.region for e in self.entries})
+        edges = ", ".join(f"{k}={v}" for k, v in self.edges().items()) or "not checked"
+        return [
+            ("Plan", plan.plan_id),
+            ("Plan file", str(plan.path)),
+            ("Plan file SHA-256", plan.sha256),
+            ("Made", f"{_at(plan.made_at)} ({span(datetime.now(UTC) - plan.made_at)} ago)"),
+            ("Hub identity", plan.hub),
+            ("Manifest", plan.manifest_path),
+            ("Manifest SHA-256", plan.manifest_sha256),
+            ("Fleet fingerprint", f"{plan.fingerprint} (SHA-256 of every domain's certificate at plan time)"),
+            ("Domains", f"{len(self.entries)} in {_n(accounts, 'account')} and {_n(regions, 'region')}"),
+            ("Will be written", str(counts.get(str(Status.PLANNED), 0))),
+            ("Unchanged", str(counts.get(str(Status.UNCHANGED), 0))),
+            ("Will fail", f"{counts.get(str(Status.FAILED), 0)} ({_n(len(failed), 'error code')})" if failed else "0"),
+            ("Edge serves now", edges),
+            (
+                "Apply",
+                f"cognito-fleet run {plan.manifest_path} --plan {plan.path}: until {_at(until)} (--plan-max-age, "
+                f"default {span(timedelta(seconds=DEFAULT_MAX_AGE))}); a domain no longer on the certificate shown "
+                "here is not written (drifted-since-plan)",
+            ),
+        ]
+
+    def _rows(self) -> tuple[list[Entry], dict[str, str]]:
+        planned = self.planned()
+        return planned, short_names(a for e in planned for a in (e.previous, e.certificate))
+
+    def extra_markdown(self) -> list[str]:
+        planned, names = self._rows()
+        out = ["", f"## What will change ({_n(len(planned), 'write')})", ""]
+        if not planned:
+            return [*out, "Nothing: no domain is planned to be written."]
+        rows = (
+            [e.domain, e.account_id, e.region, names.get(e.previous, "—"), names[e.certificate], e.edge]
+            for e in planned
+        )
+        return out + _md_table(WILL_CHANGE, rows)
+
+    def extra_html(self) -> str:
+        planned, names = self._rows()
+        out = [f'<section id="will-change"><h2>What will change ({_e(_n(len(planned), "write"))})</h2>']
+        if not planned:
+            out.append("<p>Nothing: no domain is planned to be written.</p>")
+        else:
+            rows = [
+                [
+                    _wrap(e.domain),
+                    _e(e.account_id),
+                    _e(e.region),
+                    _arn(e.previous, names),
+                    _arn(e.certificate, names),
+                    _e(e.edge),
+                ]
+                for e in planned
+            ]
+            out.append(_html_table(WILL_CHANGE, rows, [28, 14, 12, 16, 16, 14], ["planned"] * len(rows)))
+        return "".join(out) + "</section>"
+
+
+def load_plan_record(path: Path) -> PlanRecord:
+    """A plan file as a record (PlanError, exit 2, when it is not a usable plan)."""
+    plan = read_plan(path)
+    entries = tuple(
+        Entry(
+            account_id=d.account_id,
+            region=d.region,
+            user_pool_id=d.user_pool_id,
+            domain=d.domain,
+            previous=d.current_certificate_arn or "",
+            certificate=d.certificate_arn,
+            status=d.action,
+            attempts="",
+            error_code=d.error_code or "",
+            error_message=d.error_message or "",
+            started=None,
+            finished=None,
+            drift=False,
+            edge=d.edge or "",
+        )
+        for d in plan.domains
+    )
+    return PlanRecord(source=path, sha256=plan.sha256, run_id=plan.plan_id, hub=plan.hub, entries=entries, plan=plan)
