@@ -50,9 +50,10 @@ ENGINE, STOP, DISCOVER = EngineSettings(), StopPolicy(), Selection()
 EXIT_HELP = """\b
 Exit codes:
   0   every row unchanged, verified or pending (plan: planned)
-  1   at least one row failed, or the run stopped on its failure budget or canary
-  2   usage error, invalid manifest, a state file that cannot be used, or the hub
-      identity not confirmed by STS (nothing touched)
+  1   at least one row failed (or drifted since its --plan), or the run stopped on
+      its failure budget or canary
+  2   usage error, invalid manifest, a state file or --plan that cannot be used,
+      or the hub identity not confirmed by STS (nothing touched)
   3   another run holds this checkpoint's lock
   75  stopped early (signal, --max-runtime, or an endpoint unreachable past
       --outage-patience); rerun to resume"""

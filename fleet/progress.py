@@ -55,6 +55,7 @@ SHOWN = (
     Status.FAILED,
     Status.SKIPPED,
     Status.HELD,
+    Status.DRIFTED_SINCE_PLAN,  # run --plan: shown when some row ends so
 )
 RUN_STATUSES = frozenset({Status.PENDING, Status.VERIFIED, Status.UNCHANGED, Status.FAILED, Status.SKIPPED})
 PLAN_STATUSES = frozenset({Status.PLANNED, Status.UNCHANGED, Status.FAILED})
