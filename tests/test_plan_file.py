@@ -15,6 +15,7 @@ from rich.console import Console
 
 from fleet import plan_table
 from fleet.cli import main
+from fleet.plan_file import span
 from fleet.sandbox.seed import Seeder, write_manifest
 
 from .conftest import Fleet
@@ -174,3 +175,24 @@ def test_only_the_plans_writes_a_row_not_in_it_or_not_planned_is_not_written(mak
         assert (report[x.domain]["status"], report[x.domain]["error_code"]) == ("drifted-since-plan", "NotInPlan")
     assert set(fleet.box.state.writes) == {d[0].domain}
     assert fleet.box.state.calls["DescribeUserPoolDomain"] == 2  # the first account's rows only
+
+
+def test_a_drifted_row_is_passed_over_by_the_canary_not_a_canary_failure(make_fleet, tmp_path: Path) -> None:
+    fleet: Fleet = make_fleet(accounts=2, regions=("us-east-1",), per_region=2)
+    d = fleet.domains
+    plan_path, base = tmp_path / "P.json", ["--endpoint-url", fleet.box.endpoint, "--no-progress"]
+    assert invoke("plan", str(fleet.manifest), "--out", str(plan_path), *base)[0] == 0
+    move_out_of_band(fleet, 0)  # the first row of the first account: where the canary looks first
+    fleet.box.state.reset_counters()
+    code, out = invoke(
+        "run", str(fleet.manifest), "--plan", str(plan_path), "--canary", "1", "--wait-interval", "0.1", *base
+    )
+    assert code == 1, out
+    assert finished(out)["counts"] == {"verified": 1, "pending": 2, "drifted-since-plan": 1}
+    assert finished(out).get("stop_reason") is None  # the canary (the account's next row) passed: the run went on
+    assert set(fleet.box.state.writes) == {x.domain for x in d[1:]}
+
+
+def test_plan_ages_read_in_days() -> None:
+    assert span(timedelta(days=7)) == "7d" and span(timedelta(days=8, hours=2, minutes=5)) == "8d2h"
+    assert span(timedelta(minutes=90)) == "1h30m" and span(timedelta(0)) == "0s"
