@@ -33,7 +33,7 @@ from fleet.holds import Hold
 from fleet.hub_check import checked_hub
 from fleet.lock import CheckpointLock
 from fleet.manifest import Manifest, Row, RowFilter, parse
-from fleet.outcome import SUCCESS, Status
+from fleet.outcome import SUCCESS, Status, stamp
 from fleet.plan_file import PlannedDomain, write_plan
 from fleet.report import EdgeTally, jsonl_path, record, run_record_path, summary_line, write_report
 from fleet.shard import Shard
@@ -414,7 +414,7 @@ def plan_facts(settings: EngineSettings) -> dict[str, str]:
     """What run_started says of the plan a run applies: which file (its SHA-256, to match the approved one)."""
     assert settings.approved is not None
     plan = settings.approved.plan
-    return {"path": str(plan.path), "sha256": plan.sha256, "plan_id": plan.plan_id, "made_at": str(plan.made_at)}
+    return {"path": str(plan.path), "sha256": plan.sha256, "plan_id": plan.plan_id, "made_at": stamp(plan.made_at)}
 
 
 def _fleet_hold(checkpoint_path: Path) -> str | None:

@@ -20,6 +20,7 @@ from fleet.sandbox.seed import Seeder, write_manifest
 
 from .conftest import Fleet
 from .files import by_domain, events, finished
+from .test_events import check
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -52,6 +53,7 @@ def test_a_domain_moved_since_the_plan_is_not_written_the_others_are(make_fleet,
     plan_path, base = tmp_path / "P.json", ["--endpoint-url", fleet.box.endpoint, "--no-progress"]
     code, out = invoke("plan", str(fleet.manifest), "--out", str(plan_path), *base)
     assert code == 0, out
+    check(out, "plan")  # the documented event stream (docs/events.md)
     assert stat.S_IMODE(plan_path.stat().st_mode) == 0o600
     doc = json.loads(plan_path.read_text())
     assert (doc["format"], doc["version"]) == ("cognito-fleet-plan", 1)
@@ -78,6 +80,7 @@ def test_a_domain_moved_since_the_plan_is_not_written_the_others_are(make_fleet,
     fleet.box.state.reset_counters()
     code, out = invoke("run", str(fleet.manifest), "--plan", str(plan_path), *base)
     assert code == 1, out  # a domain not written: cron notices
+    check(out, "run")
     assert finished(out)["counts"] == {"pending": 5, "drifted-since-plan": 1}
     assert started(out)["plan"]["sha256"] == hashlib.sha256(plan_path.read_bytes()).hexdigest()  # type: ignore[index]
     assert set(fleet.box.state.writes) == {x.domain for x in d} - {d[2].domain}
