@@ -35,8 +35,8 @@ from fleet.sandbox.server import Sandbox
 async def _measure(endpoint: str, domains: list[dict[str, str]], calls: int) -> dict[str, Any]:
     import anyio
 
-    from fleet.credentials import AwsSettings, Hub, role_arn_for
-    from fleet.retry import BackoffPolicy
+    from fleet.aws.credentials import AwsSettings, Hub, role_arn_for
+    from fleet.aws.retry import BackoffPolicy
 
     settings = AwsSettings(endpoint_url=endpoint)
     out: dict[str, Any] = {}

@@ -29,9 +29,9 @@ from fleet.sandbox.state import Knobs
 
 
 def lost_writes(accounts: int, loss: float, propagation: float, seed: int) -> dict[str, Any]:
-    from fleet.credentials import AwsSettings
-    from fleet.engine import EngineSettings
-    from fleet.pipeline import migrate
+    from fleet.aws.credentials import AwsSettings
+    from fleet.migrate.engine import EngineSettings
+    from fleet.migrate.pipeline import migrate
 
     with Sandbox(knobs=Knobs(seed=seed)) as box, tempfile.TemporaryDirectory() as tmp:
         domains = seed_fleet(box.endpoint, accounts, ("us-east-1", "eu-west-1"), 2)

@@ -29,11 +29,11 @@ from fleet.sandbox.tls import make_tls_files
 
 
 def outage_mid_run(accounts: int, outage: float, propagation: float) -> dict[str, Any]:
-    from fleet.credentials import AwsSettings
-    from fleet.domain import Mode
-    from fleet.engine import EngineSettings, Observer
-    from fleet.outage import OutageEvent
-    from fleet.pipeline import migrate
+    from fleet.aws.credentials import AwsSettings
+    from fleet.aws.outage import OutageEvent
+    from fleet.migrate.engine import EngineSettings, Observer
+    from fleet.migrate.pipeline import migrate
+    from fleet.migrate.row import Mode
 
     class Seen(Observer):
         def __init__(self) -> None:

@@ -11,17 +11,17 @@ from typing import Any
 import pytest
 from botocore.config import Config
 
-from fleet.checkpoint import Checkpoint
-from fleet.credentials import AwsSettings
-from fleet.edge import EDGE_ADDRESS_ENV, EdgeSettings
-from fleet.engine import EngineSettings
-from fleet.pipeline import RunResult, migrate
-from fleet.retry import BackoffPolicy
+from fleet.aws.credentials import AwsSettings
+from fleet.aws.edge import EDGE_ADDRESS_ENV, EdgeSettings
+from fleet.aws.retry import BackoffPolicy
+from fleet.migrate.engine import EngineSettings
+from fleet.migrate.pipeline import RunResult, migrate
 from fleet.sandbox.demo import isolate_from_real_aws
 from fleet.sandbox.seed import SeededDomain, Seeder, seed_fleet, write_manifest
 from fleet.sandbox.server import Sandbox
 from fleet.sandbox.state import Knobs
 from fleet.sandbox.tls import make_tls_files
+from fleet.state.checkpoint import Checkpoint
 
 _accounts = itertools.count(300000000000, 1000)  # each test seeds its own, disjoint accounts
 

@@ -13,13 +13,13 @@ from typing import Any
 import botocore.session
 import pytest
 
-from fleet.credentials import AwsSettings
+from fleet.aws.credentials import AwsSettings
+from fleet.aws.retry import BackoffPolicy
 from fleet.discover.inputs import OrganizationUnreadable
 from fleet.discover.job import run_discovery
-from fleet.engine import EngineSettings
 from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, HubUnavailable
-from fleet.pipeline import migrate
-from fleet.retry import BackoffPolicy
+from fleet.migrate.engine import EngineSettings
+from fleet.migrate.pipeline import migrate
 from fleet.sandbox.seed import SeededDomain, admin_client, organization_accounts, seed_accounts, write_manifest
 from fleet.sandbox.server import Sandbox
 

@@ -9,11 +9,11 @@ import botocore.exceptions
 import pytest
 from botocore.exceptions import ClientError
 
-from fleet.accounts import Target, each_account
-from fleet.calls import Once
-from fleet.credentials import AwsSettings
-from fleet.retry import AttemptCounter, BackoffPolicy, call_with_retry
-from fleet.stop import Stop, StopRequested
+from fleet.aws.accounts import Target, each_account
+from fleet.aws.calls import Once
+from fleet.aws.credentials import AwsSettings
+from fleet.aws.retry import AttemptCounter, BackoffPolicy, call_with_retry
+from fleet.aws.stop import Stop, StopRequested
 
 from . import virtual_time
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fleet.change_record import Record, ReportError, html, load, markdown, report_command, short_names
 from fleet.errors import EXIT_USAGE, FleetError
-from fleet.report import COLUMNS
+from fleet.records.change_record import Record, ReportError, html, load, markdown, report_command, short_names
+from fleet.records.report import COLUMNS
 
 from .files import csv_rows
 
@@ -307,7 +307,7 @@ def test_several_reports_make_one_record_every_domain_once(tmp_path: Path) -> No
     for shard in shards:
         digest = __import__("hashlib").sha256(shard.read_bytes()).hexdigest()
         assert f"| {shard} | {digest} |" in text
-    page = html(__import__("fleet.change_record", fromlist=["load_many"]).load_many(shards))
+    page = html(__import__("fleet.records.change_record", fromlist=["load_many"]).load_many(shards))
     assert parsed(page).mismatched == [] and page.count('id="status-chart"') == 1 and 'id="sources"' in page
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import anyio
 import anyio.lowlevel
 
-from fleet.checkpoint import Checkpoint
 from fleet.errors import StateWriteError
 from fleet.outcome import Outcome, Status
+from fleet.state.checkpoint import Checkpoint
 
 
 def outcome(i: int, status: Status = Status.PENDING) -> Outcome:

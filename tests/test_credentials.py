@@ -5,8 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from fleet.credentials import AwsSettings, Hub, role_arn_for
-from fleet.retry import BackoffPolicy
+from fleet.aws.credentials import AwsSettings, Hub, role_arn_for
+from fleet.aws.retry import BackoffPolicy
 
 
 async def test_views_of_one_shared_client_sign_as_their_own_account(make_fleet) -> None:

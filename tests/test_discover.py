@@ -9,11 +9,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from fleet.aws.credentials import AwsSettings
+from fleet.aws.retry import BackoffPolicy
 from fleet.cli import main
-from fleet.credentials import AwsSettings
 from fleet.discover.job import run_discovery
-from fleet.engine import EngineSettings
-from fleet.retry import BackoffPolicy
+from fleet.migrate.engine import EngineSettings
 from fleet.sandbox.seed import SeededDomain, Seeder, admin_client, seed_accounts
 from fleet.sandbox.server import Sandbox
 

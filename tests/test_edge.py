@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from fleet.edge import Edge, Served, compare, format_serial, is_certificate, parse_serial, reason_kind, split_address
+from fleet.aws.edge import (
+    Edge,
+    Served,
+    compare,
+    format_serial,
+    is_certificate,
+    parse_serial,
+    reason_kind,
+    split_address,
+)
 from fleet.sandbox.seed import Seeder
 from tests.conftest import Fleet
 from tests.files import by_domain
@@ -83,8 +92,8 @@ def test_acm_writes_serial_as_aws_and_the_edge_serves_that_certificate(make_flee
     assert ":" in described["Serial"] and described["Serial"] == described["Serial"].lower()
     import anyio
 
+    from fleet.aws.edge import EdgeChecker, EdgeSettings
     from fleet.clock import SystemClock
-    from fleet.edge import EdgeChecker, EdgeSettings
 
     checker = EdgeChecker(EdgeSettings(address=fleet.box.edge_address, tries=1), SystemClock())
     served = anyio.run(checker.look, d.domain, None)
@@ -172,7 +181,7 @@ def test_the_next_run_converges_a_pending_edge_without_writing(make_fleet) -> No
 
 
 def test_plan_shows_what_each_edge_serves_and_until_when(make_fleet, tmp_path: Path) -> None:
-    from fleet.pipeline import plan
+    from fleet.migrate.pipeline import plan
 
     fleet: Fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=2)
     d = fleet.domains[0]
@@ -186,6 +195,6 @@ def test_plan_shows_what_each_edge_serves_and_until_when(make_fleet, tmp_path: P
 
 
 def _wait(timeout: float) -> object:
-    from fleet.domain import Mode
+    from fleet.migrate.row import Mode
 
     return Mode(wait=True, wait_timeout=timeout, wait_interval=0.1)

@@ -13,8 +13,8 @@ import pytest
 from botocore.configprovider import ConfiguredEndpointProvider
 from click.testing import CliRunner
 
+from fleet.aws.endpoints import Endpoint, InsecureEndpoint, is_loopback, require_encryption
 from fleet.cli import main
-from fleet.endpoints import Endpoint, InsecureEndpoint, is_loopback, require_encryption
 
 from .conftest import Fleet
 from .files import events

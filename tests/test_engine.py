@@ -8,7 +8,7 @@ import json
 import anyio
 
 from fleet.outcome import Outcome, Status, utc_now
-from fleet.report import COLUMNS
+from fleet.records.report import COLUMNS
 
 from .conftest import Fleet
 from .files import by_domain

@@ -13,10 +13,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from fleet.credentials import AwsSettings
+from fleet.aws.credentials import AwsSettings
+from fleet.aws.hub_check import checked_hub
+from fleet.aws.retry import BackoffPolicy
 from fleet.errors import HubUnavailable
-from fleet.hub_check import checked_hub
-from fleet.retry import BackoffPolicy
 
 from .conftest import Fleet
 

@@ -25,7 +25,7 @@ from botocore import xform_name
 from cfnlint.decode import cfn_yaml
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
-from fleet.credentials import AwsSettings
+from fleet.aws.credentials import AwsSettings
 from fleet.sandbox.auth import OTHER_ORGANIZATION, SANDBOX_ORGANIZATION
 
 ROOT = Path(__file__).resolve().parent.parent

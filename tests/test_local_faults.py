@@ -11,10 +11,10 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from fleet import pipeline
-from fleet.checkpoint import Checkpoint, write_failure
 from fleet.cli import main
 from fleet.errors import EXIT_OK, EXIT_RESUMABLE, StateWriteError, reduce_group
+from fleet.migrate import pipeline
+from fleet.state.checkpoint import Checkpoint, write_failure
 
 from .conftest import Fleet
 from .files import by_domain

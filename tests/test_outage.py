@@ -12,13 +12,13 @@ import anyio
 import botocore.exceptions
 from botocore.exceptions import ClientError
 
+from fleet.aws.outage import OutageEvent, Outages
+from fleet.aws.stop import Stop, StopRequested
 from fleet.clock import SystemClock
-from fleet.engine import Observer
 from fleet.errors import EXIT_OK, EXIT_RESUMABLE
-from fleet.outage import OutageEvent, Outages
-from fleet.pipeline import migrate
+from fleet.migrate.engine import Observer
+from fleet.migrate.pipeline import migrate
 from fleet.sandbox.server import Sandbox
-from fleet.stop import Stop, StopRequested
 
 from . import virtual_time
 from .conftest import Fleet
@@ -99,7 +99,7 @@ def test_an_outage_past_the_patience_stops_resumably_and_the_rerun_finishes(make
 
 
 def _wait():  # type: ignore[no-untyped-def]
-    from fleet.domain import Mode
+    from fleet.migrate.row import Mode
 
     return Mode(wait=True, wait_interval=0.2, wait_timeout=60)
 

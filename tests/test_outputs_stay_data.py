@@ -14,14 +14,13 @@ import structlog
 from click.testing import CliRunner
 from rich.console import Console
 
-from fleet import logs
-from fleet.change_record import html, load, markdown
-from fleet.cli import main
+from fleet.cli import logs, main
+from fleet.cli.progress import summary_table
 from fleet.csv_cells import neutralise, restore
 from fleet.manifest import Row, parse, write
 from fleet.outcome import Outcome, Status
-from fleet.progress import summary_table
-from fleet.report import COLUMNS, ReportError, read_report, write_lines
+from fleet.records.change_record import html, load, markdown
+from fleet.records.report import COLUMNS, ReportError, read_report, write_lines
 
 from .files import csv_rows
 

@@ -8,8 +8,8 @@ import botocore.exceptions
 import pytest
 from botocore.exceptions import ClientError
 
-from fleet.limits import Limits, make_limiter
-from fleet.retry import AttemptCounter, BackoffPolicy, call_with_retry, classify
+from fleet.aws.limits import Limits, make_limiter
+from fleet.aws.retry import AttemptCounter, BackoffPolicy, call_with_retry, classify
 
 from . import virtual_time
 

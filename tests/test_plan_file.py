@@ -13,9 +13,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from rich.console import Console
 
-from fleet import plan_table
-from fleet.cli import main
-from fleet.plan_file import span
+from fleet.cli import main, plan_table
+from fleet.records.plan_file import span
 from fleet.sandbox.seed import Seeder, write_manifest
 
 from .conftest import Fleet

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from fleet.cli import main
-from fleet.domain import Mode
+from fleet.migrate.row import Mode
 
 from .conftest import Fleet
 from .files import by_domain

@@ -10,12 +10,12 @@ from pathlib import Path
 import anyio
 from click.testing import CliRunner
 
-from fleet.checkpoint import CONVERGE, RESUME, SCHEMA_VERSION, Checkpoint
 from fleet.cli import main
 from fleet.manifest import parse
 from fleet.outcome import Status
-from fleet.report import write_report
+from fleet.records.report import write_report
 from fleet.sandbox.seed import seed_accounts, write_manifest
+from fleet.state.checkpoint import CONVERGE, RESUME, SCHEMA_VERSION, Checkpoint
 
 from .conftest import Fleet
 from .files import by_domain, csv_rows, finished
@@ -201,7 +201,7 @@ async def test_history_of_an_unknown_domain_says_so(tmp_path: Path) -> None:
 
 
 def test_history_of_several_state_files_the_shards_of_a_fleet(make_fleet) -> None:
-    from fleet.pipeline import migrate
+    from fleet.migrate.pipeline import migrate
     from fleet.shard import Shard
 
     fleet: Fleet = make_fleet(accounts=4, regions=("us-east-1",), per_region=1)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fleet.checkpoint import APPLICATION_ID, Checkpoint, CheckpointError
 from fleet.cli import main
-from fleet.state_file import UnsafeStateFile, open_owned
+from fleet.state.checkpoint import APPLICATION_ID, Checkpoint, CheckpointError
+from fleet.state.ownership import UnsafeStateFile, open_owned
 
 from .conftest import Fleet
 

@@ -9,11 +9,11 @@ import io
 from click.testing import CliRunner
 from rich.console import Console
 
+from fleet.aws.retry import Failure
 from fleet.cli import main
+from fleet.cli.progress import ProgressBar, summary_table
 from fleet.manifest import Row
 from fleet.outcome import Outcome, Status
-from fleet.progress import ProgressBar, summary_table
-from fleet.retry import Failure
 from fleet.sandbox.state import Knobs
 
 ROW = Row(2, "111122223333", "eu-west-1", "eu-west-1_A", "a.example.com", "arn")

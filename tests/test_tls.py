@@ -29,13 +29,13 @@ import pytest
 from aiobotocore.httpsession import AIOHTTPSession
 from botocore.config import Config
 
-from fleet.credentials import AwsSettings
-from fleet.edge import EdgeSettings
-from fleet.engine import EngineSettings
+from fleet.aws.credentials import AwsSettings
+from fleet.aws.edge import EdgeSettings
+from fleet.aws.http import SharedTLSSession
+from fleet.aws.retry import BackoffPolicy
 from fleet.errors import HubUnavailable
-from fleet.http import SharedTLSSession
-from fleet.pipeline import RunResult, migrate
-from fleet.retry import BackoffPolicy
+from fleet.migrate.engine import EngineSettings
+from fleet.migrate.pipeline import RunResult, migrate
 from fleet.sandbox.auth import HUB_CREDENTIALS
 from fleet.sandbox.demo import isolate_from_real_aws
 from fleet.sandbox.seed import SeededDomain, seed_fleet, write_manifest
@@ -296,7 +296,7 @@ async def test_a_proxy_ca_is_trusted_for_the_proxy_only(good: TLSFiles, tmp_path
     import aiohttp
     from yarl import URL
 
-    from fleet.http import ProxyTLSConnector
+    from fleet.aws.http import ProxyTLSConnector
 
     proxy_ca = ThrowAwayCA().write(tmp_path / "proxy").ca
     proxy = "https://127.0.0.1:3128"

@@ -8,12 +8,12 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from fleet.checkpoint import Checkpoint
 from fleet.cli import main
-from fleet.domain import Mode
-from fleet.pipeline import RunResult, migrate
-from fleet.rollback import plan_rollback
+from fleet.migrate.pipeline import RunResult, migrate
+from fleet.migrate.row import Mode
+from fleet.records.rollback import plan_rollback
 from fleet.sandbox.seed import write_manifest
+from fleet.state.checkpoint import Checkpoint
 
 from .clocks import ManualClock
 from .conftest import Fleet

@@ -9,16 +9,16 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from fleet.checkpoint import Checkpoint
-from fleet.domain import Mode
-from fleet.engine import EngineSettings
-from fleet.hub_check import checked_hub
+from fleet.aws.hub_check import checked_hub
+from fleet.aws.retry import BackoffPolicy
+from fleet.aws.stop import Stop
 from fleet.manifest import parse
+from fleet.migrate.engine import EngineSettings
+from fleet.migrate.pipeline import StopPolicy, supervise
+from fleet.migrate.row import Mode
 from fleet.outcome import Status
-from fleet.pipeline import StopPolicy, supervise
-from fleet.report import write_report
-from fleet.retry import BackoffPolicy
-from fleet.stop import Stop
+from fleet.records.report import write_report
+from fleet.state.checkpoint import Checkpoint
 
 from .clocks import ManualClock
 from .conftest import Fleet

@@ -9,8 +9,8 @@ import botocore.exceptions
 import pytest
 from botocore.exceptions import ClientError
 
-from fleet.domain import Mode
-from fleet.retry import outcome_unknown
+from fleet.aws.retry import outcome_unknown
+from fleet.migrate.row import Mode
 
 from .conftest import Fleet
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleet.calls import Calls
-from fleet.credentials import Hub
+from fleet.aws.calls import Calls
+from fleet.aws.credentials import Hub
+from fleet.aws.retry import classify
+from fleet.aws.stop import StopRequested
 from fleet.errors import EXIT_FAILED_ROWS, FleetError
-from fleet.retry import classify
-from fleet.stop import StopRequested
 
 _ACCOUNT = re.compile(r"\d{12}")
 _CERT = re.compile(r"arn:aws:acm:us-east-1:(\d{12}):certificate/[0-9a-fA-F-]{36}")

@@ -15,17 +15,17 @@ from typing import Any
 
 import anyio
 
-from fleet.accounts import Target, each_account
-from fleet.calls import Calls, Once
-from fleet.credentials import AccountSession, Hub
+from fleet.aws.accounts import Target, each_account
+from fleet.aws.calls import Calls, Once
+from fleet.aws.credentials import AccountSession, Hub
+from fleet.aws.limits import RegionLimits
+from fleet.aws.retry import Failure, classify
+from fleet.aws.stop import StopRequested
 from fleet.discover import select
 from fleet.discover.inputs import Account
 from fleet.errors import RowFailed
-from fleet.limits import RegionLimits
 from fleet.manifest import CERT_REGION
-from fleet.preflight import check, rejection
-from fleet.retry import Failure, classify
-from fleet.stop import StopRequested
+from fleet.migrate.certificates import check, rejection
 
 
 @dataclass(slots=True)

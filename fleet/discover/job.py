@@ -8,20 +8,20 @@ from pathlib import Path
 
 import anyio
 
-from fleet import logs
-from fleet.calls import Calls
+from fleet.aws.calls import Calls
+from fleet.aws.endpoints import summary as endpoint_summary
+from fleet.aws.hub_check import checked_hub
+from fleet.aws.limits import Limits
+from fleet.aws.outage import Outages
+from fleet.aws.stop import Stop
+from fleet.cli import logs
 from fleet.clock import SystemClock
 from fleet.discover.inputs import Account, DiscoverError, organization_accounts, read_accounts, read_map
 from fleet.discover.inventory import Discoverer
 from fleet.discover.output import write_outputs
 from fleet.discover.select import CANNOT_MOVE, Selection
-from fleet.endpoints import summary as endpoint_summary
-from fleet.engine import EngineSettings
-from fleet.hub_check import checked_hub
-from fleet.limits import Limits
 from fleet.manifest import cognito_regions, parse
-from fleet.outage import Outages
-from fleet.stop import Stop
+from fleet.migrate.engine import EngineSettings
 
 
 def run_discovery(

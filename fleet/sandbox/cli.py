@@ -14,8 +14,8 @@ from pathlib import Path
 import botocore.exceptions
 import click
 
+from fleet.cli.options import split_list
 from fleet.errors import FleetError
-from fleet.options import split_list
 
 
 def _require_sandbox() -> None:
@@ -110,7 +110,7 @@ def serve(
     (`export AWS_CA_BUNDLE=...`): a rehearsal then also proves that clients verify the certificate and its name.
     """
     _require_sandbox()
-    from fleet.edge import EDGE_ADDRESS_ENV
+    from fleet.aws.edge import EDGE_ADDRESS_ENV
     from fleet.sandbox.auth import HUB_CREDENTIALS
     from fleet.sandbox.server import Sandbox
     from fleet.sandbox.state import Knobs

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import click
 
-from fleet import logs
-from fleet.credentials import AwsSettings
-from fleet.domain import Mode
-from fleet.edge import EdgeSettings
-from fleet.engine import EngineSettings, Observer
+from fleet.aws.credentials import AwsSettings
+from fleet.aws.edge import EdgeSettings
+from fleet.cli import logs
+from fleet.cli.progress import Fanout, ProgressBar, summary_table
 from fleet.manifest import parse
-from fleet.pipeline import RunResult, migrate, new_run_id
-from fleet.progress import Fanout, ProgressBar, summary_table
+from fleet.migrate.engine import EngineSettings, Observer
+from fleet.migrate.pipeline import RunResult, migrate, new_run_id
+from fleet.migrate.row import Mode
 from fleet.sandbox.auth import HUB_CREDENTIALS
 from fleet.sandbox.seed import seed_fleet, write_manifest
 from fleet.sandbox.server import Sandbox

@@ -26,9 +26,9 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
-from fleet.edge import format_serial
+from fleet.aws.edge import format_serial
 from fleet.manifest import validate_domain
-from fleet.preflight import covers
+from fleet.migrate.certificates import covers
 from fleet.sandbox.auth import (
     DEFAULT_ACCOUNT,
     HUB_CREDENTIALS,

@@ -28,10 +28,10 @@ from typing import Any
 import anyio
 
 from fleet.errors import FleetError, StateWriteError
-from fleet.holds import FleetHold, Hold
 from fleet.manifest import Row
 from fleet.outcome import DONE, OUTCOME_FIELDS, WRITTEN, Outcome, Status, utc_now
-from fleet.state_file import check_side_files, connect, open_owned, warn_if_shared_directory
+from fleet.state.holds import FleetHold, Hold
+from fleet.state.ownership import check_side_files, connect, open_owned, warn_if_shared_directory
 
 SCHEMA_VERSION = 3
 APPLICATION_ID = 0x43464C54  # "CFLT" in SQLite's header (PRAGMA application_id): this file is a cognito-fleet state

@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from fleet.endpoints import Endpoint, require_encryption, resolve
-from fleet.limits import call_ceiling
-from fleet.retry import AttemptCounter, BackoffPolicy, Sleep, call_with_retry
+from fleet.aws.endpoints import Endpoint, require_encryption, resolve
+from fleet.aws.limits import call_ceiling
+from fleet.aws.retry import AttemptCounter, BackoffPolicy, Sleep, call_with_retry
 
 if TYPE_CHECKING:  # the AWS stack is imported when first used: `validate` and `--help` never need it
     from aiobotocore.config import AioConfig
     from aiobotocore.credentials import AioRefreshableCredentials
 
-    from fleet.outage import Outages
+    from fleet.aws.outage import Outages
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ class AwsSettings:
 def client_config(settings: AwsSettings) -> AioConfig:
     from aiobotocore.config import AioConfig
 
-    from fleet.http import SharedTLSSession
+    from fleet.aws.http import SharedTLSSession
 
     # One attempt in botocore: the engine's own policy retries (retry.py), so attempts never multiply.
     return AioConfig(

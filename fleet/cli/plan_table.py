@@ -8,9 +8,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fleet.change_record import short_names
 from fleet.outcome import Status
-from fleet.report import read_report
+from fleet.records.change_record import short_names
+from fleet.records.report import read_report
 from fleet.text import printable
 
 # What a change board looks at first: what fails, then what will be written; unchanged domains last.

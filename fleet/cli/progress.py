@@ -12,11 +12,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fleet.engine import Observer
+from fleet.aws.outage import OutageEvent
+from fleet.aws.retry import Failure
 from fleet.manifest import Row
-from fleet.outage import OutageEvent
+from fleet.migrate.engine import Observer
 from fleet.outcome import Outcome, Status
-from fleet.retry import Failure
 from fleet.text import printable
 
 

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fleet.checkpoint import Checkpoint
 from fleet.outcome import WRITTEN
-from fleet.report import write_lines
+from fleet.records.report import write_lines
+from fleet.state.checkpoint import Checkpoint
 
 
 def runs_table(state: Checkpoint) -> list[str]:

@@ -15,7 +15,7 @@ from types import TracebackType
 
 from fleet.errors import EXIT_LOCKED, FleetError
 from fleet.outcome import utc_now
-from fleet.state_file import open_owned, warn_if_shared_directory
+from fleet.state.ownership import open_owned, warn_if_shared_directory
 
 
 class LockHeld(FleetError):

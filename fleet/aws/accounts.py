@@ -10,9 +10,9 @@ from typing import TypeVar
 
 import anyio
 
-from fleet.credentials import AccountSession, Hub, role_arn_for
-from fleet.retry import Failure, classify
-from fleet.stop import Stop, StopRequested
+from fleet.aws.credentials import AccountSession, Hub, role_arn_for
+from fleet.aws.retry import Failure, classify
+from fleet.aws.stop import Stop, StopRequested
 
 A = TypeVar("A")
 

@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fleet.calls import Once
+from fleet.aws.calls import Once
+from fleet.aws.retry import classify
+from fleet.aws.stop import StopRequested
 from fleet.errors import RowFailed
-from fleet.retry import classify
-from fleet.stop import StopRequested
 
 # CloudFront accepts these for viewer certificates (not EC P-384 / P-521).
 ACCEPTED_KEY_ALGORITHMS = frozenset({"RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1"})

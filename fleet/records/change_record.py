@@ -26,7 +26,7 @@ import click
 
 from fleet.files import atomic_writer
 from fleet.outcome import WRITTEN, Status
-from fleet.report import ReportError, jsonl_path, read_report, run_record_path
+from fleet.records.report import ReportError, jsonl_path, read_report, run_record_path
 from fleet.text import printable
 
 # Older reports lack some columns (drift, attempts ...); these are the ones a record cannot do without.
@@ -754,7 +754,7 @@ def report_command(reports: tuple[Path, ...], fmt: str, out: Path | None, hub: s
     """Render REPORTS (CSVs `run` or `plan` wrote: one, or the shards of a fleet) as one change record: failures
     first, then every domain once (in several reports: the later one counts). A plan file (`plan --out`) renders
     as the plan to approve: what will change."""
-    from fleet.plan_record import is_plan, load_plan_record  # the plan's record builds on this module
+    from fleet.records.plan_record import is_plan, load_plan_record  # the plan's record builds on this module
 
     if any(is_plan(p) for p in reports):
         if len(reports) > 1:

@@ -11,11 +11,11 @@ from typing import Any, Literal
 
 import structlog
 
-from fleet.engine import Observer
+from fleet.aws.outage import OutageEvent
+from fleet.aws.retry import Failure
 from fleet.manifest import Row
-from fleet.outage import OutageEvent
+from fleet.migrate.engine import Observer
 from fleet.outcome import Outcome, Status
-from fleet.retry import Failure
 from fleet.text import printable
 
 LogFormat = Literal["auto", "json", "console"]

@@ -12,11 +12,11 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
+from fleet.aws.limits import Limits, RegionLimits
+from fleet.aws.outage import Outages
+from fleet.aws.retry import AttemptCounter, BackoffPolicy, Failure, call_with_retry
+from fleet.aws.stop import Stop, StopRequested
 from fleet.clock import Clock, SystemClock
-from fleet.limits import Limits, RegionLimits
-from fleet.outage import Outages
-from fleet.retry import AttemptCounter, BackoffPolicy, Failure, call_with_retry
-from fleet.stop import Stop, StopRequested
 
 OnRetry = Callable[[Failure, float], None]
 

@@ -19,9 +19,9 @@ from typing import TypeVar
 
 import anyio
 
+from fleet.aws.retry import classify, connection_errors, never_connected
+from fleet.aws.stop import Stop, StopRequested
 from fleet.clock import Clock
-from fleet.retry import classify, connection_errors, never_connected
-from fleet.stop import Stop, StopRequested
 
 T = TypeVar("T")
 DEFAULT_PATIENCE = 300.0  # seconds an endpoint may stay unreachable before the run stops (resumable)

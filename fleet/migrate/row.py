@@ -12,19 +12,19 @@ from typing import Any
 
 import anyio
 
-from fleet.calls import Calls
-from fleet.checkpoint import Checkpoint, Stored
-from fleet.edge import UNREACHED, Edge, EdgeChecker, Seen, compare, is_certificate
+from fleet.aws.calls import Calls
+from fleet.aws.edge import UNREACHED, Edge, EdgeChecker, Seen, compare, is_certificate
+from fleet.aws.limits import RegionLimits
+from fleet.aws.retry import AttemptCounter, Failure, classify
+from fleet.aws.stop import StopRequested
 from fleet.errors import RowFailed, StateWriteError
-from fleet.limits import RegionLimits
 from fleet.manifest import Row
+from fleet.migrate.certificates import CertificateChecks
+from fleet.migrate.stuck import DEFAULT_STUCK_AFTER
+from fleet.migrate.stuck import check as check_stuck
 from fleet.outcome import Outcome, Status, stamp
-from fleet.plan_file import Approved, DriftedSincePlan
-from fleet.preflight import CertificateChecks
-from fleet.retry import AttemptCounter, Failure, classify
-from fleet.stop import StopRequested
-from fleet.stuck import DEFAULT_STUCK_AFTER
-from fleet.stuck import check as check_stuck
+from fleet.records.plan_file import Approved, DriftedSincePlan
+from fleet.state.checkpoint import Checkpoint, Stored
 
 ACTIVE, FAILED = "ACTIVE", "FAILED"
 # What the state may last have seen of a domain on its target: found off it now, it drifted.

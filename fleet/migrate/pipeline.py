@@ -20,25 +20,25 @@ from pathlib import Path
 
 import anyio
 
-from fleet import allow_list
-from fleet.checkpoint import Checkpoint
+from fleet.aws.credentials import Hub
+from fleet.aws.endpoints import summary
+from fleet.aws.hub_check import checked_hub
+from fleet.aws.stop import Stop
 from fleet.clock import Clock, SystemClock
-from fleet.credentials import Hub
-from fleet.domain import Mode
-from fleet.endpoints import summary
-from fleet.engine import EngineSettings, Observer, Tally, run_rows
 from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, EXIT_RESUMABLE, FleetError, reduce_group
 from fleet.files import atomic_writer
-from fleet.holds import Hold
-from fleet.hub_check import checked_hub
-from fleet.lock import CheckpointLock
 from fleet.manifest import Manifest, Row, RowFilter, parse
+from fleet.migrate import allow_list
+from fleet.migrate.engine import EngineSettings, Observer, Tally, run_rows
+from fleet.migrate.row import Mode
+from fleet.migrate.stuck import age, human
 from fleet.outcome import SUCCESS, Status, stamp
-from fleet.plan_file import PlannedDomain, write_plan
-from fleet.report import EdgeTally, jsonl_path, record, run_record_path, summary_line, write_report
+from fleet.records.plan_file import PlannedDomain, write_plan
+from fleet.records.report import EdgeTally, jsonl_path, record, run_record_path, summary_line, write_report
 from fleet.shard import Shard
-from fleet.stop import Stop
-from fleet.stuck import age, human
+from fleet.state.checkpoint import Checkpoint
+from fleet.state.holds import Hold
+from fleet.state.lock import CheckpointLock
 
 
 def default_paths(manifest: str | Path, shard: Shard | None = None) -> tuple[Path, Path]:
@@ -467,11 +467,11 @@ class Allowed:
 
 
 async def warn_outside(manifest: Manifest, allowed: Allowed, hub: Hub, settings: EngineSettings, clock: Clock) -> None:
-    from fleet.calls import Calls
+    from fleet.aws.calls import Calls
+    from fleet.aws.limits import Limits
+    from fleet.aws.retry import classify
+    from fleet.cli.logs import get_logger
     from fleet.discover.inputs import organization_accounts
-    from fleet.limits import Limits
-    from fleet.logs import get_logger
-    from fleet.retry import classify
 
     lists: list[tuple[str, frozenset[str]]] = []
     if allowed.accounts is not None:

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
-from fleet.change_record import Entry, Record, _arn, _at, _e, _html_table, _md_table, _n, _wrap, short_names
 from fleet.outcome import Status
-from fleet.plan_file import DEFAULT_MAX_AGE, Plan, read_plan, span
+from fleet.records.change_record import Entry, Record, _arn, _at, _e, _html_table, _md_table, _n, _wrap, short_names
+from fleet.records.plan_file import DEFAULT_MAX_AGE, Plan, read_plan, span
 
 WILL_CHANGE = ["Domain", "Account", "Region", "Current certificate", "New certificate", "Edge serves now"]
 

@@ -12,12 +12,12 @@ import collections
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet.checkpoint import Checkpoint
 from fleet.errors import FleetError
-from fleet.holds import new_rollback_id, who
 from fleet.manifest import ManifestError, Row, parse, write
 from fleet.outcome import WRITTEN, Status
-from fleet.report import read_report
+from fleet.records.report import read_report
+from fleet.state.checkpoint import Checkpoint
+from fleet.state.holds import new_rollback_id, who
 
 NEVER_OURS = frozenset({str(Status.UNCHANGED), str(Status.PLANNED), str(Status.HELD)})
 

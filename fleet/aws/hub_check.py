@@ -15,10 +15,10 @@ from typing import Any
 import anyio
 import botocore.exceptions as bce
 
-from fleet.credentials import AwsSettings, Hub
-from fleet.endpoints import summary
+from fleet.aws.credentials import AwsSettings, Hub
+from fleet.aws.endpoints import summary
+from fleet.aws.retry import AttemptCounter, BackoffPolicy, Sleep, call_with_retry, classify, connection_errors
 from fleet.errors import FleetError, HubUnavailable
-from fleet.retry import AttemptCounter, BackoffPolicy, Sleep, call_with_retry, classify, connection_errors
 
 
 @contextlib.asynccontextmanager
@@ -27,7 +27,7 @@ async def checked_hub(
 ) -> AsyncIterator[Hub]:
     """The hub, open and its identity confirmed (``hub.arn``); HubUnavailable (one line) otherwise. The clients of
     ``regions`` are created first: an endpoint in clear text is refused before any connection (InsecureEndpoint)."""
-    from fleet.logs import get_logger
+    from fleet.cli.logs import get_logger
 
     endpoint = settings.endpoint_url or f"https://sts.{settings.sts_region}.amazonaws.com"
     hub: Hub | None = None

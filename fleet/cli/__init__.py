@@ -15,17 +15,19 @@ from typing import Any
 
 import click
 
-from fleet import allow_list, logs, options
-from fleet.change_record import report_command
-from fleet.credentials import AwsSettings
+from fleet.aws.credentials import AwsSettings
+from fleet.aws.edge import EDGE_ADDRESS_ENV, EdgeSettings, split_address
+from fleet.aws.limits import call_ceiling
+from fleet.aws.retry import BackoffPolicy
+from fleet.cli import logs, options
+from fleet.cli.plan_table import plan_table
+from fleet.cli.progress import Fanout, ProgressBar, summary_table
 from fleet.discover.select import Selection
-from fleet.domain import Mode
-from fleet.edge import EDGE_ADDRESS_ENV, EdgeSettings, split_address
-from fleet.engine import EngineSettings, Observer
 from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, FleetError, reduce_group
-from fleet.limits import call_ceiling
 from fleet.manifest import RowFilter, parse
-from fleet.pipeline import (
+from fleet.migrate import allow_list
+from fleet.migrate.engine import EngineSettings, Observer
+from fleet.migrate.pipeline import (
     Allowed,
     RunResult,
     StopPolicy,
@@ -35,13 +37,12 @@ from fleet.pipeline import (
     new_run_id,
     plan,
 )
-from fleet.plan_file import DEFAULT_MAX_AGE, Approved, check_usable, read_plan, span
-from fleet.plan_table import plan_table
-from fleet.progress import Fanout, ProgressBar, summary_table
-from fleet.report import jsonl_path, read_report
-from fleet.retry import BackoffPolicy
-from fleet.rollback import check_report, state_of, write_rollback_manifest
-from fleet.stuck import human
+from fleet.migrate.row import Mode
+from fleet.migrate.stuck import human
+from fleet.records.change_record import report_command
+from fleet.records.plan_file import DEFAULT_MAX_AGE, Approved, check_usable, read_plan, span
+from fleet.records.report import jsonl_path, read_report
+from fleet.records.rollback import check_report, state_of, write_rollback_manifest
 from fleet.text import printable
 
 # The defaults, in one place: the settings dataclasses.
@@ -670,8 +671,8 @@ def rollback(report: Path, out: Path, original: Path | None, state: Path | None)
 def hold_command(state: Path, reason: str) -> None:
     """Hold the whole fleet of STATE: every run on it exits 0 at once, calling and writing nothing, until
     `cognito-fleet release STATE`. Stops cron during an incident without editing crontabs."""
-    from fleet.checkpoint import Checkpoint
-    from fleet.holds import who
+    from fleet.state.checkpoint import Checkpoint
+    from fleet.state.holds import who
 
     if not reason.strip():
         raise click.BadParameter("must say why", param_hint="--reason")
@@ -692,8 +693,8 @@ def hold_command(state: Path, reason: str) -> None:
 def release_command(state: Path, domains: tuple[str, ...], everything: bool) -> None:
     """Let forward runs move held domains again (--domain D, --all), or lift the fleet hold (no option).
     Recorded in the state's history."""
-    from fleet.checkpoint import Checkpoint
-    from fleet.holds import who
+    from fleet.state.checkpoint import Checkpoint
+    from fleet.state.holds import who
 
     if domains and everything:
         raise click.UsageError("give --domain or --all, not both")
@@ -737,8 +738,8 @@ class UnknownRun(FleetError):
 def history_command(states: tuple[Path, ...], domain: str | None, run_id: str | None, out: Path | None) -> None:
     """Show what state files (--checkpoint; several: the shards of a fleet) know: their runs, holds and releases; a
     domain's or a run's history; a past report."""
-    from fleet.checkpoint import Checkpoint
-    from fleet.history import history_lines, holds_lines, rewrite_report, runs_table
+    from fleet.records.history import history_lines, holds_lines, rewrite_report, runs_table
+    from fleet.state.checkpoint import Checkpoint
 
     if out is not None and run_id is None:
         raise click.UsageError("--report goes with --run RUN_ID")

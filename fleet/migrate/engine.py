@@ -16,23 +16,23 @@ from typing import Any
 
 import anyio
 
-from fleet.accounts import Target, each_account
-from fleet.calls import Calls
-from fleet.checkpoint import Checkpoint
+from fleet.aws.accounts import Target, each_account
+from fleet.aws.calls import Calls
+from fleet.aws.credentials import AccountSession, AwsSettings, Hub
+from fleet.aws.edge import EdgeChecker, EdgeSettings
+from fleet.aws.limits import DEFAULT_RATE_PER_ACCOUNT, Limits
+from fleet.aws.outage import DEFAULT_PATIENCE, OutageEvent, Outages
+from fleet.aws.retry import BackoffPolicy, Failure
+from fleet.aws.stop import Stop
 from fleet.clock import Clock, SystemClock
-from fleet.credentials import AccountSession, AwsSettings, Hub
-from fleet.domain import Mode, RowContext, migrate_row
-from fleet.edge import EdgeChecker, EdgeSettings
 from fleet.errors import StateWriteError
-from fleet.holds import Hold
-from fleet.limits import DEFAULT_RATE_PER_ACCOUNT, Limits
 from fleet.manifest import Row, group_by
-from fleet.outage import DEFAULT_PATIENCE, OutageEvent, Outages
+from fleet.migrate.certificates import DEFAULT_MIN_VALIDITY_DAYS, CertificateChecks
+from fleet.migrate.row import Mode, RowContext, migrate_row
 from fleet.outcome import Outcome, Status, stamp
-from fleet.plan_file import Approved
-from fleet.preflight import DEFAULT_MIN_VALIDITY_DAYS, CertificateChecks
-from fleet.retry import BackoffPolicy, Failure
-from fleet.stop import Stop
+from fleet.records.plan_file import Approved
+from fleet.state.checkpoint import Checkpoint
+from fleet.state.holds import Hold
 
 CANARY_OK = frozenset({Status.VERIFIED})
 
