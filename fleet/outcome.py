@@ -7,6 +7,24 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 
+class Edge(StrEnum):
+    """What a domain's edge serves, compared with the row's target (the report's ``edge`` column)."""
+
+    SERVED = "served"  # the target certificate
+    OLD = "old"  # the certificate the domain had before (still being distributed, or stuck)
+    OTHER = "other"  # some other certificate
+    UNREACHABLE = "unreachable"  # no handshake (refused, timeout, DNS, TLS alert): the reason is in the message
+    UNCHECKED = "unchecked"  # --no-edge-check: `verified` is Cognito's word only
+
+
+UNREACHED = "edge not reached: "
+
+
+def reason_kind(message: str) -> str:
+    """An unreachable edge's reason without its address, SNI name and tries: what the summary groups by."""
+    return message.removeprefix(UNREACHED).split("; ", 1)[0].strip() or "unknown"
+
+
 class Status(StrEnum):
     PLANNED = "planned"  # plan only: a run would write the new certificate
     UNCHANGED = "unchanged"  # already on the target certificate: no write

@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from fleet.cli.report_command import report_command
 from fleet.errors import EXIT_USAGE, FleetError
-from fleet.records.change_record import Record, ReportError, html, load, markdown, report_command, short_names
+from fleet.records.change_record import Record, ReportError, load, short_names
+from fleet.records.html import html
+from fleet.records.markdown import markdown
 from fleet.records.report import COLUMNS
 
 from .files import csv_rows

@@ -10,16 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet.aws.edge import (
-    Edge,
-    Served,
-    compare,
-    format_serial,
-    is_certificate,
-    parse_serial,
-    reason_kind,
-    split_address,
-)
+from fleet.aws.edge import Served, compare, format_serial, is_certificate, parse_serial, split_address
+from fleet.outcome import Edge, reason_kind
 from fleet.sandbox.seed import Seeder
 from tests.conftest import Fleet
 from tests.files import by_domain

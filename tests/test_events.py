@@ -127,7 +127,8 @@ def test_a_converge_run_reports_who_wrote_what_and_when(make_fleet) -> None:
 
 
 def test_the_change_record_of_a_converge_run_says_it_wrote_nothing(make_fleet) -> None:
-    from fleet.records.change_record import load, markdown
+    from fleet.records.change_record import load
+    from fleet.records.markdown import markdown
 
     fleet: Fleet = make_fleet(accounts=3, regions=("us-east-1",), per_region=2)
     first = fleet.run()

@@ -19,7 +19,9 @@ from fleet.cli.progress import summary_table
 from fleet.csv_cells import neutralise, restore
 from fleet.manifest import Row, parse, write
 from fleet.outcome import Outcome, Status
-from fleet.records.change_record import html, load, markdown
+from fleet.records.change_record import load
+from fleet.records.html import html
+from fleet.records.markdown import markdown
 from fleet.records.report import COLUMNS, ReportError, read_report, write_lines
 
 from .files import csv_rows

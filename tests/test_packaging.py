@@ -107,7 +107,9 @@ def test_wheel_holds_the_package_its_marker_and_the_iam_data_files_and_nothing_e
     sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "fleet").rglob("*.py")}
     assert sources <= names, sorted(sources - names)
     assert "fleet/py.typed" in names
-    assert "fleet/cli/__init__.py" in names and "fleet/sandbox/server.py" in names  # the sandbox code ships; moto does not
+    assert (
+        "fleet/cli/__init__.py" in names and "fleet/sandbox/server.py" in names
+    )  # the sandbox code ships; moto does not
     data = {
         f"{DIST}-{VERSION}.data/data/{target}/{Path(source).name}"
         for target, sources_ in DATA_FILES.items()

@@ -13,7 +13,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from rich.console import Console
 
-from fleet.cli import main, plan_table
+from fleet.cli import main
+from fleet.cli.plan_table import CHROME, plan_table
 from fleet.records.plan_file import span
 from fleet.sandbox.seed import Seeder, write_manifest
 
@@ -70,8 +71,8 @@ def test_a_domain_moved_since_the_plan_is_not_written_the_others_are(make_fleet,
         assert planned[x.domain]["action"] == "planned"
     assert fleet.box.state.writes == {}  # planning wrote nothing
     # On a terminal: the per-domain table, as much as fits on the screen, then how many more and where.
-    screen = Console(file=io.StringIO(), height=plan_table.CHROME + 5, width=200)
-    assert plan_table.plan_table(tmp_path / "manifest.plan.csv", plan_path, screen) == 4
+    screen = Console(file=io.StringIO(), height=CHROME + 5, width=200)
+    assert plan_table(tmp_path / "manifest.plan.csv", plan_path, screen) == 4
     shown = screen.file.getvalue()  # type: ignore[attr-defined]
     assert sum(x.domain in shown for x in d) == 4 and f"… and 2 more domains: see {plan_path}" in shown
 

@@ -14,26 +14,16 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import anyio
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from fleet.clock import Clock
+from fleet.outcome import Edge
 
 EDGE_ADDRESS_ENV = "COGNITO_FLEET_EDGE_ADDRESS"
 HTTPS_PORT = 443
-
-
-class Edge(StrEnum):
-    """What a domain's edge serves, compared with the row's target (the report's ``edge`` column)."""
-
-    SERVED = "served"  # the target certificate
-    OLD = "old"  # the certificate the domain had before (still being distributed, or stuck)
-    OTHER = "other"  # some other certificate
-    UNREACHABLE = "unreachable"  # no handshake (refused, timeout, DNS, TLS alert): the reason is in the message
-    UNCHECKED = "unchecked"  # --no-edge-check: `verified` is Cognito's word only
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,14 +204,6 @@ class EdgeChecker:
             except Unreachable as exc:
                 reason = str(exc)
         return f"{reason}; edge {where[0]}:{where[1]}, SNI {domain}, {self.settings.tries} tries"
-
-
-UNREACHED = "edge not reached: "
-
-
-def reason_kind(message: str) -> str:
-    """An unreachable edge's reason without its address, SNI name and tries: what the summary groups by."""
-    return message.removeprefix(UNREACHED).split("; ", 1)[0].strip() or "unknown"
 
 
 def _reason(exc: BaseException) -> str:

@@ -27,7 +27,7 @@ async def checked_hub(
 ) -> AsyncIterator[Hub]:
     """The hub, open and its identity confirmed (``hub.arn``); HubUnavailable (one line) otherwise. The clients of
     ``regions`` are created first: an endpoint in clear text is refused before any connection (InsecureEndpoint)."""
-    from fleet.cli.logs import get_logger
+    from fleet.events import get_logger
 
     endpoint = settings.endpoint_url or f"https://sts.{settings.sts_region}.amazonaws.com"
     hub: Hub | None = None

@@ -39,6 +39,27 @@ class OutageEvent:
     probes: int = 0
 
 
+def log_fields(event: OutageEvent) -> dict[str, object]:
+    """The ``outage`` event's fields (docs/events.md), for whoever logs it (run's observer, discover)."""
+    since = event.since.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if event.ended:
+        return {
+            "endpoint": event.endpoint,
+            "state": "ended",
+            "since": since,
+            "down_s": round(event.seconds, 1),
+            "probes": event.probes,
+            "message": "the endpoint answers again: calls go on (no row's attempts were spent waiting)",
+        }
+    return {
+        "endpoint": event.endpoint,
+        "state": "started",
+        "since": since,
+        "error": event.error,
+        "message": "the endpoint cannot be reached: calls to it wait (one probe at a time) until it answers",
+    }
+
+
 @dataclass
 class _Endpoint:
     down_since: float  # monotonic

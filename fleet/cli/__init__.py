@@ -22,6 +22,7 @@ from fleet.aws.retry import BackoffPolicy
 from fleet.cli import logs, options
 from fleet.cli.plan_table import plan_table
 from fleet.cli.progress import Fanout, ProgressBar, summary_table
+from fleet.cli.report_command import report_command
 from fleet.discover.select import Selection
 from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, FleetError, reduce_group
 from fleet.manifest import RowFilter, parse
@@ -39,7 +40,6 @@ from fleet.migrate.pipeline import (
 )
 from fleet.migrate.row import Mode
 from fleet.migrate.stuck import human
-from fleet.records.change_record import report_command
 from fleet.records.plan_file import DEFAULT_MAX_AGE, Approved, check_usable, read_plan, span
 from fleet.records.report import jsonl_path, read_report
 from fleet.records.rollback import check_report, state_of, write_rollback_manifest

@@ -1,148 +1,48 @@
-"""structlog setup: JSON lines for machines (cron, files), readable lines on a terminal."""
+"""The engine's observer that logs: one event per row outcome, retries at debug level, the run's own news.
+
+The stream itself (configuration, run_started/run_finished, errors) is ``fleet.events``; this module adds what
+only the CLI's observer of a run knows.
+"""
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
-import time
-from collections.abc import Mapping, MutableMapping
-from typing import Any, Literal
+from typing import Any
 
-import structlog
-
-from fleet.aws.outage import OutageEvent
+from fleet.aws.outage import OutageEvent, log_fields
 from fleet.aws.retry import Failure
+from fleet.events import (
+    LogFormat,
+    bind,
+    bound,
+    configure,
+    debug_enabled,
+    error,
+    event,
+    finish_run,
+    get_logger,
+    json_mode,
+    say,
+    start_run,
+)
 from fleet.manifest import Row
 from fleet.migrate.engine import Observer
 from fleet.outcome import Outcome, Status
-from fleet.text import printable
 
-LogFormat = Literal["auto", "json", "console"]
-
-
-_level = {"debug": False, "json": False}
-_run: dict[str, Any] = {}  # the run whose run_started was emitted and whose run_finished is still owed
-
-
-def debug_enabled() -> bool:
-    """Whether --log-level debug (or COGNITO_FLEET_DEBUG=1) was asked for: tracebacks of unexpected errors."""
-    return _level["debug"] or os.environ.get("COGNITO_FLEET_DEBUG") == "1"
-
-
-def json_mode() -> bool:
-    """Whether logs are JSON lines: then every line on stdout and stderr is a JSON object (cron, files)."""
-    return _level["json"]
-
-
-def bind(**fields: Any) -> None:
-    """Fields every later event of this command carries (``run_id``, ``command``, ``manifest``): with several jobs
-    appending to one log, each line says whose it is."""
-    structlog.contextvars.bind_contextvars(**{k: str(v) for k, v in fields.items() if v is not None})
-
-
-def bound(name: str) -> str | None:
-    value = structlog.contextvars.get_contextvars().get(name)
-    return None if value is None else str(value)
-
-
-def say(line: str, **fields: Any) -> None:
-    """A line for the operator on stdout: plain text on a terminal, a JSON event (``message``, with the run id,
-    time and level every event has) when logs are JSON."""
-    if json_mode():
-        _stdout_logger().info("message", message=line, **fields)
-    else:
-        print(printable(line, newlines=True), flush=True)
-
-
-def _stdout_logger() -> Any:
-    """The configured processors (context, level, time, JSON) writing to stdout instead of stderr."""
-    config = structlog.get_config()
-    return structlog.wrap_logger(
-        structlog.PrintLogger(sys.stdout), processors=config["processors"], wrapper_class=config["wrapper_class"]
-    )
-
-
-def error(message: str, exit_code: int, code: str | None = None) -> None:
-    """The one line of a command that ends in an error (stderr), closing a started run's events first. ``code``
-    names the kind of error (the exception's class: HubUnavailable, StateWriteError, ManifestError ...)."""
-    finish_run(exit_code, error=message, error_code=code)
-    if json_mode():
-        get_logger().error("error", message=message, exit_code=exit_code, code=code)
-    else:
-        print(printable(message, newlines=True), file=sys.stderr, flush=True)
-
-
-def event(name: str, level: str = "info", **fields: Any) -> None:
-    """A run's news that is no row's (a signal, the canary passed, the failure budget spent)."""
-    getattr(get_logger(), level)(name, **fields)
-
-
-def start_run(**info: Any) -> None:
-    """``run_started``: who runs what, on which fleet, with which options that matter."""
-    _run.clear()
-    _run.update(run_id=info.get("run_id"), started=time.monotonic())
-    get_logger().info("run_started", **info)
-
-
-def finish_run(exit_code: int, **fields: Any) -> None:
-    """``run_finished`` of the started run (once), with ``exit_code`` equal to the process's."""
-    if not _run:
-        return
-    started = _run.pop("started")
-    run_id = _run.pop("run_id")
-    get_logger().info(
-        "run_finished", run_id=run_id, exit_code=exit_code, duration_s=round(time.monotonic() - started, 3), **fields
-    )
-    _run.clear()
-
-
-def _drop_none(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
-    """Fields without a value are noise on a terminal (``error=None error_code=None``) and in JSON."""
-    return {k: v for k, v in event.items() if v is not None}
-
-
-def _printable(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
-    """On the console, text from AWS or a manifest (error codes and messages, domains) shows control characters
-    as escapes: it never drives the terminal. (JSON lines escape them already.)"""
-    return {k: printable(v) if isinstance(v, str) else v for k, v in event.items()}
-
-
-def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
-    _level["debug"] = level == "debug"
-    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    _level["json"] = use_json
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
-    safe: list[structlog.typing.Processor] = [] if use_json else [_printable]
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            _drop_none,
-            *safe,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=_stderr_logger,
-        cache_logger_on_first_use=False,
-    )
-    # botocore's debug log prints request headers (the session token among them), and its warnings print
-    # tracebacks (a failed SSO refresh) that the tool reports itself in one line: keep them quiet.
-    for noisy in ("botocore", "aiobotocore", "aioboto3", "urllib3", "werkzeug"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-
-
-def _stderr_logger(*args: object) -> structlog.PrintLogger:
-    # Resolve sys.stderr at each use: a progress bar swaps it to print log lines above itself.
-    return structlog.PrintLogger(sys.stderr)
-
-
-def get_logger() -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger("cognito-fleet")  # type: ignore[no-any-return]
+__all__ = [
+    "LogFormat",
+    "RowLogger",
+    "bind",
+    "bound",
+    "configure",
+    "debug_enabled",
+    "error",
+    "event",
+    "finish_run",
+    "get_logger",
+    "json_mode",
+    "say",
+    "start_run",
+]
 
 
 class RowLogger(Observer):
@@ -199,25 +99,7 @@ class RowLogger(Observer):
 
     def outage(self, event: OutageEvent) -> None:
         # Always logged, progress bar or not: an outage is the run's news, not a row's.
-        if event.ended:
-            self.log.warning(
-                "outage",
-                endpoint=event.endpoint,
-                state="ended",
-                since=event.since.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                down_s=round(event.seconds, 1),
-                probes=event.probes,
-                message="the endpoint answers again: calls go on (no row's attempts were spent waiting)",
-            )
-        else:
-            self.log.warning(
-                "outage",
-                endpoint=event.endpoint,
-                state="started",
-                since=event.since.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                error=event.error,
-                message="the endpoint cannot be reached: calls to it wait (one probe at a time) until it answers",
-            )
+        self.log.warning("outage", **log_fields(event))
 
     def retry(self, row: Row, failure: Failure, delay: float) -> None:
         self.throttles += failure.throttled

@@ -7,10 +7,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fleet.aws.calls import Calls
 from fleet.aws.credentials import Hub
+from fleet.aws.organizations import active_accounts
 from fleet.aws.retry import classify
 from fleet.aws.stop import StopRequested
 from fleet.errors import EXIT_FAILED_ROWS, FleetError
@@ -97,7 +97,7 @@ class OrganizationUnreadable(FleetError):
 async def organization_accounts(hub: Hub, calls: Calls, ous: Sequence[str], exclude: Iterable[str]) -> list[Account]:
     """ACTIVE accounts of the organization, or of the given OUs and their children (the hub's own calls)."""
     try:
-        return await _organization_accounts(hub, calls, ous, exclude)
+        return [Account(i) for i in await active_accounts(hub, calls, ous, exclude)]
     except StopRequested:
         raise
     except Exception as exc:
@@ -107,26 +107,3 @@ async def organization_accounts(hub: Hub, calls: Calls, ous: Sequence[str], excl
             "management account or a delegated administrator, with iam/hub-policy.json's Organizations actions, "
             "or give --accounts FILE; nothing was written"
         ) from None
-
-
-async def _organization_accounts(hub: Hub, calls: Calls, ous: Sequence[str], exclude: Iterable[str]) -> list[Account]:
-    org = await hub.client("organizations")
-    limits = calls.limits.for_region()
-    found: dict[str, dict[str, Any]] = {}
-    if not ous:
-        found.update({a["Id"]: a for a in await calls.pages(org, "ListAccounts", limits, "org", "Accounts")})
-    pending = list(ous)
-    while pending:
-        parent = pending.pop()
-        accounts = await calls.pages(org, "ListAccountsForParent", limits, "org", "Accounts", ParentId=parent)
-        found.update({a["Id"]: a for a in accounts})
-        units = await calls.pages(
-            org, "ListOrganizationalUnitsForParent", limits, "org", "OrganizationalUnits", ParentId=parent
-        )
-        pending.extend(ou["Id"] for ou in units)
-    skip = set(exclude)
-    return [
-        Account(i)
-        for i, a in sorted(found.items())
-        if (a.get("State") or a.get("Status")) == "ACTIVE" and i not in skip
-    ]

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import anyio
 
+from fleet import events as logs
 from fleet.aws.calls import Calls
 from fleet.aws.endpoints import summary as endpoint_summary
 from fleet.aws.hub_check import checked_hub
 from fleet.aws.limits import Limits
-from fleet.aws.outage import Outages
+from fleet.aws.outage import Outages, log_fields
 from fleet.aws.stop import Stop
-from fleet.cli import logs
 from fleet.clock import SystemClock
 from fleet.discover.inputs import Account, DiscoverError, organization_accounts, read_accounts, read_map
 from fleet.discover.inventory import Discoverer
@@ -46,7 +46,7 @@ def run_discovery(
     selection = Selection(mapping, expiring_within, settings.min_validity_days)
     clock = SystemClock()
     stop = Stop()  # discover keeps no state: an outage past --outage-patience leaves the rest unread (exit 1)
-    outages = Outages(clock, stop, settings.outage_patience, logs.RowLogger().outage)
+    outages = Outages(clock, stop, settings.outage_patience, lambda e: logs.event("outage", "warning", **log_fields(e)))
     calls = Calls(Limits(settings.concurrency, settings.rate_per_account), settings.policy, clock, stop, outages)
     discoverer = Discoverer(calls, selection, settings.account_concurrency, page_size)
 

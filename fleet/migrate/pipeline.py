@@ -469,9 +469,9 @@ class Allowed:
 async def warn_outside(manifest: Manifest, allowed: Allowed, hub: Hub, settings: EngineSettings, clock: Clock) -> None:
     from fleet.aws.calls import Calls
     from fleet.aws.limits import Limits
+    from fleet.aws.organizations import active_accounts
     from fleet.aws.retry import classify
-    from fleet.cli.logs import get_logger
-    from fleet.discover.inputs import organization_accounts
+    from fleet.events import get_logger
 
     lists: list[tuple[str, frozenset[str]]] = []
     if allowed.accounts is not None:
@@ -479,14 +479,14 @@ async def warn_outside(manifest: Manifest, allowed: Allowed, hub: Hub, settings:
     if allowed.organization:
         calls = Calls(Limits(settings.concurrency, settings.rate_per_account), settings.policy, clock)
         try:
-            members = await organization_accounts(hub, calls, (), ())
+            members = await active_accounts(hub, calls, (), ())
         except Exception as exc:  # not the management account, or no organization: say so, plan nothing
             failure = classify(exc)
             raise FleetError(
                 f"--organization: cannot list the hub's organization ({failure.code}: {failure.message}); "
                 "use --allowed-accounts instead"
             ) from None
-        lists.append(("the hub's organization", frozenset(a.account_id for a in members)))
+        lists.append(("the hub's organization", frozenset(members)))
     for source, accounts in lists:
         strangers = allow_list.outside(manifest.accounts, accounts)
         if strangers:

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 
 from fleet.aws.calls import Calls
-from fleet.aws.edge import UNREACHED, Edge, EdgeChecker, Seen, compare, is_certificate
+from fleet.aws.edge import EdgeChecker, Seen, compare, is_certificate
 from fleet.aws.limits import RegionLimits
 from fleet.aws.retry import AttemptCounter, Failure, classify
 from fleet.aws.stop import StopRequested
@@ -22,7 +22,7 @@ from fleet.manifest import Row
 from fleet.migrate.certificates import CertificateChecks
 from fleet.migrate.stuck import DEFAULT_STUCK_AFTER
 from fleet.migrate.stuck import check as check_stuck
-from fleet.outcome import Outcome, Status, stamp
+from fleet.outcome import UNREACHED, Edge, Outcome, Status, stamp
 from fleet.records.plan_file import Approved, DriftedSincePlan
 from fleet.state.checkpoint import Checkpoint, Stored
 

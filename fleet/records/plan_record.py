@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from fleet.outcome import Status
-from fleet.records.change_record import Entry, Record, _arn, _at, _e, _html_table, _md_table, _n, _wrap, short_names
+from fleet.records.change_record import Entry, Record, _at, _n, short_names
+from fleet.records.html import _arn, _e, _html_table, _wrap
+from fleet.records.markdown import _md_table
 from fleet.records.plan_file import DEFAULT_MAX_AGE, Plan, read_plan, span
 
 WILL_CHANGE = ["Domain", "Account", "Region", "Current certificate", "New certificate", "Edge serves now"]

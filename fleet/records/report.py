@@ -14,12 +14,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet.aws.edge import Edge, reason_kind
 from fleet.csv_cells import neutralise, restore
 from fleet.errors import FleetError
 from fleet.files import atomic_writer
 from fleet.manifest import Row
-from fleet.outcome import WRITTEN, Outcome, Status
+from fleet.outcome import WRITTEN, Edge, Outcome, Status, reason_kind
 from fleet.state.checkpoint import Checkpoint, Stored
 
 COLUMNS = (

@@ -99,7 +99,7 @@ def warn_if_shared_directory(path: Path) -> None:
         return
     if mode & 0o022:
         _warned.add(str(directory))
-        from fleet.cli.logs import get_logger
+        from fleet.events import get_logger
 
         get_logger().warning(
             "state_directory_shared",

@@ -1,0 +1,53 @@
+"""`cognito-fleet report`: one change record from a run's report, several (the shards of a fleet), or a plan file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from fleet.files import atomic_writer
+from fleet.records.change_record import Record, load_many
+from fleet.records.html import html
+from fleet.records.markdown import markdown
+
+# --- the command --------------------------------------------------------------------------------------------
+
+RENDERERS: dict[str, Callable[[Record], str]] = {"markdown": markdown, "html": html}
+
+
+@click.command("report")
+@click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(RENDERERS)),
+    default="markdown",
+    show_default=True,
+    help="markdown: for a ticket; html: one self-contained page (inline CSS and SVG charts, no script).",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write [default: stdout].")
+@click.option(
+    "--hub", metavar="ARN", help="The hub (calling) identity ARN the run used, for the header [default: unknown]."
+)
+def report_command(reports: tuple[Path, ...], fmt: str, out: Path | None, hub: str | None) -> None:
+    """Render REPORTS (CSVs `run` or `plan` wrote: one, or the shards of a fleet) as one change record: failures
+    first, then every domain once (in several reports: the later one counts). A plan file (`plan --out`) renders
+    as the plan to approve: what will change."""
+    from fleet.records.plan_record import is_plan, load_plan_record  # the plan's record builds on this module
+
+    if any(is_plan(p) for p in reports):
+        if len(reports) > 1:
+            raise click.UsageError("a plan file is rendered alone: give one PLAN.json")
+        record: Record = load_plan_record(reports[0])
+    else:
+        record = load_many(list(reports), hub)
+    text = RENDERERS[fmt](record)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    with atomic_writer(out) as fh:
+        fh.write(text)
+    origin = ", ".join(map(str, reports))
+    click.echo(f"{out}: change record ({fmt}) of {len(record.entries)} domains from {origin}")
