@@ -1,0 +1,192 @@
+"""`run` and `plan`: options -> settings -> the pipeline; the prompt, the summary, the exit code."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fleet.cli import logs, options
+from fleet.cli.option_groups import (
+    ALLOWED_HELP,
+    EXIT_HELP,
+    common_options,
+    edge_options,
+    engine_settings,
+    filter_options,
+    run_only_options,
+)
+from fleet.cli.plan_table import plan_table
+from fleet.cli.progress import Fanout, ProgressBar, summary_table
+from fleet.errors import EXIT_OK
+from fleet.manifest import RowFilter
+from fleet.migrate.engine import Observer
+from fleet.migrate.pipeline import (
+    Allowed,
+    RunResult,
+    StopPolicy,
+    default_paths,
+    load,
+    migrate,
+    new_run_id,
+    plan,
+)
+from fleet.records.plan_file import Approved, check_usable, read_plan
+from fleet.records.report import read_report
+from fleet.text import printable
+
+
+def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> RunResult:
+    """Run (or plan) with parsed options; expected errors are FleetErrors (exit 2, 3)."""
+    logs.configure(opts["log_format"], opts["log_level"])
+    run_id = new_run_id()
+    logs.bind(run_id=run_id, command="plan" if read_only else "run", manifest=manifest)
+    approved = None
+    if opts.get("plan_file") is not None:  # before anything else: an unusable plan is one line, nothing touched
+        approved = Approved(read_plan(opts["plan_file"]))
+        check_usable(approved.plan, manifest, datetime.now(UTC), opts["plan_max_age"])
+    shard = opts["shard"]
+    only = RowFilter(opts["only_accounts"], opts["exclude_accounts"] or frozenset(), opts["only_regions"])
+    parsed = load(manifest, shard, only)  # the one parse of the run: every stage gets this object
+    rows = len(parsed.rows)
+    if not rows:  # a header and no rows (or a filter that keeps none): nothing to do is success
+        logs.say(f"{manifest}: no rows to do: nothing to do", rows=0)
+        sys.exit(EXIT_OK)
+    default_checkpoint, default_report = default_paths(manifest, shard)
+    show_progress = sys.stderr.isatty() if opts["progress"] is None else opts["progress"]
+    settings = dataclasses.replace(engine_settings(opts, rows, run_id), approved=approved)
+    row_logger = logs.RowLogger(quiet=show_progress)
+    with contextlib.ExitStack() as stack:
+        observer: Observer = row_logger
+        if show_progress:
+            observer = Fanout(observer, stack.enter_context(ProgressBar(rows, plan=read_only)))
+        if read_only:
+            report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
+            allowed = Allowed(opts["allowed_accounts"], opts["organization"])
+            result = plan(parsed, report, settings, observer, run_id=run_id, allowed=allowed, out=opts["out"])
+        else:
+            policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
+            checkpoint, report = opts["checkpoint"] or default_checkpoint, opts["report"] or default_report
+            approve = None if opts["yes"] or not _interactive() else _ask
+            result = migrate(parsed, checkpoint, report, settings, observer, policy, run_id=run_id, approve=approve)
+    if result.fleet_held:  # nothing was called: one line, exit 0
+        logs.say(result.fleet_held, held=True, checkpoint=str(result.checkpoint))
+        sys.exit(result.exit_code)
+    by_code, by_account = failures_of(result.report)
+    logs.finish_run(
+        result.exit_code,
+        counts=dict(result.counts),
+        writes=0 if read_only else result.tally.writes,  # UpdateUserPoolDomain calls of this run that succeeded
+        throttles=row_logger.throttles,
+        failures=dict(by_code),
+        failures_before_write=dict(result.tally.before_write),
+        failures_after_write=dict(result.tally.after_write),
+        failed_accounts=dict(by_account),
+        canary=result.tally.notes or None,
+        pending=[{"domain": d, "age_s": round(a)} for d, a in result.pending[:20]] or None,
+        drift=result.drift,
+        stop_reason=result.stopped,
+        report=str(result.report),
+        report_jsonl=str(result.report_jsonl),
+        checkpoint=None if read_only else str(result.checkpoint),
+        edge=dict(result.edges.counts) if result.edges else "not checked",
+        edge_unreachable=dict(result.edges.unreachable) if result.edges and result.edges.unreachable else None,
+        warnings=[line for line in result.edge_lines(read_only) if line.startswith("warning:")] or None,
+    )
+    if show_progress:
+        if read_only:
+            plan_table(result.report, result.plan_out or result.report)
+        summary_table(result.counts, by_code, by_account)
+    return result
+
+
+def _interactive() -> bool:
+    """A person at a terminal (cron, pipes and CI never are: they are never asked)."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _ask(info: dict[str, object]) -> bool:
+    """Show who is about to write what (the writes a plan found), and ask y/N (default no); nothing to write: no
+    question."""
+    if not info["writes"]:
+        click.echo(f"nothing to write ({info['rows']} domains checked): not asking", err=True)
+        return True
+    regions = info["regions"]
+    endpoints: dict[str, dict[str, str]] = info["endpoints"]  # type: ignore[assignment]
+    where = "".join(f"\n  {label}: {e['url']} ({e['source']})" for label, e in endpoints.items())
+    click.echo(
+        printable(
+            f"About to write as {info['hub']}:\n"
+            f"  {info['writes']} writes in {info['write_accounts']} accounts "
+            f"(of {info['rows']} domains in {info['accounts']} accounts, regions {', '.join(map(str, regions))})"  # type: ignore[call-overload]
+            f"\n  manifest {info['manifest']}\ncalls go to:{where}",
+            newlines=True,
+        ),
+        err=True,
+    )
+    return click.confirm("Write the new certificates?", default=False, err=True)
+
+
+def failures_of(report: Path) -> tuple[collections.Counter[str], collections.Counter[str]]:
+    """Failed rows of a report by error code and by account."""
+    by_code: collections.Counter[str] = collections.Counter()
+    by_account: collections.Counter[str] = collections.Counter()
+    for line in read_report(report, ("status", "error_code", "account_id")).lines:
+        if line["status"] == "failed":
+            by_code[line["error_code"] or "unknown"] += 1
+            by_account[line["account_id"]] += 1
+    return by_code, by_account
+
+
+def print_result(result: RunResult, read_only: bool = False) -> None:
+    """The end of run/plan for a person; under JSON logs, run_finished has said it all."""
+    if logs.json_mode():
+        return
+    for line in result.lines(read_only):
+        click.echo(line)
+
+
+@click.command(epilog=EXIT_HELP)
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@common_options
+@filter_options
+@edge_options
+@run_only_options
+def run(manifest: Path, **opts: Any) -> None:
+    """Migrate every domain of MANIFEST to its certificate_arn; rerun the same command to resume."""
+    result = execute(manifest, opts)
+    print_result(result)
+    sys.exit(result.exit_code)
+
+
+@click.command("plan", epilog=EXIT_HELP)
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@common_options
+@filter_options
+@edge_options
+@click.option("--allowed-accounts", callback=lambda _c, _p, v: options.id_list(v), help=ALLOWED_HELP)
+@click.option(
+    "--organization",
+    is_flag=True,
+    help="Warn about manifest accounts that are not ACTIVE accounts of the hub's AWS Organization (ListAccounts).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the plan to approve (JSON, mode 0600): every domain's current certificate, target and what "
+    "will happen, when, by whom, from which manifest; `run --plan` applies it, `report` renders it.",
+)
+def plan_command(manifest: Path, **opts: Any) -> None:
+    """Show what `run` would do, read-only (Describe and ACM calls only): planned / unchanged / failed.
+
+    The report defaults to NAME.plan.csv beside the manifest; the run's checkpoint is not touched.
+    """
+    result = execute(manifest, opts, read_only=True)
+    print_result(result, read_only=True)
+    sys.exit(result.exit_code)

@@ -1,0 +1,154 @@
+"""Commands on the state and the records: `rollback`, `hold`, `release`, `history`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fleet.errors import FleetError
+from fleet.records.report import jsonl_path
+from fleet.records.rollback import check_report, state_of, write_rollback_manifest
+from fleet.text import printable
+
+
+@click.command()
+@click.argument("report", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The rollback manifest to write."
+)
+@click.option(
+    "--manifest",
+    "original",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The migration's manifest, to carry its role_arn / external_id columns over.",
+)
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The forward runs' state (--checkpoint) [default: beside REPORT (NAME.checkpoint.sqlite), or beside "
+    "--manifest]",
+)
+def rollback(report: Path, out: Path, original: Path | None, state: Path | None) -> None:
+    """Write a manifest that puts every domain the tool wrote (per REPORT and its state, whatever the row's status)
+    back on its previous certificate, and hold those domains in the state: forward runs report them `held` until
+    `cognito-fleet release`. Running the manifest is an ordinary `run` (with its own checkpoint)."""
+    check_report(report)
+    state_path = state_of(report, original, state)
+    done = write_rollback_manifest(report, out, original, state_path)
+    statuses = ", ".join(f"{k}={v}" for k, v in sorted(done.by_status.items()))
+    click.echo(f"{out}: {len(done.rows)} domains back to their previous certificates ({statuses})")
+    click.echo(
+        f"held in {state_path} by {done.rollback_id}: forward runs leave them alone until "
+        f"cognito-fleet release {state_path} --all (or --domain D)"
+    )
+    for missed in done.missed:
+        click.echo(f"not covered: {missed}")
+    click.echo(f"next: cognito-fleet run {out}")
+
+
+@click.command("hold")
+@click.argument("state", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--reason", required=True, help="Why (shown by every held run, with who held it and when).")
+def hold_command(state: Path, reason: str) -> None:
+    """Hold the whole fleet of STATE: every run on it exits 0 at once, calling and writing nothing, until
+    `cognito-fleet release STATE`. Stops cron during an incident without editing crontabs."""
+    from fleet.state.checkpoint import Checkpoint
+    from fleet.state.holds import who
+
+    if not reason.strip():
+        raise click.BadParameter("must say why", param_hint="--reason")
+    checkpoint = Checkpoint(state, create=False)
+    try:
+        checkpoint.set_fleet_hold(who(), reason.strip())
+        held = checkpoint.fleet_hold()
+    finally:
+        checkpoint.close()
+    assert held is not None
+    click.echo(f"{state}: the fleet is held by {held.who} since {held.at} ({held.reason}); a run in progress goes on")
+
+
+@click.command("release")
+@click.argument("state", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--domain", "domains", multiple=True, help="Release this domain's rollback hold (repeatable).")
+@click.option("--all", "everything", is_flag=True, help="Release every rollback hold and the fleet hold.")
+def release_command(state: Path, domains: tuple[str, ...], everything: bool) -> None:
+    """Let forward runs move held domains again (--domain D, --all), or lift the fleet hold (no option).
+    Recorded in the state's history."""
+    from fleet.state.checkpoint import Checkpoint
+    from fleet.state.holds import who
+
+    if domains and everything:
+        raise click.UsageError("give --domain or --all, not both")
+    checkpoint = Checkpoint(state, create=False)
+    try:
+        unknown = sorted(set(domains) - set(checkpoint.holds()))
+        if unknown:
+            raise ReleaseError(f"{state}: not held: {', '.join(unknown)}; nothing released")
+        me = who()
+        if domains or everything:
+            released = checkpoint.release_domains(None if everything else domains, me)
+            click.echo(f"{state}: released {len(released)} domains; the next run moves them forward")
+        if not domains:
+            if checkpoint.fleet_hold() is not None:
+                checkpoint.set_fleet_hold(me, None)
+                click.echo(f"{state}: the fleet hold is lifted; the next run goes on")
+            elif not everything:
+                click.echo(f"{state}: the fleet was not held (domain holds: release --domain D or --all)")
+    finally:
+        checkpoint.close()
+
+
+class ReleaseError(FleetError):
+    """A release names a domain that is not held: nothing is released."""
+
+
+class UnknownRun(FleetError):
+    """`history --run` of a run the state does not know."""
+
+
+@click.command("history")
+@click.argument("states", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--domain", help="The history of this domain: every record of every run, writes in flight included.")
+@click.option("--run", "run_id", help="The records of this run (exit 2 when the state does not know it).")
+@click.option(
+    "--report",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --run: write that run's report again (CSV, JSON Lines beside it).",
+)
+def history_command(states: tuple[Path, ...], domain: str | None, run_id: str | None, out: Path | None) -> None:
+    """Show what state files (--checkpoint; several: the shards of a fleet) know: their runs, holds and releases; a
+    domain's or a run's history; a past report."""
+    from fleet.records.history import history_lines, holds_lines, rewrite_report, runs_table
+    from fleet.state.checkpoint import Checkpoint
+
+    if out is not None and run_id is None:
+        raise click.UsageError("--report goes with --run RUN_ID")
+    if out is not None and len(states) > 1:
+        raise click.UsageError("--run RUN_ID --report takes one state file (a run belongs to one)")
+    found = False
+    checkpoints = [Checkpoint(state, create=False) for state in states]  # read them; never create one
+    try:
+        if run_id is not None and not any(run_id in {r["run_id"] for r in c.runs()} for c in checkpoints):
+            where = " ".join(str(s) for s in states)
+            raise UnknownRun(f"{where}: no run {run_id!r} (its runs: cognito-fleet history {where})")
+        for state, checkpoint in zip(states, checkpoints, strict=True):
+            if out is not None and run_id is not None:
+                count = rewrite_report(checkpoint, run_id, out)
+                writes = checkpoint.writes(run_id)
+                click.echo(f"{out}: {count} domains of run {run_id}, {writes} written by it (and {jsonl_path(out)})")
+                return
+            lines = history_lines(checkpoint, domain, run_id) if domain or run_id else runs_table(checkpoint)
+            if not run_id:
+                lines += holds_lines(checkpoint, domain)
+            if len(states) > 1 and lines:
+                click.echo(f"== {state}")
+            for line in lines:
+                click.echo(printable(line))  # the state's text came from AWS and manifests
+            found = found or bool(lines)
+    finally:
+        for checkpoint in checkpoints:
+            checkpoint.close()
+    if not found:
+        click.echo("nothing recorded" + (f" for {domain or run_id}" if domain or run_id else ""))
