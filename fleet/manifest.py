@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import hashlib
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -82,7 +81,6 @@ class ManifestError(FleetError):
 class Manifest:
     path: str
     rows: tuple[Row, ...]
-    fingerprint: str
 
     @property
     def accounts(self) -> set[str]:
@@ -91,25 +89,6 @@ class Manifest:
     @property
     def regions(self) -> set[str]:
         return {r.region for r in self.rows}
-
-
-@dataclass(frozen=True, slots=True)
-class RowFilter:
-    """Rows of some accounts and regions, minus some accounts (plan/run --accounts, --exclude-accounts,
-    --regions): selects rows the way --shard does, without editing the manifest or touching the state."""
-
-    accounts: frozenset[str] | None = None
-    exclude: frozenset[str] = frozenset()
-    regions: frozenset[str] | None = None
-
-    def select(self, rows: Iterable[Row]) -> list[Row]:
-        return [
-            r
-            for r in rows
-            if (self.accounts is None or r.account_id in self.accounts)
-            and r.account_id not in self.exclude
-            and (self.regions is None or r.region in self.regions)
-        ]
 
 
 def group_by(rows: Iterable[Row], attribute: str) -> dict[str, list[Row]]:
@@ -306,7 +285,7 @@ def parse(path: str | Path, data: bytes | None = None) -> Manifest:
     if problems:
         raise ManifestError(problems)
     rows = checker.rows if checker else []  # a header and no rows is valid: nothing to do
-    return Manifest(name, tuple(rows), fingerprint(rows))
+    return Manifest(name, tuple(rows))
 
 
 def _header(name: str, line: int, raw: list[str]) -> tuple[list[str], dict[str, int]]:
@@ -404,20 +383,3 @@ def write(path: str | Path, rows: Iterable[Row], roles: bool | None = None) -> P
             values = {c: getattr(r, c) or "" for c in columns}
             out.writerow(csv_cells.row(values[c] for c in columns))  # an external id may start with = + - @
     return target
-
-
-def fingerprint(rows: Sequence[Row]) -> str:
-    """A digest of what the manifest asks for, independent of row order, spacing and column order."""
-    digest = hashlib.sha256()
-    for row in sorted(rows, key=lambda r: r.domain):
-        fields = (
-            row.account_id,
-            row.region,
-            row.user_pool_id,
-            row.domain,
-            row.certificate_arn,
-            row.role_arn or "",
-            row.external_id or "",
-        )
-        digest.update(("\x1f".join(fields) + "\x1e").encode())
-    return digest.hexdigest()

@@ -1,4 +1,6 @@
-"""Deterministic split of a manifest by account, so N machines each take a disjoint share.
+"""Taking some of a manifest's rows: a shard (``--shard I/N``) or a filter (``--accounts``, ``--regions`` ...).
+
+Shards: a deterministic split by account, so N machines each take a disjoint share.
 
 An account's rows always land in the same shard (its role is assumed once, its quota is shared), and the
 choice depends only on the account id (SHA-256), not on the manifest's order or size.
@@ -38,3 +40,22 @@ class Shard:
     @property
     def suffix(self) -> str:
         return f"shard-{self.index}-of-{self.count}"
+
+
+@dataclass(frozen=True, slots=True)
+class RowFilter:
+    """Rows of some accounts and regions, minus some accounts (plan/run --accounts, --exclude-accounts,
+    --regions): selects rows the way --shard does, without editing the manifest or touching the state."""
+
+    accounts: frozenset[str] | None = None
+    exclude: frozenset[str] = frozenset()
+    regions: frozenset[str] | None = None
+
+    def select(self, rows: Iterable[Row]) -> list[Row]:
+        return [
+            r
+            for r in rows
+            if (self.accounts is None or r.account_id in self.accounts)
+            and r.account_id not in self.exclude
+            and (self.regions is None or r.region in self.regions)
+        ]

@@ -138,13 +138,13 @@ class BackoffPolicy:
 
 
 class AttemptCounter:
-    """Counts attempts and throttles of one row across its calls."""
+    """Counts the attempts of one row across its calls (the report's ``attempts``; throttles are counted by the
+    run's observer, from the retries it is told of)."""
 
-    __slots__ = ("attempts", "throttles")
+    __slots__ = ("attempts",)
 
     def __init__(self) -> None:
         self.attempts = 0
-        self.throttles = 0
 
 
 T = TypeVar("T")
@@ -172,8 +172,6 @@ async def call_with_retry(
     def retryable(exc: BaseException) -> bool:
         nonlocal unknown
         failure = classify(exc)
-        if failure.throttled:
-            counter.throttles += 1
         if confirm is not None and outcome_unknown(exc):
             unknown = True  # cleared only by a confirm that answered
         return failure.retryable

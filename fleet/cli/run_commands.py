@@ -25,7 +25,6 @@ from fleet.cli.option_groups import (
 from fleet.cli.plan_table import plan_table
 from fleet.cli.progress import Fanout, ProgressBar, summary_table
 from fleet.errors import EXIT_OK
-from fleet.manifest import RowFilter
 from fleet.migrate.engine import Observer
 from fleet.migrate.pipeline import (
     Allowed,
@@ -39,6 +38,7 @@ from fleet.migrate.pipeline import (
 )
 from fleet.records.plan_file import Approved, check_usable, read_plan
 from fleet.records.report import read_report
+from fleet.shard import RowFilter
 from fleet.text import printable
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 import os
 import secrets
 import tempfile
@@ -20,7 +19,7 @@ from fleet.aws.hub_check import checked_hub
 from fleet.aws.stop import Stop
 from fleet.clock import Clock, SystemClock
 from fleet.errors import EXIT_FAILED_ROWS, FleetError
-from fleet.manifest import Manifest, Row, RowFilter, parse
+from fleet.manifest import Manifest, Row, parse
 from fleet.migrate import allow_list
 from fleet.migrate.engine import EngineSettings, Observer, Tally, run_rows
 from fleet.migrate.result import RunResult as RunResult
@@ -32,7 +31,7 @@ from fleet.migrate.supervise import supervise as supervise
 from fleet.outcome import Status, stamp
 from fleet.records.plan_file import PlannedDomain, write_plan
 from fleet.records.report import EdgeTally, jsonl_path, record, write_report
-from fleet.shard import Shard
+from fleet.shard import RowFilter, Shard
 from fleet.state.checkpoint import Checkpoint
 from fleet.state.holds import Hold
 from fleet.state.lock import CheckpointLock
@@ -56,8 +55,7 @@ def load(manifest_path: str | Path, shard: Shard | None = None, only: RowFilter 
         rows = only.select(rows)
     if rows is manifest.rows:
         return manifest
-    digest = hashlib.sha256(f"{manifest.fingerprint}/{shard.suffix if shard else ''}/{only}".encode()).hexdigest()
-    return Manifest(manifest.path, tuple(rows), digest)
+    return Manifest(manifest.path, tuple(rows))
 
 
 def new_run_id() -> str:
