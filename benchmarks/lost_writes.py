@@ -30,6 +30,7 @@ from fleet.sandbox.state import Knobs
 
 def lost_writes(accounts: int, loss: float, propagation: float, seed: int) -> dict[str, Any]:
     from fleet.aws.credentials import AwsSettings
+    from fleet.aws.edge import EdgeSettings
     from fleet.migrate.engine import EngineSettings
     from fleet.migrate.pipeline import migrate
 
@@ -43,7 +44,8 @@ def lost_writes(accounts: int, loss: float, propagation: float, seed: int) -> di
             manifest,
             Path(tmp) / "c.sqlite",
             Path(tmp) / "r.csv",
-            EngineSettings(aws=AwsSettings(endpoint_url=box.endpoint)),
+            # The sandbox's edge: the edge check must never look up a real CloudFront host (loopback only).
+            EngineSettings(aws=AwsSettings(endpoint_url=box.endpoint), edge=EdgeSettings(address=box.edge_address)),
         )
         writes = [box.state.writes[d.domain] for d in domains]
         return {

@@ -30,6 +30,7 @@ from fleet.sandbox.tls import make_tls_files
 
 def outage_mid_run(accounts: int, outage: float, propagation: float) -> dict[str, Any]:
     from fleet.aws.credentials import AwsSettings
+    from fleet.aws.edge import EdgeSettings
     from fleet.aws.outage import OutageEvent
     from fleet.migrate.engine import EngineSettings, Observer
     from fleet.migrate.pipeline import migrate
@@ -63,7 +64,11 @@ def outage_mid_run(accounts: int, outage: float, propagation: float) -> dict[str
 
             threading.Thread(target=cut_mid_run, daemon=True).start()
             seen = Seen()
-            settings = EngineSettings(aws=AwsSettings(endpoint_url=box.endpoint), mode=Mode(wait=True, wait_interval=1))
+            settings = EngineSettings(
+                aws=AwsSettings(endpoint_url=box.endpoint),
+                mode=Mode(wait=True, wait_interval=1),
+                edge=EdgeSettings(address=box.edge_address),  # the sandbox's edge: loopback only
+            )
             result = migrate(manifest, Path(tmp) / "c.sqlite", Path(tmp) / "r.csv", settings, seen)
             writes = [box.state.writes[d.domain] for d in domains]
             with (Path(tmp) / "r.csv").open(newline="", encoding="utf-8") as fh:

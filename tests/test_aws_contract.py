@@ -14,6 +14,7 @@ import botocore.session
 import pytest
 
 from fleet.aws.credentials import AwsSettings
+from fleet.aws.edge import EdgeSettings
 from fleet.aws.retry import BackoffPolicy
 from fleet.discover.inputs import OrganizationUnreadable
 from fleet.discover.job import run_discovery
@@ -154,7 +155,9 @@ def one(sandbox: Sandbox) -> SeededDomain:
 
 def settings(box: Sandbox) -> EngineSettings:
     return EngineSettings(
-        policy=BackoffPolicy(max_attempts=3, base=0.01, cap=0.05), aws=AwsSettings(endpoint_url=box.endpoint)
+        policy=BackoffPolicy(max_attempts=3, base=0.01, cap=0.05),
+        aws=AwsSettings(endpoint_url=box.endpoint),
+        edge=EdgeSettings(address=box.edge_address),  # loopback only: never a real CloudFront host
     )
 
 

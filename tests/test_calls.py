@@ -1,21 +1,19 @@
-"""The calls layer's pure parts on virtual time: write-once confirmation, single-flight, the account loop."""
+"""The calls layer's pure parts on virtual time: single-flight, the account loop (the write-once rule:
+tests/test_write_once_rule.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import anyio
-import botocore.exceptions
 import pytest
 from botocore.exceptions import ClientError
 
 from fleet.aws.accounts import Target, each_account
 from fleet.aws.calls import Once
 from fleet.aws.credentials import AwsSettings
-from fleet.aws.retry import AttemptCounter, BackoffPolicy, call_with_retry
+from fleet.aws.retry import BackoffPolicy
 from fleet.aws.stop import Stop, StopRequested
-
-from . import virtual_time
 
 POLICY = BackoffPolicy(max_attempts=4, base=0.5, cap=2.0)
 
@@ -24,45 +22,6 @@ def throttled() -> ClientError:
     return ClientError(
         {"Error": {"Code": "TooManyRequestsException"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "X"
     )
-
-
-def test_a_failed_confirm_is_retried_never_skipped() -> None:
-    log: list[str] = []
-    answers = iter([throttled(), None])  # the first look is throttled, the second says: not applied
-
-    async def send() -> str:
-        log.append("send")
-        if log.count("send") == 1:
-            raise botocore.exceptions.ConnectionClosedError(endpoint_url="https://x")  # answer lost
-        return "written"
-
-    async def confirm() -> str | None:
-        log.append("confirm")
-        answer = next(answers)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    result, _ = virtual_time.run(call_with_retry(send, POLICY, AttemptCounter(), anyio.sleep, None, confirm))
-    assert result == "written"
-    assert log == ["send", "confirm", "confirm", "send"]  # no send between a failed look and an answer
-
-
-def test_out_of_attempts_on_an_unknown_outcome_looks_once_more() -> None:
-    sends = 0
-
-    async def send() -> str:
-        nonlocal sends
-        sends += 1
-        raise botocore.exceptions.ReadTimeoutError(endpoint_url="https://x")
-
-    looks = iter([None, None, None, "it took effect"])
-
-    async def confirm() -> str | None:
-        return next(looks)
-
-    result, _ = virtual_time.run(call_with_retry(send, POLICY, AttemptCounter(), anyio.sleep, None, confirm))
-    assert result == "it took effect" and sends == 4
 
 
 async def test_once_computes_once_shares_errors_and_recomputes_after_a_stop() -> None:

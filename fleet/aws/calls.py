@@ -1,5 +1,5 @@
 """Every AWS call of a run goes through ``Calls``: the politeness limits, the retry policy, the row's attempt
-count, the stop flag, and for a write the rule that it takes effect once (``confirm``). Listings page through
+count, the stop flag, and for a write the rule that it takes effect once (``write_once``). Listings page through
 the same path, so an account's credentials stay bound (views of shared clients have no paginators), and
 ``Once`` gives each answer that many rows share (a certificate, an account's listing) one call.
 """
@@ -16,6 +16,7 @@ from fleet.aws.limits import Limits, RegionLimits
 from fleet.aws.outage import Outages
 from fleet.aws.retry import AttemptCounter, BackoffPolicy, Failure, call_with_retry
 from fleet.aws.stop import Stop, StopRequested
+from fleet.aws.write_once import WriteOnce
 from fleet.clock import Clock, SystemClock
 
 OnRetry = Callable[[Failure, float], None]
@@ -45,8 +46,7 @@ class Calls:
         counter: AttemptCounter | None = None,
         *,
         on_retry: OnRetry | None = None,
-        before_first_send: Callable[[], Awaitable[None]] | None = None,
-        confirm: Callable[[], Awaitable[Any]] | None = None,
+        write: WriteOnce[Any] | None = None,
         despite_stop: bool = False,
         **kwargs: Any,
     ) -> Any:
@@ -54,9 +54,8 @@ class Calls:
 
         Once the run is stopping, a call that has not been sent yet raises StopRequested instead (unless
         ``despite_stop``: a look that belongs to a write already sent). A call that was sent finishes (with its
-        retries): the run drains. ``before_first_send`` runs once, after the limits
-        let the call go and just before it leaves (the in-flight mark of a write goes there); ``confirm``: see
-        ``retry.call_with_retry``.
+        retries): the run drains. A ``write`` follows its rule (``write_once``): its in-flight mark is made once,
+        after the limits let the call go and just before it leaves.
         """
         method: Callable[..., Awaitable[Any]] = getattr(client, snake(operation))
         sent = False
@@ -67,8 +66,8 @@ class Calls:
                 if not sent:
                     if self.stop.requested and not despite_stop:
                         raise StopRequested
-                    if before_first_send is not None:
-                        await before_first_send()
+                    if write is not None:
+                        await write.mark()
                     sent = True
                 return await method(**kwargs)
 
@@ -79,7 +78,7 @@ class Calls:
             return await self.outages.through(_endpoint_of(client), send)
 
         return await call_with_retry(
-            attempt, self.policy, counter or AttemptCounter(), self.clock.sleep, on_retry, confirm
+            attempt, self.policy, counter or AttemptCounter(), self.clock.sleep, on_retry, write
         )
 
     async def pages(

@@ -11,7 +11,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import botocore.exceptions
 import tenacity
@@ -148,6 +148,7 @@ class AttemptCounter:
 
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -157,24 +158,18 @@ async def call_with_retry(
     counter: AttemptCounter,
     sleep: Sleep = asyncio.sleep,
     on_retry: Callable[[Failure, float], None] | None = None,
-    confirm: Callable[[], Awaitable[T | None]] | None = None,
+    guard: Guard[T] | None = None,
 ) -> T:
     """Run ``attempt`` until it succeeds, fails for good, or attempts run out (then re-raise).
 
-    ``confirm`` makes a write happen at most once: after an attempt whose outcome is unknown
-    (``outcome_unknown``), it runs instead of sending blindly again; a result means the earlier attempt took
-    effect (that result is returned, nothing is sent), None means it did not (the attempt is sent again). Until
-    a confirm has answered, the outcome stays unknown: a confirm that fails is retried, never skipped; and when
-    the attempts run out on an unknown outcome, a last confirm decides between success and the error.
+    ``guard`` (a write's ``write_once.WriteOnce``) is asked before each attempt (a result: the earlier attempt
+    took effect, nothing is sent), told of each failure, and asked once more when the attempts run out.
     """
-    unknown = False
 
     def retryable(exc: BaseException) -> bool:
-        nonlocal unknown
-        failure = classify(exc)
-        if confirm is not None and outcome_unknown(exc):
-            unknown = True  # cleared only by a confirm that answered
-        return failure.retryable
+        if guard is not None:
+            guard.failed(exc)
+        return classify(exc).retryable
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         if on_retry is not None and state.outcome is not None and state.next_action is not None:
@@ -194,17 +189,25 @@ async def call_with_retry(
     try:
         async for try_ in retrying:
             with try_:
-                confirmed = await confirm() if unknown and confirm is not None else None
-                if confirmed is not None:
-                    result = confirmed
+                found = await guard.before_attempt() if guard is not None else None
+                if found is not None:
+                    result = found
                 else:
-                    unknown = False
                     counter.attempts += 1
                     result = await attempt()
     except Exception:
-        if unknown and confirm is not None:  # out of attempts, the last outcome unknown: look once more
-            last = await confirm()
-            if last is not None:
-                return last
+        last = await guard.exhausted() if guard is not None else None
+        if last is not None:
+            return last
         raise
     return result
+
+
+class Guard(Protocol[T_co]):
+    """What the retry loop asks of a write's rule (``write_once.WriteOnce``)."""
+
+    async def before_attempt(self) -> T_co | None: ...
+
+    def failed(self, exc: BaseException) -> None: ...
+
+    async def exhausted(self) -> T_co | None: ...

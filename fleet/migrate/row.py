@@ -17,6 +17,7 @@ from fleet.aws.edge import EdgeChecker, Seen, compare, is_certificate
 from fleet.aws.limits import RegionLimits
 from fleet.aws.retry import AttemptCounter, Failure, classify
 from fleet.aws.stop import StopRequested
+from fleet.aws.write_once import WriteOnce
 from fleet.errors import RowFailed, StateWriteError
 from fleet.manifest import Row
 from fleet.migrate.certificates import CertificateChecks
@@ -342,14 +343,11 @@ async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outco
 async def _write(
     ctx: RowContext, row: Row, counter: AttemptCounter, description: dict[str, Any], current: str, outcome: Outcome
 ) -> tuple[str | None, str | None]:
-    """Update the certificate, taking effect once: (CloudFront domain, Status if a describe saw it).
+    """Update the certificate under the write-once rule (``fleet.aws.write_once``): (CloudFront domain, Status if
+    a describe saw it). This row gives the rule its two parts: the in-flight mark, and the look (a describe,
+    through the same limiters, that tells whether an attempt of unknown outcome put the domain on its target)."""
 
-    After an attempt whose outcome is unknown (a lost response, a 5xx, ConcurrentModification), the domain is
-    described first (through the same limiters): already on the target means that attempt took effect, and
-    nothing is sent again; each write restarts a distribution of up to an hour.
-    """
-
-    async def confirm() -> dict[str, Any] | None:
+    async def look() -> dict[str, Any] | None:
         seen = await _describe(ctx, row, counter, despite_stop=True)  # part of a write already sent
         if _current_certificate(row, seen) != row.certificate_arn:
             return None
@@ -386,8 +384,7 @@ async def _write(
         "UpdateUserPoolDomain",
         ctx.region_limits,
         row.user_pool_id,
-        before_first_send=mark_in_flight,
-        confirm=confirm,
+        write=WriteOnce(mark_in_flight, look),
         **request,
     )
     return updated.get("CloudFrontDomain") or outcome.cloudfront_domain, updated.get("Status")
