@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,26 @@ from fleet.sandbox.tls import make_tls_files
 from fleet.state.checkpoint import Checkpoint
 
 _accounts = itertools.count(300000000000, 1000)  # each test seeds its own, disjoint accounts
+_LOOPBACK_NAMES = ("localhost", "127.", "::1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loopback_only() -> Iterator[None]:
+    """No test resolves a name beyond loopback: a real CloudFront host (an edge check the test forgot to point at
+    the sandbox's edge) fails as an unknown name instead of asking the network's resolver."""
+    real = socket.getaddrinfo
+
+    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host or "")
+        if name and not name.startswith(_LOOPBACK_NAMES):
+            raise socket.gaierror(socket.EAI_NONAME, f"tests resolve loopback names only, not {name!r}")
+        return real(host, *args, **kwargs)
+
+    socket.getaddrinfo = guarded  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = real  # type: ignore[assignment]
 
 
 @pytest.fixture(scope="session")

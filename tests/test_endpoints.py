@@ -3,17 +3,16 @@ to another machine is refused before any connection."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
-import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.configprovider import ConfiguredEndpointProvider
 from click.testing import CliRunner
 
-from fleet.aws.endpoints import Endpoint, InsecureEndpoint, is_loopback, require_encryption
+from fleet.aws.endpoints import Endpoint, InsecureEndpoint, require_encryption
 from fleet.cli import main
 
 from .conftest import Fleet
@@ -81,52 +80,34 @@ def test_the_default_is_named_as_aws_default(make_fleet) -> None:
     assert {e["source"] for e in one(out, "run_started")["endpoints"].values()} == {"--endpoint-url"}  # type: ignore[attr-defined]
 
 
-def non_loopback_address() -> str | None:
-    """An address of this machine that is not loopback (to listen on), if it has one."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
-            address = str(probe.getsockname()[0])
-        except OSError:
-            return None
-    return None if is_loopback(address) or address == "0.0.0.0" else address
-
-
-def test_plain_http_to_another_machine_is_refused_before_any_connection(make_fleet) -> None:
+def test_plain_http_to_another_machine_is_refused_before_any_connection(make_fleet, monkeypatch) -> None:
+    # Another machine, by a name that never resolves (.invalid): whether the tool tried to reach it shows in the
+    # name lookups it made. No traffic leaves loopback (a listener on this machine's own interface address would be
+    # a private-range target).
     fleet: Fleet = make_fleet(accounts=1, regions=("eu-west-1",), per_region=1)
-    address = non_loopback_address()
-    listener = socket.socket()
-    listener.bind((address or "127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.5)
-    host = address or "cognito-fleet-test.invalid"
-    url = f"http://{host}:{listener.getsockname()[1]}"
-    try:
-        code, out = invoke(*run_args(fleet, "--endpoint-url", url))
-        assert code == 2, out
-        error = one(out, "error")
-        assert "unencrypted" in str(error["message"]) and url in str(error["message"]) and "--insecure-endpoint" in out
-        assert "hub_identity" not in out and "run_started" not in out
-        if address:
-            with pytest.raises(TimeoutError):
-                listener.accept()  # nobody connected
-        # --insecure-endpoint: the operator's choice; the run goes on to connect there (and finds no AWS).
-        connected: list[bool] = []
+    host = "cognito-fleet-test.invalid"
+    url = f"http://{host}:8080"
+    looked_up: list[str] = []
+    real = socket.getaddrinfo
 
-        def hang_up() -> None:
-            with contextlib.suppress(OSError):
-                listener.settimeout(10)
-                listener.accept()[0].close()
-                connected.append(True)
+    def recording(name: Any, *args: Any, **kwargs: Any) -> Any:
+        text = name.decode() if isinstance(name, bytes) else str(name or "")
+        if text == host:
+            looked_up.append(text)
+            raise socket.gaierror(socket.EAI_NONAME, "no such host (test)")
+        return real(name, *args, **kwargs)
 
-        thread = threading.Thread(target=hang_up, daemon=True)
-        thread.start()
-        code, out = invoke(*run_args(fleet, "--endpoint-url", url, "--insecure-endpoint"))
-        assert code == 2 and "unencrypted" not in out and "hub:" in out, out
-        thread.join(10)
-        assert connected == ([True] if address else [])  # this time it did connect
-    finally:
-        listener.close()
+    monkeypatch.setattr(socket, "getaddrinfo", recording)
+    code, out = invoke(*run_args(fleet, "--endpoint-url", url))
+    assert code == 2, out
+    error = one(out, "error")
+    assert "unencrypted" in str(error["message"]) and url in str(error["message"]) and "--insecure-endpoint" in out
+    assert "hub_identity" not in out and "run_started" not in out
+    assert looked_up == []  # refused before any connection: the name was not even looked up
+    # --insecure-endpoint: the operator's choice; the run goes on to reach it (and finds no such host).
+    code, out = invoke(*run_args(fleet, "--endpoint-url", url, "--insecure-endpoint"))
+    assert code == 2 and "unencrypted" not in out and "hub:" in out, out
+    assert looked_up, "this time it tried to connect"
     assert fleet.box.state.writes == {} and not fleet.checkpoint.exists()
 
 
