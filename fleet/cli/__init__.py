@@ -1,6 +1,9 @@
 """The command line: the `cognito-fleet` group, its one ``except`` (errors -> one line and the exit code), and the
 commands, each in a module of this package (run/plan, discover, report, the state's commands; the sandbox adds its
-own). Arguments become settings and the pipeline runs; no business logic here. The only users of click and rich.
+own). Arguments become settings and the pipeline runs; no business logic here. With the sandbox's own commands,
+the only users of click and rich.
+
+May import anything of ``fleet``; nothing imports it but ``fleet.__main__`` (the entry point).
 """
 
 from __future__ import annotations

@@ -3,4 +3,7 @@
 inputs (accounts file, map file, Organizations) -> inventory (per account and region, through the same calls
 layer and account loop as `run`) -> select (pure; the same certificate checks as `run`) -> output (manifest +
 inventory).
+
+May import: ``aws``, ``migrate`` (settings and the certificate checks), ``records`` and the pure top modules, and
+``fleet.events``. Never ``cli`` or the sandbox.
 """
