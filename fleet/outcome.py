@@ -33,7 +33,7 @@ class Status(StrEnum):
     VERIFIED = "verified"  # written, and Cognito reports it ACTIVE on the new certificate
     FAILED = "failed"  # see error_code / error_message; retried on the next run
     SKIPPED = "skipped"  # not attempted (the run stopped before reaching it; error_message says why)
-    HELD = "held"  # not attempted: held on its previous certificate by a rollback until released (fleet/holds.py)
+    HELD = "held"  # not attempted: held on its previous certificate by a rollback until released (fleet/state/holds.py)
     DRIFTED_SINCE_PLAN = "drifted-since-plan"  # run --plan: not written, the fleet changed since the plan (plan_file)
     IN_FLIGHT = "in_flight"  # checkpoint only: a write was about to be sent
 

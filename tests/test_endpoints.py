@@ -148,7 +148,7 @@ def test_plain_http_is_allowed_on_loopback_only(url: str, allowed: bool) -> None
 
 
 def test_botocore_endpoint_provider_keeps_the_shape_fleet_endpoints_reads() -> None:
-    """fleet/endpoints.py reads botocore's private ConfiguredEndpointProvider: fail loudly if it changes."""
+    """fleet/aws/endpoints.py reads botocore's private ConfiguredEndpointProvider: fail loudly if it changes."""
     assert ConfiguredEndpointProvider._ENDPOINT_URL_LOOKUP_ORDER == [
         "environment_service",
         "environment_global",

@@ -1,4 +1,4 @@
-"""An endpoint outage belongs to the run, not to each row (fleet/outage.py): rows wait, spend no attempts, and the
+"""An endpoint outage belongs to the run, not to each row (fleet/aws/outage.py): rows wait, spend no attempts, and the
 run goes on when the endpoint answers again; past --outage-patience it stops as SIGTERM would (exit 75)."""
 
 from __future__ import annotations

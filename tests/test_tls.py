@@ -1,4 +1,4 @@
-"""TLS on the wire: every client verifies the sandbox's certificate *and* its hostname (fleet/http.py).
+"""TLS on the wire: every client verifies the sandbox's certificate *and* its hostname (fleet/aws/http.py).
 
 The sandbox serves HTTPS with a certificate from a throw-away CA. With that CA trusted (``AWS_CA_BUNDLE`` or a
 profile's ``ca_bundle``) a run migrates every domain; a certificate from the same CA for another name, or one
@@ -245,7 +245,7 @@ def test_tls_files_keep_the_key_private(good: TLSFiles) -> None:
 
 
 def test_aiobotocore_hooks_that_fleet_http_overrides_keep_their_shape() -> None:
-    """fleet/http.py overrides private parts of aiobotocore's AIOHTTPSession: fail loudly if they change."""
+    """fleet/aws/http.py overrides private parts of aiobotocore's AIOHTTPSession: fail loudly if they change."""
     assert callable(AIOHTTPSession._get_ssl_context)
     assert list(inspect.signature(AIOHTTPSession._get_ssl_context).parameters) == ["self"]
     assert list(inspect.signature(AIOHTTPSession._create_connector).parameters) == ["self", "proxy_url"]

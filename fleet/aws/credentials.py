@@ -42,7 +42,7 @@ class AwsSettings:
     pool_connections: int | None = (
         None  # per shared client (all accounts' calls to a region); None: limits.call_ceiling
     )
-    insecure_endpoint: bool = False  # allow plain HTTP to a host that is not loopback (fleet/endpoints.py)
+    insecure_endpoint: bool = False  # allow plain HTTP to a host that is not loopback (fleet/aws/endpoints.py)
 
 
 def client_config(settings: AwsSettings) -> AioConfig:

@@ -48,7 +48,7 @@ class EngineSettings:
     canary: int = 0  # rows (in distinct accounts) written and verified before all others
     outage_patience: float = DEFAULT_PATIENCE  # seconds an endpoint may be unreachable before the run stops
     edge: EdgeSettings = field(default_factory=EdgeSettings)  # verified = ACTIVE and the edge serves the target
-    approved: Approved | None = None  # run --plan: the plan applied (fleet/plan_file.py)
+    approved: Approved | None = None  # run --plan: the plan applied (fleet/records/plan_file.py)
 
 
 class Observer:

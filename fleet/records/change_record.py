@@ -100,7 +100,7 @@ class Record:
     sources: tuple[Source, ...] = ()  # set when the record merges several reports
     ran_by: str = ""  # host, OS user, tool version and manifest digest, from the run record beside the report
     superseded: tuple[tuple[str, Path, Path], ...] = ()  # (domain, earlier report, the later one that counts)
-    kind: ClassVar[str] = "Change record"  # the heading's first words (a plan: fleet/plan_record.py)
+    kind: ClassVar[str] = "Change record"  # the heading's first words (a plan: fleet/records/plan_record.py)
     shows_writes: ClassVar[bool] = True  # the writes-over-time chart (a plan has no writes yet)
 
     def extra_markdown(self) -> list[str]:

@@ -227,7 +227,7 @@ def check_usable(plan: Plan, manifest: Path, now: datetime, max_age: float) -> N
         )
 
 
-# --- run --plan: the rule per domain (fleet/domain.py calls it) ------------------------------------------------
+# --- run --plan: the rule per domain (fleet/migrate/row.py calls it) ------------------------------------------------
 
 
 class DriftedSincePlan(Exception):

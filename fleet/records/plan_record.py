@@ -1,6 +1,6 @@
 """`cognito-fleet report PLAN.json`: a saved plan as the record a change board approves ("what will change").
 
-It is a change record (fleet/change_record.py renders it: status table and chart, failures, every domain by account
+It is a change record (``fleet.records.change_record``: status table and chart, failures, every domain by account
 and region, the certificates) whose header says what was approved — the plan file and its SHA-256, when and by
 which hub identity it was made, from which manifest, the fleet's fingerprint — and which adds the writes it plans.
 """

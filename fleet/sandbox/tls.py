@@ -1,7 +1,7 @@
 """A throw-away CA and server certificates for the sandbox's HTTPS mode.
 
 The sandbox over HTTPS lets tests and the demo prove that every client verifies the server's certificate
-*and* its hostname (``fleet/http.py``). The CA lives for one run: clients trust it through ``AWS_CA_BUNDLE``
+*and* its hostname (``fleet/aws/http.py``). The CA lives for one run: clients trust it through ``AWS_CA_BUNDLE``
 (or a profile's ``ca_bundle``); its private key is never written, and the server's key is a 0600 file.
 """
 
