@@ -101,10 +101,16 @@ def _drop_none(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Map
     return {k: v for k, v in event.items() if v is not None}
 
 
+# On a terminal, the facts a machine reads in full (every endpoint, every option) would be screens of dicts before
+# the progress bar: the JSON stream keeps them; the console shows the line without them.
+_CONSOLE_HIDES = {"hub_identity": ("endpoints",), "run_started": ("endpoints", "options", "manifest_sha256")}
+
+
 def _printable(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
     """On the console, text from AWS or a manifest (error codes and messages, domains) shows control characters
     as escapes: it never drives the terminal. (JSON lines escape them already.)"""
-    return {k: printable(v) if isinstance(v, str) else v for k, v in event.items()}
+    hidden = _CONSOLE_HIDES.get(str(event.get("event")), ())
+    return {k: printable(v) if isinstance(v, str) else v for k, v in event.items() if k not in hidden}
 
 
 def configure(fmt: LogFormat = "auto", level: str = "info") -> None:

@@ -128,3 +128,28 @@ def test_demo_migrates_a_multi_account_multi_region_fleet(tmp_path: Path) -> Non
     rows = csv_rows(tmp_path / "demo" / "report.csv")
     assert {r["edge"] for r in rows} == {"served"}
     assert len({r["account_id"] for r in rows}) == 3 and len({r["region"] for r in rows}) == 2
+
+
+def test_a_reader_that_goes_away_does_not_break_a_command(tmp_path: Path) -> None:
+    # `cognito-fleet history STATE | head -1`: the pipe closes before the output is written; the command ends with
+    # its own exit code and no "unexpected BrokenPipeError".
+    from fleet.state.checkpoint import Checkpoint
+
+    state = tmp_path / "s.checkpoint.sqlite"
+    checkpoint = Checkpoint(state)
+    for n in range(3):
+        checkpoint.begin(f"run-{n}", "m.csv", 1)
+        checkpoint.finish({"verified": 1}, complete=True)
+    checkpoint.close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleet", "history", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader leaves before anything is written
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "BrokenPipe" not in err and "unexpected" not in err, err

@@ -74,7 +74,7 @@ def test_yes_skips_the_question(make_fleet) -> None:
 def test_nothing_to_write_asks_nothing(make_fleet) -> None:
     fleet: Fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=1)
     code, screen = run_on_a_terminal(fleet, b"y\n", "--no-progress")
-    assert code == 0 and "1 writes in 1 accounts" in screen, screen
+    assert code == 0 and "1 write in 1 account" in screen, screen
     code, screen = run_on_a_terminal(fleet, b"", "--no-progress")  # the rerun only verifies: no question
     assert code == 0 and "Write the new certificates?" not in screen, screen
     assert "nothing to write (1 domains checked): not asking" in screen

@@ -3,6 +3,7 @@ never block the fleet, a stuck domain raises the alarm, and the external id stay
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -40,6 +41,12 @@ def test_the_cron_run_after_a_rollback_writes_nothing_until_released(make_fleet,
     assert (tmp_path / "undo.checkpoint.sqlite").exists()  # the rollback run kept its own state
     assert all(fleet.box.certificate_of(x.domain) == x.old_certificate_arn for x in d)
 
+    # A plan of the forward manifest reads the state's holds: it plans nothing for the held domains.
+    code, out = invoke("plan", str(prod), *base, "--out", str(tmp_path / "plan.json"))
+    assert code == 0 and finished(out)["counts"] == {"held": 4}, out
+    planned = json.loads((tmp_path / "plan.json").read_text(encoding="utf-8"))
+    assert {e["action"] for e in planned["domains"]} == {"held"}
+
     fleet.box.state.reset_counters()
     code, out = invoke("run", str(prod), *base)  # the next cron run
     assert code == 0, out
@@ -55,7 +62,7 @@ def test_the_cron_run_after_a_rollback_writes_nothing_until_released(make_fleet,
 
     # Moving forward again is explicit: one domain, then the rest.
     code, out = invoke("release", str(state), "--domain", d[0].domain)
-    assert code == 0 and "released 1 domains" in out
+    assert code == 0 and "released 1 domain;" in out
     code, out = invoke("run", str(prod), *base)
     assert code == 0 and finished(out)["counts"] == {"pending": 1, "held": 3}, out
     assert set(fleet.box.state.writes) == {d[0].domain}

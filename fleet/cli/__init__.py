@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 import click
 
@@ -53,6 +53,38 @@ class _Commands(click.Group):
 @click.version_option(package_name="cognito-fleet")
 def main() -> None:
     """Move Cognito user pool custom domains onto new ACM certificates, across many accounts."""
+    # `cognito-fleet run ... | head -1`: a reader that goes away must not stop a run half-way; its output is dropped.
+    sys.stdout, sys.stderr = Unbroken.wrap(sys.stdout), Unbroken.wrap(sys.stderr)
+
+
+class Unbroken:
+    """A stream that a closed pipe does not break: after the reader leaves, writes are dropped (no
+    BrokenPipeError mid-run, none at exit), and the command ends with its own exit code."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream, self.broken = stream, False
+
+    @classmethod
+    def wrap(cls, stream: TextIO) -> TextIO:
+        return stream if isinstance(stream, Unbroken) else cast(TextIO, cls(stream))
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self.broken = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self.broken = True
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding ... as the stream has them
+        return getattr(self._stream, name)
 
 
 @main.command()

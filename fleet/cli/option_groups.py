@@ -29,14 +29,15 @@ ENGINE, STOP, DISCOVER = EngineSettings(), StopPolicy(), Selection()
 
 EXIT_HELP = """\b
 Exit codes:
-  0   every row unchanged, verified or pending (plan: planned)
+  0   every row unchanged, verified, pending or held (plan: planned), or the
+      fleet is held (`hold`: nothing called)
   1   at least one row failed (or drifted since its --plan), or the run stopped on
       its failure budget or canary
   2   usage error, invalid manifest, a state file or --plan that cannot be used,
       or the hub identity not confirmed by STS (nothing touched)
   3   another run holds this checkpoint's lock
-  75  stopped early (signal, --max-runtime, or an endpoint unreachable past
-      --outage-patience); rerun to resume"""
+  75  stopped early (signal, --max-runtime, an endpoint unreachable past
+      --outage-patience, or a state file that cannot be written); rerun to resume"""
 
 ALLOWED_HELP = "Warn about manifest accounts not in this allow-list (comma list or @FILE)."
 
@@ -224,14 +225,15 @@ run_only_options = _apply(
             "--wait/--no-wait",
             default=ENGINE.mode.wait,
             show_default=True,
-            help="After each write, poll until Cognito reports it ACTIVE on the new certificate.",
+            help="After each write, poll until Cognito reports it ACTIVE on the new certificate and its edge "
+            "serves it (verified).",
         ),
         click.option(
             "--wait-timeout",
             type=click.FloatRange(0, 24 * 3600),
             default=ENGINE.mode.wait_timeout,
             show_default=True,
-            help="Seconds to wait for a written domain to become ACTIVE (then: pending).",
+            help="Seconds to wait for a written domain to become ACTIVE and served at its edge (then: pending).",
         ),
         click.option(
             "--wait-interval",

@@ -29,7 +29,10 @@ RENDERERS: dict[str, Callable[[Record], str]] = {"markdown": markdown, "html": h
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write [default: stdout].")
 @click.option(
-    "--hub", metavar="ARN", help="The hub (calling) identity ARN the run used, for the header [default: unknown]."
+    "--hub",
+    metavar="ARN",
+    help="Override the hub (calling) identity in the header [default: what the run recorded beside its report, "
+    "NAME.report.run.json].",
 )
 def report_command(reports: tuple[Path, ...], fmt: str, out: Path | None, hub: str | None) -> None:
     """Render REPORTS (CSVs `run` or `plan` wrote: one, or the shards of a fleet) as one change record: failures

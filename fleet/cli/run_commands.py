@@ -59,7 +59,8 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
         logs.say(f"{manifest}: no rows to do: nothing to do", rows=0)
         sys.exit(EXIT_OK)
     default_checkpoint, default_report = default_paths(manifest, shard)
-    show_progress = sys.stderr.isatty() if opts["progress"] is None else opts["progress"]
+    # JSON logs mean every line is JSON: no progress bar unless asked for.
+    show_progress = sys.stderr.isatty() and not logs.json_mode() if opts["progress"] is None else opts["progress"]
     settings = dataclasses.replace(engine_settings(opts, rows, run_id), approved=approved)
     row_logger = logs.RowLogger(quiet=show_progress)
     with contextlib.ExitStack() as stack:
@@ -69,7 +70,10 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
         if read_only:
             report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
             allowed = Allowed(opts["allowed_accounts"], opts["organization"])
-            result = plan(parsed, report, settings, observer, run_id=run_id, allowed=allowed, out=opts["out"])
+            state = opts["checkpoint"] or default_checkpoint
+            result = plan(
+                parsed, report, settings, observer, run_id=run_id, allowed=allowed, out=opts["out"], state=state
+            )
         else:
             policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
             checkpoint, report = opts["checkpoint"] or default_checkpoint, opts["report"] or default_report
@@ -95,7 +99,7 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
         report=str(result.report),
         report_jsonl=str(result.report_jsonl),
         checkpoint=None if read_only else str(result.checkpoint),
-        edge=dict(result.edges.counts) if result.edges else "not checked",
+        edge=dict(result.edges.counts) if result.edges and result.edges.counts else "not checked",
         edge_unreachable=dict(result.edges.unreachable) if result.edges and result.edges.unreachable else None,
         warnings=[line for line in result.edge_lines(read_only) if line.startswith("warning:")] or None,
     )
@@ -123,7 +127,7 @@ def _ask(info: dict[str, object]) -> bool:
     click.echo(
         printable(
             f"About to write as {info['hub']}:\n"
-            f"  {info['writes']} writes in {info['write_accounts']} accounts "
+            f"  {_n(info['writes'], 'write')} in {_n(info['write_accounts'], 'account')} "
             f"(of {info['rows']} domains in {info['accounts']} accounts, regions {', '.join(map(str, regions))})"  # type: ignore[call-overload]
             f"\n  manifest {info['manifest']}\ncalls go to:{where}",
             newlines=True,
@@ -177,6 +181,12 @@ def run(manifest: Path, **opts: Any) -> None:
     help="Warn about manifest accounts that are not ACTIVE accounts of the hub's AWS Organization (ListAccounts).",
 )
 @click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The state whose holds the plan respects (read, never written) [default: beside the manifest, "
+    "NAME.checkpoint.sqlite]: a domain a rollback holds is planned `held`, a held fleet plans nothing.",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the plan to approve (JSON, mode 0600): every domain's current certificate, target and what "
@@ -185,8 +195,13 @@ def run(manifest: Path, **opts: Any) -> None:
 def plan_command(manifest: Path, **opts: Any) -> None:
     """Show what `run` would do, read-only (Describe and ACM calls only): planned / unchanged / failed.
 
-    The report defaults to NAME.plan.csv beside the manifest; the run's checkpoint is not touched.
+    The report defaults to NAME.plan.csv beside the manifest; the run's state is read for its holds (a domain a
+    rollback holds is planned `held`), never written.
     """
     result = execute(manifest, opts, read_only=True)
     print_result(result, read_only=True)
     sys.exit(result.exit_code)
+
+
+def _n(count: object, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")

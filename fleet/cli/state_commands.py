@@ -88,7 +88,8 @@ def release_command(state: Path, domains: tuple[str, ...], everything: bool) -> 
         me = who()
         if domains or everything:
             released = checkpoint.release_domains(None if everything else domains, me)
-            click.echo(f"{state}: released {len(released)} domains; the next run moves them forward")
+            noun = "domain" if len(released) == 1 else "domains"
+            click.echo(f"{state}: released {len(released)} {noun}; the next run moves them forward")
         if not domains:
             if checkpoint.fleet_hold() is not None:
                 checkpoint.set_fleet_hold(me, None)

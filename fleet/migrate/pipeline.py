@@ -246,13 +246,20 @@ def plan(
     run_id: str | None = None,
     allowed: Allowed | None = None,
     out: Path | None = None,
+    state: Path | None = None,
 ) -> RunResult:
     """Read-only: describe and check every row, write nothing; rows end planned / unchanged / failed.
 
-    The run's checkpoint is neither read nor written: plan records into a throw-away one. ``out``: also write the
-    plan file (fleet.plan_file) that `run --plan` applies, unless the plan stopped early (rows not looked at).
+    Plan records into a throw-away state; the run's ``state`` is only read, for its holds: a domain a rollback
+    holds is planned ``held`` (as the run would leave it), a held fleet plans nothing (as the run would do
+    nothing). ``out``: also write the plan file (fleet.records.plan_file) that `run --plan` applies, unless the
+    plan stopped early (rows not looked at).
     """
     manifest = source if isinstance(source, Manifest) else load(source, shard)
+    held = _fleet_hold(state) if state is not None else None
+    if held is not None:
+        return RunResult(collections.Counter(), report_path, jsonl_path(report_path), Path(), fleet_held=held)
+    holds = _holds(state) if state is not None else {}
     settings = dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None)
     stop, clock, run_id = Stop(), clock or SystemClock(), run_id or new_run_id()
     edges = EdgeTally() if settings.edge.check else None
@@ -265,6 +272,8 @@ def plan(
             with tempfile.TemporaryDirectory(prefix="cognito-fleet-plan-") as scratch:
                 checkpoint = Checkpoint(Path(scratch) / "plan.sqlite")
                 try:
+                    for hold in holds.values():  # the run's holds, so the plan leaves those domains as it would
+                        checkpoint.hold_domains([(hold.domain, hold.certificate_arn)], hold.rollback_id, hold.who)
                     checkpoint.begin(run_id, manifest.path, len(manifest.rows))
                     info = run_info("plan", run_id, hub, manifest, settings, report=str(report_path))
                     if observer is not None:

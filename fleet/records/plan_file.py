@@ -24,7 +24,8 @@ from fleet.outcome import Status, stamp
 FORMAT, VERSION = "cognito-fleet-plan", 1
 DEFAULT_MAX_AGE = 7 * 86400.0  # a week: long enough for a change board, short enough that the fleet is still it
 FUTURE_SKEW = timedelta(minutes=5)  # a plan made "later" than now by more than this: another machine's bad clock
-ACTIONS = frozenset({str(Status.PLANNED), str(Status.UNCHANGED), str(Status.FAILED)})
+# held: a rollback holds the domain (the plan read the run's state): approved as left alone.
+ACTIONS = frozenset({str(Status.PLANNED), str(Status.UNCHANGED), str(Status.FAILED), str(Status.HELD)})
 
 
 class PlanError(FleetError):
