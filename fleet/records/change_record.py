@@ -197,7 +197,8 @@ class Record:
         if not any(e.written_by_run for e in self.entries):
             return []  # a report from before the tool recorded which run wrote what
         earlier = self.written_before()
-        facts = [("Written in this run", str(self.written_here()))]
+        several = "," in (self.run_id or "")
+        facts = [("Written in these runs" if several else "Written in this run", str(self.written_here()))]
         if earlier:
             facts.append(
                 (
@@ -312,11 +313,17 @@ def merge(records: list[Record], hub: str | None = None) -> Record:
         source=records[-1].source,
         sha256="",
         run_id=", ".join(run_ids) or None,
-        hub=hub or "unknown",
+        hub=hub or _one_hub(records),
         entries=tuple(entry for entry, _ in rows.values()),
         sources=sources,
         superseded=tuple(superseded),
     )
+
+
+def _one_hub(records: list[Record]) -> str:
+    """The hub identity of several reports: theirs when they agree, else each (a fleet run by two hubs)."""
+    hubs = sorted({r.hub for r in records if r.hub != "unknown"})
+    return ", ".join(hubs) or "unknown"
 
 
 def load_many(reports: list[Path], hub: str | None = None) -> Record:
