@@ -158,3 +158,21 @@ def test_report_refuses_a_sqlite_file_and_leaves_it_byte_identical(tmp_path: Pat
     result = CliRunner().invoke(main, ["report", str(other)])
     assert result.exit_code == 2 and "not a cognito-fleet report" in result.output, result.output
     assert other.read_bytes() == before
+
+
+def test_an_aws_error_message_that_looks_like_a_formula_stays_data_end_to_end(make_fleet) -> None:
+    # AWS's own answer (injected by the sandbox) starts with "=": the report CSV neutralises it, the JSON Lines
+    # keep it exact, and the tool's own reader gives it back as AWS sent it.
+    fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=1)
+    formula = '=HYPERLINK("http://evil.example/","click")'
+    fleet.box.state.configure(
+        inject=[{"operation": "DescribeUserPoolDomain", "code": "InvalidParameterException", "message": formula}]
+    )
+    result = fleet.run(max_attempts=1)
+    assert result.exit_code == 1
+    raw = fleet.report.read_text(encoding="utf-8")
+    assert "'" + formula.replace('"', '""') in raw and "," + formula not in raw  # a text cell, never a formula
+    (line,) = [json.loads(x) for x in fleet.report.with_suffix(".jsonl").read_text(encoding="utf-8").splitlines()]
+    assert line["error_message"] == formula and line["error_code"] == "InvalidParameterException"
+    (back,) = read_report(fleet.report, ("error_message",)).lines
+    assert back["error_message"] == formula
