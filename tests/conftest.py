@@ -83,6 +83,22 @@ class Fleet:
         edge = EdgeSettings(**{"address": self.box.edge_address, **overrides.pop("edge", {})})
         return EngineSettings(policy=policy, aws=aws, edge=edge, **overrides)
 
+    def run_args(self, *extra: str) -> list[str]:
+        """`cognito-fleet run` of this fleet against the sandbox, with its own state and report, as JSON lines."""
+        return [
+            "run",
+            str(self.manifest),
+            "--endpoint-url",
+            self.box.endpoint,
+            "--checkpoint",
+            str(self.checkpoint),
+            "--report",
+            str(self.report),
+            "--log-format",
+            "json",
+            *extra,
+        ]
+
     def run(self, manifest: Path | None = None, **overrides: Any) -> RunResult:
         return migrate(manifest or self.manifest, self.checkpoint, self.report, self.settings(**overrides))
 

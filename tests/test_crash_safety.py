@@ -22,22 +22,7 @@ from .files import csv_rows, finished
 
 
 def start(fleet: Fleet, *extra: str) -> subprocess.Popen[str]:
-    args = [
-        sys.executable,
-        "-m",
-        "fleet",
-        "run",
-        str(fleet.manifest),
-        "--endpoint-url",
-        fleet.box.endpoint,
-        "--checkpoint",
-        str(fleet.checkpoint),
-        "--report",
-        str(fleet.report),
-        "--log-format",
-        "json",
-        *extra,
-    ]
+    args = [sys.executable, "-m", "fleet", *fleet.run_args(*extra)]
     return subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(), stdin=subprocess.DEVNULL
     )

@@ -36,20 +36,7 @@ class FillingCheckpoint(Checkpoint):
 def run_cli(fleet: Fleet, *extra: str) -> Any:
     return CliRunner().invoke(
         main,
-        [
-            "run",
-            str(fleet.manifest),
-            "--endpoint-url",
-            fleet.box.endpoint,
-            "--checkpoint",
-            str(fleet.checkpoint),
-            "--report",
-            str(fleet.report),
-            "--log-format",
-            "json",
-            "--yes",
-            *extra,
-        ],
+        fleet.run_args("--yes", *extra),
     )
 
 

@@ -23,17 +23,7 @@ def test_an_account_outside_the_organization_is_refused_by_the_hub_policy(make_f
     fleet: Fleet = make_fleet(accounts=2, regions=("us-east-1",), per_region=1)
     stranger, member = sorted({d.account_id for d in fleet.domains})
     fleet.box.state.knobs.outside_organization = {stranger}
-    code, out = invoke(
-        "run",
-        str(fleet.manifest),
-        "--endpoint-url",
-        fleet.box.endpoint,
-        "--checkpoint",
-        str(fleet.checkpoint),
-        "--report",
-        str(fleet.report),
-        "--no-progress",
-    )
+    code, out = invoke(*fleet.run_args("--no-progress"))
     assert code == 1, out
     report = by_domain(fleet.report)
     for d in fleet.domains:
