@@ -9,15 +9,12 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from fleet.aws.hub_check import checked_hub
 from fleet.aws.retry import BackoffPolicy
 from fleet.aws.stop import Stop
-from fleet.manifest import parse
 from fleet.migrate.engine import EngineSettings
-from fleet.migrate.pipeline import StopPolicy, supervise
+from fleet.migrate.pipeline import StopPolicy, migrate_async
 from fleet.migrate.row import Mode
 from fleet.outcome import Status
-from fleet.records.report import write_report
 from fleet.state.checkpoint import Checkpoint
 
 from .clocks import ManualClock
@@ -33,23 +30,19 @@ async def run_on(
     policy: StopPolicy = QUIET,
     driver: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[collections.Counter[str], Stop]:
-    """What `run` does (hub check, supervised engine, report), on ``clock``, with ``driver`` running alongside."""
-    manifest = parse(fleet.manifest)
+    """`run`'s own body (``migrate_async``: hub check, lock, state, supervised engine, report) awaited on
+    ``clock``, with ``driver`` running alongside; the counts, and how it stopped."""
+    async with anyio.create_task_group() as tg:
+        if driver is not None:
+            tg.start_soon(driver)
+        result = await migrate_async(
+            fleet.manifest, fleet.checkpoint, fleet.report, settings, policy=policy, clock=clock
+        )
+        tg.cancel_scope.cancel()
     stop = Stop()
-    async with checked_hub(settings.aws, settings.policy, clock.sleep) as hub:
-        checkpoint = Checkpoint(fleet.checkpoint)
-        try:
-            checkpoint.begin(f"virtual-{time.monotonic_ns()}", manifest.path, len(manifest.rows))
-            async with anyio.create_task_group() as tg:
-                if driver is not None:
-                    tg.start_soon(driver)
-                await supervise(manifest.rows, checkpoint, settings, hub, None, policy, stop, clock)
-                tg.cancel_scope.cancel()
-            counts = write_report(manifest.rows, checkpoint, fleet.report)
-            checkpoint.finish(dict(counts), complete=not counts["skipped"])
-            return counts, stop
-        finally:
-            checkpoint.close()
+    if result.stopped:
+        stop.request(result.stopped, result.aborted)
+    return result.counts, stop
 
 
 async def until(condition: Callable[[], bool]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import os
 import secrets
 import tempfile
@@ -73,7 +74,7 @@ class NotApproved(FleetError):
     exit_code = EXIT_FAILED_ROWS
 
 
-def migrate(
+async def migrate_async(
     source: Manifest | str | Path,
     checkpoint_path: Path,
     report_path: Path,
@@ -85,7 +86,8 @@ def migrate(
     run_id: str | None = None,
     approve: Approve | None = None,
 ) -> RunResult:
-    """Check the hub (HubUnavailable), lock (LockHeld), open the checkpoint (CheckpointMismatch), run, report.
+    """Check the hub (HubUnavailable), lock (LockHeld), open the checkpoint (CheckpointMismatch), run, report:
+    the run's one body, which `migrate` runs in its own event loop and tests await (on virtual time, say).
 
     ``source`` is the parsed manifest, or its path (parsed here: ManifestError). Nothing is locked or written
     before the hub is confirmed; ``approve`` (the terminal's y/N) sees the hub, the fleet and the writes a read-only
@@ -131,7 +133,7 @@ def migrate(
                 finally:
                     checkpoint.close()
 
-    counts, drift, tally, ages = anyio.run(job)
+    counts, drift, tally, ages = await job()
     return RunResult(
         counts,
         report_path,
@@ -146,6 +148,25 @@ def migrate(
         pending=ages,
         stuck_after=settings.mode.stuck_after,
     )
+
+
+def migrate(
+    source: Manifest | str | Path,
+    checkpoint_path: Path,
+    report_path: Path,
+    settings: EngineSettings,
+    observer: Observer | None = None,
+    policy: StopPolicy | None = None,
+    shard: Shard | None = None,
+    clock: Clock | None = None,
+    run_id: str | None = None,
+    approve: Approve | None = None,
+) -> RunResult:
+    """``migrate_async`` in an event loop of its own: what `cognito-fleet run` does."""
+    job = functools.partial(
+        migrate_async, source, checkpoint_path, report_path, settings, observer, policy, shard, clock, run_id, approve
+    )
+    return anyio.run(job)
 
 
 def plan_facts(settings: EngineSettings) -> dict[str, str]:
