@@ -313,7 +313,15 @@ def plan(
     counts = anyio.run(job)
     written = out if out is not None and not counts[str(Status.SKIPPED)] else None
     return RunResult(
-        counts, report_path, jsonl_path(report_path), Path(), stop.reason, run_id=run_id, edges=edges, plan_out=written
+        counts,
+        report_path,
+        jsonl_path(report_path),
+        Path(),
+        stop.reason,
+        run_id=run_id,
+        edges=edges,
+        plan_out=written,
+        manifest=manifest.path,
     )
 
 

@@ -34,6 +34,7 @@ class RunResult:
     pending: tuple[tuple[str, float], ...] = ()  # pending rows' (domain, seconds since the write), oldest first
     stuck_after: float | None = None
     plan_out: Path | None = None  # plan --out: the plan file written (None: not asked for, or the plan stopped early)
+    manifest: str = "MANIFEST"  # the manifest the run (or plan) read, for the next command it suggests
 
     def lines(self, read_only: bool = False) -> list[str]:
         """What `run` and `plan` print at the end: why it stopped early, the counts, where the files are."""
@@ -79,7 +80,8 @@ class RunResult:
         out += self.edge_lines(read_only)
         out.append(f"report: {self.report} (and {self.report_jsonl})")
         if self.plan_out is not None:
-            out.append(f"plan: {self.plan_out} (to approve; then: cognito-fleet run MANIFEST --plan {self.plan_out})")
+            then = f"cognito-fleet run {self.manifest} --plan {self.plan_out}"
+            out.append(f"plan: {self.plan_out} (to approve; then: {then})")
         if not read_only:
             out.append(f"checkpoint: {self.checkpoint}")
         return out
