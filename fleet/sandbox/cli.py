@@ -52,7 +52,7 @@ def _knobs_epilog() -> str:
 @click.option(
     "--env-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the export lines (endpoint, hub keys, CA) to this file, mode 0600, once the sandbox answers: "
+    help="Also write the export lines (endpoint, edge, hub keys, CA) to this file, mode 0600, once the sandbox answers: "
     "`. FILE` in another shell.",
 )
 @click.option("--latency", type=float, default=0.0, show_default=True, help="Seconds added to each Cognito call.")
@@ -148,12 +148,12 @@ def serve(
         box = stack.enter_context(Sandbox(port, knobs, tls=files))
         click.echo(f"sandbox endpoint: {box.endpoint}", nl=True)
         # The sandbox checks signatures: the tool must sign with the hub's keys (sandbox-only, not secrets).
-        click.echo("paste into the shell that runs cognito-fleet (the endpoint, the hub's keys, the CA):")
         click.echo(f"sandbox edge: {box.edge_address} (TLS: every custom domain's CloudFront edge, by SNI)")
         exports = {"SANDBOX_ENDPOINT": box.endpoint, EDGE_ADDRESS_ENV: box.edge_address, **HUB_CREDENTIALS}
         if files is not None and files.ca is not None:
             click.echo(f"CA certificate: {files.ca}")
             exports["AWS_CA_BUNDLE"] = str(files.ca)
+        click.echo("paste into the shell that runs cognito-fleet (the endpoint, the edge, the hub's keys, the CA):")
         lines = [f"export {key}={shlex.quote(value)}" for key, value in exports.items()]
         for line in lines:
             click.echo(line)
