@@ -52,8 +52,8 @@ def _knobs_epilog() -> str:
 @click.option(
     "--env-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the export lines (endpoint, edge, hub keys, CA) to this file, mode 0600, once the sandbox answers: "
-    "`. FILE` in another shell.",
+    help="Also write the export lines (endpoint, edge, hub keys, CA) to this file, mode 0600, once the sandbox "
+    "answers: `. FILE` in another shell.",
 )
 @click.option("--latency", type=float, default=0.0, show_default=True, help="Seconds added to each Cognito call.")
 @click.option("--throttle-rate", type=float, default=0.0, show_default=True)
