@@ -8,10 +8,11 @@ import functools
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, ParamSpec
 
 import anyio
 
@@ -150,23 +151,20 @@ async def migrate_async(
     )
 
 
-def migrate(
-    source: Manifest | str | Path,
-    checkpoint_path: Path,
-    report_path: Path,
-    settings: EngineSettings,
-    observer: Observer | None = None,
-    policy: StopPolicy | None = None,
-    shard: Shard | None = None,
-    clock: Clock | None = None,
-    run_id: str | None = None,
-    approve: Approve | None = None,
-) -> RunResult:
-    """``migrate_async`` in an event loop of its own: what `cognito-fleet run` does."""
-    job = functools.partial(
-        migrate_async, source, checkpoint_path, report_path, settings, observer, policy, shard, clock, run_id, approve
-    )
-    return anyio.run(job)
+P = ParamSpec("P")
+
+
+def _in_own_loop(job: Callable[P, Coroutine[Any, Any, RunResult]]) -> Callable[P, RunResult]:
+    """``job`` run in an event loop of its own (what the CLI calls); tests await ``job`` itself."""
+
+    @functools.wraps(job)
+    def run(*args: P.args, **kwargs: P.kwargs) -> RunResult:
+        return anyio.run(functools.partial(job, *args, **kwargs))
+
+    return run
+
+
+migrate = _in_own_loop(migrate_async)  # what `cognito-fleet run` does
 
 
 def plan_facts(settings: EngineSettings) -> dict[str, str]:
