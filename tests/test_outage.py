@@ -203,3 +203,27 @@ def test_an_error_answer_ends_an_outage_and_reaches_the_caller() -> None:
     code, _ = virtual_time.run(main())
     assert code == "TooManyRequestsException" and calls["n"] == 2
     assert [e.ended for e in events] == [False, True] and gate.down() == []
+
+
+def test_the_patience_is_kept_by_the_clock_even_between_far_apart_probes() -> None:
+    # Probes 20 s apart, patience 5 s: the run stops at 5 s, not at the next probe (which could even succeed and
+    # hide that the outage outlasted the patience).
+    endpoint = Endpoint(heals_at=1000.0)
+    stop = Stop()
+    gate = Outages(SystemClock(), stop, 5.0, None, backoff_base=10.0, backoff_cap=60.0, jitter=lambda: 1.0)
+    stopped: list[float] = []
+
+    async def main() -> None:
+        async def caller() -> None:
+            try:
+                await gate.through("https://cognito-idp.example", endpoint.send)
+            except StopRequested:
+                stopped.append(anyio.current_time())
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(caller)
+
+    virtual_time.run(main())
+    assert len(stopped) == 3 and max(stopped) < 5.5, stopped
+    assert stop.reason is not None and "--outage-patience 5s" in stop.reason

@@ -124,15 +124,20 @@ class Outages:
             state = self._down.get(endpoint)
             if state is None:
                 return False
+            now = self.clock.monotonic()
+            left = state.down_since + self.patience - now
+            if left <= 0:
+                self._give_up(endpoint, state)  # by the clock, not only when a probe happens to fail
             if self.stop.requested:
                 raise StopRequested
-            wait = state.next_probe - self.clock.monotonic()
+            wait = state.next_probe - now
             if not state.probing and wait <= 0:
                 state.probing = True
                 state.probes += 1
                 return True
-            # Sleep until the next probe is due (or a short while, if one is out), waking early on any news.
-            await self._wait(state.changed, max(wait, 0.0) if not state.probing else 1.0)
+            # Sleep until the next probe is due (or a short while, if one is out), waking early on any news, and
+            # at the patience's end at the latest.
+            await self._wait(state.changed, min(max(wait, 0.0) if not state.probing else 1.0, left))
 
     async def _wait(self, event: anyio.Event, seconds: float) -> None:
         """``event`` set or ``seconds`` passed on the run's clock, whichever comes first."""
@@ -161,11 +166,15 @@ class Outages:
             delay = min(self.backoff_cap, self.backoff_base * 2 ** min(state.probes, 16)) * self.jitter()
             state.next_probe = now + delay
         if now - state.down_since >= self.patience:
-            self.stop.request(
-                f"endpoint {endpoint} unreachable since {state.down_at:%Y-%m-%dT%H:%M:%SZ} "
-                f"(more than --outage-patience {self.patience:g}s; last error {state.error})"
-            )
+            self._give_up(endpoint, state)
         self._notify(state)
+
+    def _give_up(self, endpoint: str, state: _Endpoint) -> None:
+        """Past the patience: the run stops as SIGTERM would (resumable)."""
+        self.stop.request(
+            f"endpoint {endpoint} unreachable since {state.down_at:%Y-%m-%dT%H:%M:%SZ} "
+            f"(more than --outage-patience {self.patience:g}s; last error {state.error})"
+        )
 
     def _answered(self, endpoint: str) -> None:
         state = self._down.pop(endpoint, None)
