@@ -1,28 +1,43 @@
-"""An endpoint outage belongs to the run, not to each row (fleet/aws/outage.py): rows wait, spend no attempts, and the
+"""An endpoint outage belongs to the run, not to each row (fleet/aws/outage.py, docs/outages.md), whatever its shape:
+refused, reset after the request, a load balancer's HTML 503, a black hole. Rows wait, spend no attempts, and the
 run goes on when the endpoint answers again; past --outage-patience it stops as SIGTERM would (exit 75)."""
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import aiohttp
 import anyio
 import botocore.exceptions
+import botocore.parsers
+import pytest
 from botocore.exceptions import ClientError
+from rich.console import Console
 
-from fleet.aws.outage import OutageEvent, Outages
+from fleet.aws.calls import Calls
+from fleet.aws.limits import Limits
+from fleet.aws.outage import OutageEvent, Outages, log_fields
+from fleet.aws.retry import AttemptCounter, BackoffPolicy, call_with_retry, outage_shape
 from fleet.aws.stop import Stop, StopRequested
+from fleet.aws.write_once import WriteOnce
+from fleet.cli.progress import ProgressBar
 from fleet.clock import SystemClock
 from fleet.errors import EXIT_OK, EXIT_RESUMABLE
 from fleet.migrate.engine import Observer
 from fleet.migrate.pipeline import migrate
+from fleet.sandbox.faults import ALB_503_BODY, OUTAGE_MODES
 from fleet.sandbox.server import Sandbox
 
 from . import virtual_time
 from .conftest import Fleet
 from .files import by_domain
+
+URL = "https://cognito-idp.example"
 
 
 class Events(Observer):
@@ -34,8 +49,10 @@ class Events(Observer):
 
 
 @contextmanager
-def outage_when(box: Sandbox, ready: Callable[[], bool], seconds: float) -> Iterator[list[float]]:
-    """Cut every connection of the sandbox for ``seconds`` once ``ready()`` holds (polled): mid-run."""
+def outage_when(
+    box: Sandbox, ready: Callable[[], bool], seconds: float, mode: str = "refuse"
+) -> Iterator[list[float]]:
+    """Cut the sandbox (``outage_mode`` ``mode``) for ``seconds`` once ``ready()`` holds (polled): mid-run."""
     started: list[float] = []
     done = threading.Event()
 
@@ -43,7 +60,7 @@ def outage_when(box: Sandbox, ready: Callable[[], bool], seconds: float) -> Iter
         deadline = time.monotonic() + 60
         while not done.is_set() and time.monotonic() < deadline:
             if ready():
-                box.state.configure(outage_seconds=seconds)
+                box.state.configure(outage_mode=mode, outage_seconds=seconds)
                 started.append(time.monotonic())
                 return
             time.sleep(0.005)
@@ -57,38 +74,53 @@ def outage_when(box: Sandbox, ready: Callable[[], bool], seconds: float) -> Iter
         thread.join(5)
 
 
-def test_an_outage_mid_run_is_ridden_out_without_failing_a_row(make_fleet) -> None:
-    fleet: Fleet = make_fleet(accounts=3, regions=("us-east-1", "eu-west-1"), per_region=2)
+# What each sandbox mode looks like to the client (the `outage` event's shape), and the fault it counts.
+SHAPES = {
+    "refuse": ({"refused", "reset"}, ("outage_refused", "outage_reset")),  # new connections, kept ones
+    "reset-after-request": ({"reset"}, ("outage_reset_after_request",)),
+    "html-503": ({"gateway-503"}, ("outage_html_503",)),
+    "blackhole": ({"timeout"}, ("outage_blackhole",)),
+}
+
+
+@pytest.mark.parametrize("mode", OUTAGE_MODES)
+def test_an_outage_of_any_shape_mid_run_is_ridden_out_without_failing_a_row(make_fleet, mode: str) -> None:
+    fleet: Fleet = make_fleet(accounts=2, regions=("us-east-1", "eu-west-1"), per_region=2)
     fleet.box.state.configure(propagation_delay=0.5)
     half = len(fleet.domains) // 2
-    # Few attempts with short backoff: without the outage gate every row caught in a 4 s outage would fail.
+    # Few attempts with short backoff: without the outage gate every row caught in the outage would fail. The
+    # black hole is answered by the client's read timeout: a short one (2 s) keeps the test short.
+    blackhole = mode == "blackhole"
+    aws = {"read_timeout": 2.0} if blackhole else {}
     seen = Events()
-    with outage_when(fleet.box, lambda: sum(fleet.box.state.writes.values()) >= half, 4.0) as started:
-        result = migrate(
-            fleet.manifest, fleet.checkpoint, fleet.report, fleet.settings(max_attempts=3, mode=_wait()), seen
-        )
+    ready = lambda: sum(fleet.box.state.writes.values()) >= half  # noqa: E731
+    with outage_when(fleet.box, ready, 4.0 if blackhole else 3.0, mode) as started:
+        settings = fleet.settings(max_attempts=3, mode=_wait(), aws=aws)
+        result = migrate(fleet.manifest, fleet.checkpoint, fleet.report, settings, seen)
     assert started, "the outage began mid-run"
     report = by_domain(result.report)
     assert result.exit_code == EXIT_OK, report
     assert {r["status"] for r in report.values()} == {"verified"}
     assert all(fleet.box.certificate_of(d.domain) == d.new_certificate_arn for d in fleet.domains)
     assert fleet.box.state.writes == {d.domain: 1 for d in fleet.domains}  # one write per domain
-    faults = fleet.box.state.faults
-    assert faults["outage_refused"] > 0, faults  # the run did meet the outage
-    # One outage, logged when it began and when it ended, for the sandbox's endpoint.
-    assert [(e.endpoint, e.ended) for e in seen.outages] == [(fleet.box.endpoint, False), (fleet.box.endpoint, True)]
-    assert 3.0 < seen.outages[1].seconds < 30
+    shapes, faults = SHAPES[mode]
+    assert sum(fleet.box.state.faults[f] for f in faults) > 0, fleet.box.state.faults  # the run met the outage
+    # The outage seen by the run, for the sandbox's endpoint, named by its shape, begun and ended.
+    assert seen.outages and [e.ended for e in seen.outages] == [False, True] * (len(seen.outages) // 2)
+    assert {e.endpoint for e in seen.outages} == {fleet.box.endpoint}
+    assert set(seen.outages[0].shape.split("+")) <= shapes, seen.outages
+    assert seen.outages[1].lost >= 3 and 1.0 < seen.outages[1].seconds < 30
 
 
 def test_an_outage_past_the_patience_stops_resumably_and_the_rerun_finishes(make_fleet) -> None:
     fleet: Fleet = make_fleet(accounts=2, regions=("us-east-1",), per_region=2)
     # From the first AssumeRole on (the hub check has passed): the other account's AssumeRole meets it too.
-    with outage_when(fleet.box, lambda: bool(fleet.box.state.assume_role_calls), 6.0):
+    with outage_when(fleet.box, lambda: bool(fleet.box.state.assume_role_calls), 6.0, "html-503"):
         t0 = time.monotonic()
         result = fleet.run(outage_patience=1.5)
     assert time.monotonic() - t0 < 6.0, "the run stopped at its patience, not at the end of the outage"
     assert result.exit_code == EXIT_RESUMABLE
-    assert result.stopped is not None and "unreachable since" in result.stopped
+    assert result.stopped is not None and "unreachable since" in result.stopped and "gateway-503" in result.stopped
     assert {r["status"] for r in by_domain(result.report).values()} == {"skipped"}
     assert sum(fleet.box.state.writes.values()) == 0
     while fleet.box.state.in_outage():
@@ -98,13 +130,158 @@ def test_an_outage_past_the_patience_stops_resumably_and_the_rerun_finishes(make
     assert fleet.box.state.writes == {d.domain: 1 for d in fleet.domains}
 
 
+def test_the_outage_mode_knob_takes_the_four_shapes_only(box: Sandbox) -> None:
+    with pytest.raises(ValueError, match="outage_mode"):
+        box.state.configure(outage_mode="flaky")
+    assert box.state.knobs.outage_mode == "refuse" and box.state.outage_now() is None
+
+
 def _wait():  # type: ignore[no-untyped-def]
     from fleet.migrate.row import Mode
 
     return Mode(wait=True, wait_interval=0.2, wait_timeout=60)
 
 
+# ---- what a failure says about its endpoint --------------------------------------------------------------------
+def _parsed(protocol: str, status: int, content_type: str, body: bytes) -> ClientError:
+    """The error botocore (the pinned one) makes of an HTTP answer, as it would for a call."""
+    parsed = botocore.parsers.create_parser(protocol).parse(
+        {"status_code": status, "headers": {"content-type": content_type}, "body": body}, None
+    )
+    return ClientError(parsed, "DescribeUserPoolDomain")  # type: ignore[arg-type]
+
+
+def _reset_after_sending() -> botocore.exceptions.EndpointConnectionError:
+    # aiobotocore's wrapping of a reset on a connection that carried the request (ClientOSError, not a connector's).
+    return botocore.exceptions.EndpointConnectionError(endpoint_url=URL, error=aiohttp.ClientOSError(104, "reset"))
+
+
+def _refused() -> botocore.exceptions.EndpointConnectionError:
+    key = aiohttp.client_reqrep.ConnectionKey("h", 443, True, True, None, None, None)
+    return botocore.exceptions.EndpointConnectionError(
+        endpoint_url=URL, error=aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused"))
+    )
+
+
+SERVICE_500 = b'{"__type": "InternalErrorException", "message": "Internal error"}'
+STS_503 = b"<ErrorResponse><Error><Code>ServiceUnavailable</Code><Message>x</Message></Error></ErrorResponse>"
+
+
+@pytest.mark.parametrize(
+    ("make", "shape"),
+    [
+        (lambda: botocore.exceptions.ConnectTimeoutError(endpoint_url=URL), "refused"),
+        (_refused, "refused"),
+        (_reset_after_sending, "reset"),
+        (lambda: botocore.exceptions.ConnectionClosedError(endpoint_url=URL), "reset"),  # EOF, no status line
+        (lambda: botocore.exceptions.ReadTimeoutError(endpoint_url=URL), "timeout"),
+        (lambda: _parsed("json", 503, "text/html", ALB_503_BODY), "gateway-503"),  # an ALB before Cognito
+        (lambda: _parsed("query", 503, "text/html", ALB_503_BODY), "gateway-503"),  # ... before STS
+        (lambda: _parsed("json", 502, "text/html", b"<!DOCTYPE html><p>Bad gateway</p>"), "gateway-502"),
+        (lambda: _parsed("json", 504, "text/plain", b""), "gateway-504"),
+        # The service's own answers: not the transport's, whatever their status.
+        (lambda: _parsed("json", 500, "application/x-amz-json-1.1", SERVICE_500), None),
+        (lambda: _parsed("query", 503, "text/xml", STS_503), None),
+        (lambda: _parsed("json", 400, "application/x-amz-json-1.1", b'{"__type": "TooManyRequestsException"}'), None),
+        (lambda: _parsed("json", 403, "text/html", b"<html>denied</html>"), None),  # a 4xx page: not an outage
+        (lambda: botocore.exceptions.SSLError(endpoint_url=URL, error="certificate verify failed"), None),
+    ],
+)
+def test_the_shape_of_a_failure(make: Callable[[], Exception], shape: str | None) -> None:
+    assert outage_shape(make()) == shape
+
+
 # ---- the gate's logic, on virtual time ---------------------------------------------------------------------------
+POLICY = BackoffPolicy(max_attempts=3, base=0.5, cap=2.0)
+
+
+def _gate(patience: float, events: list[OutageEvent]) -> tuple[Outages, Stop]:
+    stop = Stop()
+    return Outages(SystemClock(), stop, patience, events.append, jitter=lambda: 1.0), stop
+
+
+async def _call(
+    gate: Outages, send: Callable[[], Any], counter: AttemptCounter | None = None, policy: BackoffPolicy = POLICY
+) -> Any:
+    """One call as the calls layer makes it: the retry loop around the gate."""
+    return await call_with_retry(lambda: gate.through(URL, send), policy, counter or AttemptCounter(), anyio.sleep)
+
+
+class Script:
+    """Each send's answer in turn (an exception is raised); the last one repeats."""
+
+    def __init__(self, *answers: Any) -> None:
+        self.answers, self.sends = list(answers), 0
+
+    async def send(self) -> Any:
+        self.sends += 1
+        await anyio.sleep(0.05)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def _reset() -> Exception:
+    return botocore.exceptions.ConnectionClosedError(endpoint_url=URL)
+
+
+def _throttle() -> ClientError:
+    body = b'{"__type": "TooManyRequestsException", "message": "slow down"}'
+    return _parsed("json", 400, "application/x-amz-json-1.1", body)
+
+
+def test_a_single_reset_is_the_call_s_own_retry_not_an_outage() -> None:
+    events: list[OutageEvent] = []
+    gate, _ = _gate(300.0, events)
+    script, counter = Script(_reset(), _reset(), "answer"), AttemptCounter()
+    result, _ = virtual_time.run(_call(gate, script.send, counter))
+    assert result == "answer" and script.sends == 3
+    assert counter.attempts == 3  # two failures below the threshold: charged to the call, as any transient error
+    assert events == [] and gate.down() == []
+
+
+def test_an_answer_between_failures_breaks_the_row() -> None:
+    # reset, a throttle (the service's own answer), reset, reset: never three in a row, so no outage.
+    events: list[OutageEvent] = []
+    gate, _ = _gate(300.0, events)
+    script, counter = Script(_reset(), _throttle(), _reset(), _reset(), "answer"), AttemptCounter()
+    result, _ = virtual_time.run(_call(gate, script.send, counter, BackoffPolicy(max_attempts=5, base=0.5, cap=2.0)))
+    assert result == "answer" and counter.attempts == 5  # every failure the call's own
+    assert events == []
+
+
+def test_failures_in_a_row_make_the_endpoint_down_and_none_of_them_is_charged() -> None:
+    # Three calls cut at once (the outage's start), then every send fails until the endpoint heals at 20 s.
+    events: list[OutageEvent] = []
+    gate, _ = _gate(300.0, events)
+    counters = [AttemptCounter() for _ in range(3)]
+
+    async def send() -> str:
+        await anyio.sleep(0.05)
+        if anyio.current_time() < 20.0:
+            raise _reset()
+        return "answer"
+
+    async def main() -> list[str]:
+        results: list[str] = []
+        async with anyio.create_task_group() as tg:
+            for counter in counters:
+
+                async def caller(counter: AttemptCounter = counter) -> None:
+                    results.append(await _call(gate, send, counter))
+
+                tg.start_soon(caller)
+        return results
+
+    results, elapsed = virtual_time.run(main())
+    assert results == ["answer"] * 3 and 20.0 <= elapsed < 31.0
+    # max_attempts is 3: the calls went on only because no failure was charged, the first ones included.
+    assert [c.attempts for c in counters] == [1, 1, 1]
+    assert [(e.ended, e.shape) for e in events] == [(False, "reset"), (True, "reset")]
+    assert events[1].lost >= 3 and events[1].probes >= 2
+
+
 class Endpoint:
     """A fake endpoint that refuses connections until ``heals_at`` (virtual seconds), counting what is sent."""
 
@@ -123,15 +300,10 @@ class Endpoint:
             await anyio.sleep(0.05)  # a connect attempt takes a while
             if anyio.current_time() < self.heals_at:
                 self.refused += 1
-                raise botocore.exceptions.ConnectTimeoutError(endpoint_url="https://cognito-idp.example")
+                raise botocore.exceptions.ConnectTimeoutError(endpoint_url=URL)
             return "answer"
         finally:
             self.in_flight -= 1
-
-
-def _gate(patience: float, events: list[OutageEvent]) -> tuple[Outages, Stop]:
-    stop = Stop()
-    return Outages(SystemClock(), stop, patience, events.append, jitter=lambda: 1.0), stop
 
 
 def test_callers_wait_out_an_outage_one_probe_at_a_time() -> None:
@@ -145,7 +317,7 @@ def test_callers_wait_out_an_outage_one_probe_at_a_time() -> None:
 
                 async def caller(delay: float = i * 0.1) -> None:
                     await anyio.sleep(delay)
-                    results.append(await gate.through("https://cognito-idp.example", endpoint.send))
+                    results.append(await _call(gate, endpoint.send))
 
                 tg.start_soon(caller)
 
@@ -156,6 +328,7 @@ def test_callers_wait_out_an_outage_one_probe_at_a_time() -> None:
     assert endpoint.most_in_flight == 1
     assert endpoint.refused < 15, endpoint.refused  # probes backed off: not 50 callers x attempts
     assert [e.ended for e in events] == [False, True] and 29 < events[1].seconds < 41
+    assert events[0].shape == "refused"
 
 
 def test_an_outage_longer_than_the_patience_stops_the_run() -> None:
@@ -166,7 +339,7 @@ def test_an_outage_longer_than_the_patience_stops_the_run() -> None:
     async def main() -> None:
         async def caller() -> None:
             try:
-                await gate.through("https://cognito-idp.example", endpoint.send)
+                await _call(gate, endpoint.send)
             except StopRequested:
                 stopped.append("stopped")
 
@@ -176,7 +349,7 @@ def test_an_outage_longer_than_the_patience_stops_the_run() -> None:
 
     _, elapsed = virtual_time.run(main())
     assert stopped == ["stopped"] * 10
-    assert stop.reason is not None and "https://cognito-idp.example unreachable since" in stop.reason
+    assert stop.reason is not None and f"{URL} unreachable since" in stop.reason and "refused" in stop.reason
     assert not stop.aborted  # resumable: exit 75, not a failure
     assert 20.0 <= elapsed < 35.0
     assert [e.ended for e in events] == [False]
@@ -186,23 +359,20 @@ def test_an_error_answer_ends_an_outage_and_reaches_the_caller() -> None:
     # A throttle or a refusal is an answer: the endpoint is reachable, and the caller's own retry policy decides.
     events: list[OutageEvent] = []
     gate, _stop = _gate(300.0, events)
-    calls = {"n": 0}
-
-    async def send() -> str:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise botocore.exceptions.ConnectTimeoutError(endpoint_url="https://x")
-        raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "slow"}}, "DescribeUserPoolDomain")
+    gateway = _parsed("json", 503, "text/html", ALB_503_BODY)
+    denied = _parsed("json", 400, "application/x-amz-json-1.1", b'{"__type": "NotAuthorizedException"}')
+    script = Script(gateway, gateway, gateway, denied)
 
     async def main() -> str:
         try:
-            return await gate.through("https://x", send)
+            return str(await _call(gate, script.send))
         except ClientError as exc:
             return str(exc.response["Error"]["Code"])
 
     code, _ = virtual_time.run(main())
-    assert code == "TooManyRequestsException" and calls["n"] == 2
-    assert [e.ended for e in events] == [False, True] and gate.down() == []
+    assert code == "NotAuthorizedException" and script.sends == 4
+    assert [(e.ended, e.shape) for e in events] == [(False, "gateway-503"), (True, "gateway-503")]
+    assert gate.down() == []
 
 
 def test_the_patience_is_kept_by_the_clock_even_between_far_apart_probes() -> None:
@@ -216,7 +386,7 @@ def test_the_patience_is_kept_by_the_clock_even_between_far_apart_probes() -> No
     async def main() -> None:
         async def caller() -> None:
             try:
-                await gate.through("https://cognito-idp.example", endpoint.send)
+                await _call(gate, endpoint.send)
             except StopRequested:
                 stopped.append(anyio.current_time())
 
@@ -227,3 +397,70 @@ def test_the_patience_is_kept_by_the_clock_even_between_far_apart_probes() -> No
     virtual_time.run(main())
     assert len(stopped) == 3 and max(stopped) < 5.5, stopped
     assert stop.reason is not None and "--outage-patience 5s" in stop.reason
+
+
+def test_a_write_lost_in_an_outage_is_looked_at_never_sent_again_blind() -> None:
+    # The write's answer is lost (reset after sending), and its looks meet the rest of the outage (two more
+    # resets: three in a row, the endpoint is down) until it heals at 10 s: the look then finds the write took
+    # effect. One send, whatever the outage; no attempt charged (max_attempts 2 would not cover four failures).
+    events: list[OutageEvent] = []
+    gate, stop = _gate(300.0, events)
+    calls = Calls(Limits(None, 1000.0), BackoffPolicy(max_attempts=2, base=0.5, cap=2.0), stop=stop, outages=gate)
+    log: list[str] = []
+
+    class Client:
+        meta = type("Meta", (), {"endpoint_url": URL})()
+
+        async def update_user_pool_domain(self, **_: Any) -> Any:
+            log.append("send")
+            raise _reset()
+
+        async def describe_user_pool_domain(self, **_: Any) -> Any:
+            log.append("look")
+            await anyio.sleep(0.05)
+            if anyio.current_time() < 10.0:
+                raise botocore.exceptions.ReadTimeoutError(endpoint_url=URL)
+            return {"DomainDescription": {"CustomDomainConfig": {"CertificateArn": "new"}}}
+
+    async def go() -> Any:
+        client, limits = Client(), calls.limits.for_region()
+
+        async def mark() -> None:
+            log.append("mark")
+
+        async def look() -> Any:
+            seen = await calls.call(client, "DescribeUserPoolDomain", limits, "pool", despite_stop=True, Domain="d")
+            config = seen["DomainDescription"]["CustomDomainConfig"]
+            return seen if config["CertificateArn"] == "new" else None
+
+        counter = AttemptCounter()
+        result = await calls.call(
+            client, "UpdateUserPoolDomain", limits, "pool", counter, write=WriteOnce(mark, look), Domain="d"
+        )
+        return result, counter.attempts
+
+    (result, attempts), elapsed = virtual_time.run(go())
+    assert result["DomainDescription"]["CustomDomainConfig"]["CertificateArn"] == "new"
+    assert log.count("send") == 1 and log[:2] == ["mark", "send"] and set(log[2:]) == {"look"}
+    assert attempts == 0 and 10.0 <= elapsed < 21.0  # its one send was lost in the outage: the outage's, not the row's
+    assert [(e.ended, e.shape) for e in events] == [(False, "reset+timeout"), (True, "reset+timeout")]
+
+
+# ---- what the operator sees ---------------------------------------------------------------------------------------
+def test_the_outage_event_and_the_progress_line_name_the_shape() -> None:
+    since = SystemClock().now()
+    began = OutageEvent(URL, since, ended=False, error="503: Service Unavailable", shape="gateway-503")
+    fields = log_fields(began)
+    assert fields["shape"] == "gateway-503" and fields["state"] == "started" and "gateway-503" in str(fields["message"])
+    ended = log_fields(OutageEvent(URL, since, ended=True, seconds=31.0, probes=5, shape="gateway-503", lost=9))
+    assert (ended["shape"], ended["lost"], ended["down_s"]) == ("gateway-503", 9, 31.0)
+
+    bar = ProgressBar(3, Console(file=io.StringIO(), width=200))
+
+    def line() -> str:
+        return str(bar._progress.tasks[0].fields["detail"])
+
+    bar.outage(began)
+    assert f"endpoint unreachable, waiting: {URL} (shape=gateway-503)" in line()
+    bar.outage(OutageEvent(URL, since, ended=True, shape="gateway-503"))
+    assert "unreachable" not in line()
