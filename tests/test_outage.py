@@ -49,9 +49,7 @@ class Events(Observer):
 
 
 @contextmanager
-def outage_when(
-    box: Sandbox, ready: Callable[[], bool], seconds: float, mode: str = "refuse"
-) -> Iterator[list[float]]:
+def outage_when(box: Sandbox, ready: Callable[[], bool], seconds: float, mode: str = "refuse") -> Iterator[list[float]]:
     """Cut the sandbox (``outage_mode`` ``mode``) for ``seconds`` once ``ready()`` holds (polled): mid-run."""
     started: list[float] = []
     done = threading.Event()
