@@ -175,19 +175,7 @@ class Outages:
                 return True
             # Sleep until the next probe is due (or a short while, if one is out), waking early on any news, and
             # at the patience's end at the latest.
-            await self._wait(state.changed, min(max(wait, 0.0) if not state.probing else 1.0, left))
-
-    async def _wait(self, event: anyio.Event, seconds: float) -> None:
-        """``event`` set or ``seconds`` passed on the run's clock, whichever comes first."""
-        async with anyio.create_task_group() as tg:
-
-            async def timer() -> None:
-                await self.clock.sleep(seconds)
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(timer)
-            await event.wait()
-            tg.cancel_scope.cancel()
+            await _wait(self.clock, state.changed, min(max(wait, 0.0) if not state.probing else 1.0, left))
 
     def _failed(self, endpoint: str, exc: BaseException, shape: str, probe: bool) -> _Streak:
         """Count a failure of ``shape``; the endpoint goes down at the threshold. Returns the failure's streak."""
@@ -259,3 +247,16 @@ class Outages:
     def _notify(state: _Endpoint) -> None:
         changed, state.changed = state.changed, anyio.Event()
         changed.set()
+
+
+async def _wait(clock: Clock, event: anyio.Event, seconds: float) -> None:
+    """``event`` set or ``seconds`` passed on the run's clock, whichever comes first."""
+    async with anyio.create_task_group() as tg:
+
+        async def timer() -> None:
+            await clock.sleep(seconds)
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(timer)
+        await event.wait()
+        tg.cancel_scope.cancel()
