@@ -33,6 +33,9 @@ from fleet.sandbox.server import Sandbox
 from fleet.sandbox.tls import make_tls_files
 
 
+ANSWERED = ("DescribeUserPoolDomain", "UpdateUserPoolDomain", "acm:DescribeCertificate")
+
+
 def outage_mid_run(accounts: int, outage: float, propagation: float, mode: str = "refuse") -> dict[str, Any]:
     from fleet.aws.credentials import AwsSettings
     from fleet.aws.edge import EdgeSettings
@@ -97,6 +100,9 @@ def outage_mid_run(accounts: int, outage: float, propagation: float, mode: str =
                 "writes_per_domain_max": max(writes),
                 "attempts_per_row_max": max(attempts),
                 "attempts_total": sum(attempts),
+                # The rows' calls that reached the service (the outage cuts them before it): equal to
+                # attempts_total when no attempt that failed is charged to a row.
+                "calls_answered": sum(box.state.calls[op] for op in ANSWERED),
                 "outage_faults": {k: v for k, v in box.state.faults.items() if k.startswith("outage_")},
                 "outage_events": [
                     {
