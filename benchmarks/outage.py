@@ -32,7 +32,6 @@ from fleet.sandbox.seed import FIRST_ACCOUNT, seed_fleet, write_manifest
 from fleet.sandbox.server import Sandbox
 from fleet.sandbox.tls import make_tls_files
 
-
 ANSWERED = ("DescribeUserPoolDomain", "UpdateUserPoolDomain", "acm:DescribeCertificate")
 
 
