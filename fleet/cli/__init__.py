@@ -15,7 +15,7 @@ from typing import Any, TextIO, cast
 
 import click
 
-from fleet.cli import logs, options
+from fleet.cli import logs, options, settings
 from fleet.cli.discover_command import discover
 from fleet.cli.option_groups import ALLOWED_HELP, EXIT_HELP
 from fleet.cli.report_command import report_command
@@ -121,3 +121,4 @@ def _register_sandbox() -> None:
 
 
 _register_sandbox()
+settings.attach(main)  # every command reads --config / $COGNITO_FLEET_CONFIG / ./cognito-fleet.toml

@@ -53,6 +53,7 @@ def run_info(
             "edge_check": settings.edge.check,
             "edge_address": settings.edge.address if settings.edge.check else None,
         },
+        **({"settings_file": settings.settings_file.facts()} if settings.settings_file else {}),
         **more,
     }
 
@@ -88,5 +89,16 @@ def write_run_record(report_path: Path, info: dict[str, object]) -> None:
 def _recorded(info: dict[str, object]) -> dict[str, object]:
     """What the state's runs table keeps of ``run_started``: who, where, with what (no secret: the options
     already say only whether an external id was set)."""
-    keep = ("command", "hub", "host", "user", "version", "manifest_sha256", "endpoints", "options", "report")
+    keep = (
+        "command",
+        "hub",
+        "host",
+        "user",
+        "version",
+        "manifest_sha256",
+        "endpoints",
+        "options",
+        "report",
+        "settings_file",
+    )
     return {k: info[k] for k in keep if k in info}
