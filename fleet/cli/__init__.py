@@ -18,6 +18,7 @@ import click
 from fleet.cli import logs, options, settings
 from fleet.cli.discover_command import discover
 from fleet.cli.option_groups import ALLOWED_HELP, EXIT_HELP
+from fleet.cli.reconcile_command import reconcile
 from fleet.cli.report_command import report_command
 from fleet.cli.run_commands import plan_command, run
 from fleet.cli.state_commands import history_command, hold_command, release_command, rollback
@@ -104,6 +105,7 @@ for _command in (
     run,
     plan_command,
     discover,
+    reconcile,
     rollback,
     hold_command,
     release_command,
