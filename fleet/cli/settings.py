@@ -36,8 +36,10 @@ _KEY = re.compile(r"""^\s*(["']?)([A-Za-z0-9_.-]+)\1\s*=""")
 _AT = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
-class SettingsError(FleetError):
-    """A settings file that cannot be used: the message names file, line and column (exit 2, nothing done)."""
+class SettingsError(FleetError, click.ClickException):
+    """A settings file that cannot be used: the message names file, line and column (exit 2, nothing done). A
+    ClickException too: a group other than ours (a test's, a plug-in's) shows it as a usage error (FleetError's
+    exit code, 2, comes first)."""
 
 
 @dataclass(frozen=True, slots=True)
