@@ -51,7 +51,8 @@ wait-interval = 0.05
     (tmp_path / "state").mkdir()
     box.state.reset_counters()
 
-    code, out = invoke("reconcile", "--config", str(config), "--canary", "1")  # the command line wins
+    # The command line wins: a canary of 1, and no waiting (the rest end pending: written, not yet proven).
+    code, out = invoke("reconcile", "--config", str(config), "--canary", "1", "--no-wait")
 
     assert code == 0, out
     assert box.state.calls["UpdateUserPoolDomain"] == len(distrusted)  # the healthy ones: 0 writes
@@ -61,9 +62,9 @@ wait-interval = 0.05
         assert box.certificate_of(d.domain) == d.old_certificate_arn
     report = by_domain(tmp_path / "state" / "fleet.report.csv")
     assert set(report) == {d.domain for d in distrusted}
-    assert {(r["status"], r["edge"]) for r in report.values()} == {("verified", "served")}
+    assert sorted(r["status"] for r in report.values()) == ["pending", "pending", "pending", "verified"]
     started = [e for e in events(out) if e["event"] == "run_started" and e["command"] == "run"]
-    assert started[0]["options"]["canary"] == 1  # type: ignore[index]
+    assert (started[0]["options"]["canary"], started[0]["options"]["wait"]) == (1, False)  # type: ignore[index]
     recorded = started[0]["settings_file"]
     assert recorded["path"] == str(config) and len(recorded["sha256"]) == 64  # type: ignore[index]
     assert "canary" not in recorded["options"] and "issuer" in recorded["options"]  # type: ignore[index]
@@ -73,7 +74,17 @@ wait-interval = 0.05
     # The replacements expire before the distrusted certificates: selected by issuer, they need not outlive them.
     assert all(inventory[d.domain]["target_not_after"] < inventory[d.domain]["not_after"] for d in distrusted)
 
+    # The next scheduled run (the file's wait = true): the moved domains are no longer selected, but the ones
+    # not yet proven are carried over and proven at the edge, with no second write.
     box.state.reset_counters()
+    code, out = invoke("reconcile", "--config", str(config))
+    assert code == 0, out
+    assert box.state.calls["UpdateUserPoolDomain"] == 0
+    report = by_domain(tmp_path / "state" / "fleet.report.csv")
+    assert len(report) == 3 and set(report) < {d.domain for d in distrusted}  # the canary was proven already
+    assert {(r["status"], r["edge"]) for r in report.values()} == {("verified", "served")}
+    assert "3 written earlier and not yet proven" in out
+
     code, again = invoke("reconcile", "--config", str(config))
     assert code == 0, again
     assert box.state.calls["UpdateUserPoolDomain"] == 0

@@ -22,7 +22,7 @@ from fleet.cli.option_groups import (
     run_only_options,
 )
 from fleet.cli.run_commands import execute, print_result
-from fleet.discover.job import reconcile_paths, run_discovery
+from fleet.discover.job import reconcile_discovery, reconcile_paths
 from fleet.migrate.pipeline import new_run_id
 from fleet.records.plan_file import read_plan
 
@@ -75,7 +75,7 @@ def reconcile(plan_only: bool, **opts: Any) -> None:
     logs.configure(opts["log_format"], opts["log_level"])
     run_id = new_run_id()
     logs.bind(run_id=run_id, command="reconcile", checkpoint=state)
-    found = run_discovery(engine_settings(opts, 0, run_id), sources, criteria, manifest, inventory)
+    found = reconcile_discovery(engine_settings(opts, 0, run_id), sources, criteria, state)
     if not found.rows:
         logs.say(
             f"reconcile: nothing to do: {found.domains} custom domains in {found.accounts} accounts checked, none "

@@ -24,6 +24,7 @@ from fleet.discover.inventory import Discoverer
 from fleet.discover.output import write_outputs
 from fleet.discover.select import AUTO_HORIZON_DAYS, CANNOT_MOVE, MATCHED, Selection
 from fleet.manifest import cognito_regions, parse
+from fleet.migrate.carry import carry, unproven
 from fleet.migrate.engine import EngineSettings
 
 
@@ -75,6 +76,19 @@ def reconcile_paths(state: Path) -> tuple[Path, Path, Path]:
     name = state.name.removesuffix(".sqlite").removesuffix(".checkpoint")
     name = state.stem if name == state.name else name
     return tuple(state.with_name(name + end) for end in (".csv", ".inventory.csv", ".plan.json"))  # type: ignore[return-value]
+
+
+def reconcile_discovery(settings: EngineSettings, sources: Sources, criteria: Criteria, state: Path) -> Discovered:
+    """reconcile's first half: the manifest and inventory beside ``state``, with the previous manifest's rows that
+    were written and are not yet proven carried over (discover no longer selects them: they are on their target)."""
+    manifest, inventory, _plan = reconcile_paths(state)
+    carried = unproven(manifest, state)  # before discover rewrites the manifest
+    found = run_discovery(settings, sources, criteria, manifest, inventory)
+    added = carry(manifest, carried) if carried else 0
+    if not added:
+        return found
+    said = f"{found.summary}; {added} written earlier and not yet proven: carried over to be proven"
+    return dataclasses.replace(found, rows=found.rows + added, summary=said)
 
 
 def run_discovery(
