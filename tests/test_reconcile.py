@@ -121,3 +121,30 @@ def test_discover_without_map_or_auto_writes_the_inventory_alone(box: Sandbox, t
         assert line["edge"] == "current" and line["edge_serial"] == line["serial"]
         assert line["target_certificate_arn"] == ""
     assert "manifest" not in finished(out) and "2 custom domains, 1 match the selection" in out
+
+
+def test_plan_only_saves_a_plan_and_plan_applies_exactly_it(box: Sandbox, tmp_path: Path) -> None:
+    ids = [str(next(_ids))]
+    (moving,) = seed_accounts(box.endpoint, ids, ["us-east-1"], 1, by=DISTRUSTED)
+    (tmp_path / "accounts.txt").write_text(ids[0] + "\n")
+    config = tmp_path / "cognito-fleet.toml"
+    config.write_text(
+        f'[reconcile]\nendpoint-url = "{box.endpoint}"\nlog-format = "json"\naccounts = "accounts.txt"\n'
+        f'regions = "us-east-1"\nissuer = ["{OLD_CA}"]\nauto = true\ncheckpoint = "fleet.checkpoint.sqlite"\n'
+    )
+    box.state.reset_counters()
+
+    code, out = invoke("reconcile", "--config", str(config), "--plan-only")
+    assert code == 0, out
+    plan = tmp_path / "fleet.plan.json"
+    assert plan.is_file() and box.state.calls["UpdateUserPoolDomain"] == 0
+    assert box.certificate_of(moving.domain) == moving.old_certificate_arn
+    said = [e["message"] for e in events(out) if e["event"] == "message"]
+    assert said[-1].startswith(f"reconcile: plan saved: {plan}")
+
+    code, out = invoke("reconcile", "--config", str(config), "--plan", str(plan), "--wait", "--wait-interval", "0.05")
+    assert code == 0, out
+    assert box.state.calls["UpdateUserPoolDomain"] == 1
+    assert box.certificate_of(moving.domain) == moving.new_certificate_arn
+    started = next(e for e in events(out) if e["event"] == "run_started")
+    assert started["plan"]["path"] == str(plan)  # type: ignore[index]

@@ -62,12 +62,12 @@ def reconcile(plan_only: bool, **opts: Any) -> None:
     (--auto or --map), as `run` does; the manifest and inventory go beside the state (--checkpoint). A rerun
     when all is done writes nothing and exits 0."""
     opts.update(dict.fromkeys(_DISCOVER_SAYS))
-    state = opts["checkpoint"] = opts["checkpoint"] or DEFAULT_STATE
-    if opts["plan_file"] is not None:  # an approved plan: exactly its manifest, no new discovery
+    if opts["plan_file"] is not None:  # an approved plan: exactly its manifest (its state beside), no discovery
         manifest = Path(read_plan(opts["plan_file"]).manifest_path)
         result = execute(manifest, opts)
         print_result(result)
         sys.exit(result.exit_code)
+    state = opts["checkpoint"] = opts["checkpoint"] or DEFAULT_STATE
     sources, criteria = sources_and_criteria(opts)
     if not (criteria.auto or criteria.map_file):
         raise click.UsageError("reconcile moves domains: give --auto or --map FILE (discover lists them)")
