@@ -119,6 +119,7 @@ def test_discover_without_map_or_auto_writes_the_inventory_alone(box: Sandbox, t
     for line in (old, other):
         assert line["serial"].count(":") >= 7 and line["not_after"] and line["days_left"]
         assert line["edge"] == "current" and line["edge_serial"] == line["serial"]
+        assert line["edge_issuer"] == line["issuer"]  # O and CN are the same name in the sandbox's certificates
         assert line["target_certificate_arn"] == ""
     assert "manifest" not in finished(out) and "2 custom domains, 1 match the selection" in out
 

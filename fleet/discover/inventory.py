@@ -18,7 +18,7 @@ import anyio
 from fleet.aws.accounts import Target, each_account
 from fleet.aws.calls import Calls, Once
 from fleet.aws.credentials import AccountSession, Hub
-from fleet.aws.edge import EdgeChecker, format_serial, is_certificate
+from fleet.aws.edge import EdgeChecker, Served, format_serial, is_certificate
 from fleet.aws.limits import RegionLimits
 from fleet.aws.retry import Failure, classify
 from fleet.aws.stop import StopRequested
@@ -50,6 +50,7 @@ class Found:
     cloudfront: str = ""  # the domain's CloudFront host (its edge)
     edge: str = ""  # what the edge serves: current | target | other | unreachable | '' (not checked)
     edge_serial: str = ""
+    edge_issuer: str = ""  # the served certificate's issuer (O, CN)
 
     def line(self, now: datetime) -> dict[str, str]:
         days = "" if self.not_after is None else str((self.not_after - now).days)
@@ -69,6 +70,7 @@ class Found:
             "domain_status": self.domain_status,
             "edge": self.edge,
             "edge_serial": self.edge_serial,
+            "edge_issuer": self.edge_issuer,
             "target_certificate_arn": self.target_certificate_arn,
             "target_issuer": str(self.target.get("Issuer") or ""),
             "target_not_after": target_expiry.isoformat() if target_expiry else "",
@@ -167,32 +169,31 @@ class Discoverer:
             found.cloudfront = str(description.get("CloudFrontDistribution") or "")
             found.current = await certificates.describe(found.certificate_arn) if found.certificate_arn else {}
             found.not_after = select.not_after(found.current)
-            found.target_certificate_arn, found.selection = await self._select(found, certificates)
+            served = await self._look(found, self.edge) if self.edge is not None else None
+            found.target_certificate_arn, found.selection = await self._select(found, certificates, served)
             if found.target_certificate_arn and found.selection == select.SELECTED:
                 found.target = await certificates.describe(found.target_certificate_arn)
-            if self.edge is not None:
-                await self._look(found, self.edge)
+                if served is not None and is_certificate(served, found.target):
+                    found.edge = "target"
         except Exception as exc:
             failure = classify(exc)
             found.selection, found.error_code, found.error_message = "error", failure.code, failure.message
         self.inventory.found.append(found)
 
-    async def _look(self, found: Found, edge: EdgeChecker) -> None:
-        """What the domain's edge serves now: its current certificate, the target, another, or nothing."""
+    async def _look(self, found: Found, edge: EdgeChecker) -> Served | None:
+        """What the domain's edge serves now: its current certificate, another (the target: once known), or
+        nothing (unreachable)."""
         served = await edge.look(found.domain, found.cloudfront or None)
         if isinstance(served, str):
             found.edge = "unreachable"
-            return
-        found.edge_serial = format_serial(served.serial)
-        if is_certificate(served, found.current):
-            found.edge = "current"
-        elif found.target and is_certificate(served, found.target):
-            found.edge = "target"
-        else:
-            found.edge = "other"
+            return None
+        found.edge_serial, found.edge_issuer = format_serial(served.serial), ", ".join(dict.fromkeys(served.issuer))
+        found.edge = "current" if is_certificate(served, found.current) else "other"
+        return served
 
-    async def _select(self, found: Found, certificates: _Certificates) -> tuple[str, str]:
-        why = select.left_alone(found.current, self.selection, self.now)
+    async def _select(self, found: Found, certificates: _Certificates, served: Served | None) -> tuple[str, str]:
+        names = served.issuer if served is not None and found.edge == "current" else ()
+        why = select.left_alone(found.current, self.selection, self.now, names)
         if why:
             return "", why
         if not self.selection.targets:

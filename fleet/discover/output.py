@@ -30,6 +30,7 @@ INVENTORY_COLUMNS = (
     "domain_status",
     "edge",
     "edge_serial",
+    "edge_issuer",
     "target_certificate_arn",
     "target_issuer",
     "target_not_after",

@@ -56,15 +56,22 @@ REFUSED = {
 }
 
 
-def from_issuer(certificate: dict[str, Any] | None, issuers: Iterable[str]) -> bool:
-    """Whether ACM's ``Issuer`` of ``certificate`` is one of ``issuers`` (case and outer spaces ignored)."""
-    issuer = str((certificate or {}).get("Issuer") or "").strip().casefold()
-    return bool(issuer) and issuer in {i.strip().casefold() for i in issuers}
+def from_issuer(certificate: dict[str, Any] | None, issuers: Iterable[str], names: Iterable[str] = ()) -> bool:
+    """Whether ACM's ``Issuer`` of ``certificate``, or one of the certificate's own issuer ``names`` (its O and
+    CN, as its edge serves it), is one of ``issuers`` (case and outer spaces ignored). ACM documents ``Issuer``
+    only as "the name of the certificate authority that issued and signed the certificate" (CertificateDetail),
+    not which part of the issuer's name it is: both are matched."""
+    wanted = {i.strip().casefold() for i in issuers}
+    found = {str(n).strip().casefold() for n in (str((certificate or {}).get("Issuer") or ""), *names)} - {""}
+    return bool(wanted & found)
 
 
-def left_alone(certificate: dict[str, Any] | None, selection: Selection, now: datetime) -> str:
-    """Why a domain on ``certificate`` is not selected ('' when it is): the first criterion it fails."""
-    if selection.issuers and not from_issuer(certificate, selection.issuers):
+def left_alone(
+    certificate: dict[str, Any] | None, selection: Selection, now: datetime, names: Iterable[str] = ()
+) -> str:
+    """Why a domain on ``certificate`` (issuer ``names`` as served at its edge) is not selected ('' when it is):
+    the first criterion it fails."""
+    if selection.issuers and not from_issuer(certificate, selection.issuers, names):
         return OTHER_ISSUER
     if selection.imported and (certificate or {}).get("Type") != "IMPORTED":
         return NOT_IMPORTED
