@@ -10,8 +10,8 @@ import click
 from fleet.files import atomic_writer
 from fleet.records.change_record import Record, load_many
 from fleet.records.html import html
-from fleet.records.own_files import CHANGE_RECORD, refuse_foreign
 from fleet.records.markdown import markdown
+from fleet.records.own_files import CHANGE_RECORD, refuse_foreign
 
 # --- the command --------------------------------------------------------------------------------------------
 

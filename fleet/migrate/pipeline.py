@@ -305,7 +305,13 @@ def plan(
                         assert isinstance(options, dict)
                         domains = planned_domains(manifest.rows, checkpoint)
                         write_plan(
-                            out, run_id, made_at, hub.arn or "unknown", manifest.path, domains, options,
+                            out,
+                            run_id,
+                            made_at,
+                            hub.arn or "unknown",
+                            manifest.path,
+                            domains,
+                            options,
                             change_ref=settings.change_ref,
                         )
                     return counts
