@@ -167,12 +167,20 @@ def _ask(info: dict[str, object]) -> bool:
             f"About to write as {info['hub']}:\n"
             f"  {_n(info['writes'], 'write')} in {_n(info['write_accounts'], 'account')} "
             f"(of {info['rows']} domains in {info['accounts']} accounts, regions {', '.join(map(str, regions))})"  # type: ignore[call-overload]
-            f"\n  manifest {info['manifest']}\ncalls go to:{where}",
+            f"\n  manifest {info['manifest']}{_approval(info)}\ncalls go to:{where}",
             newlines=True,
         ),
         err=True,
     )
     return click.confirm("Write the new certificates?", default=False, err=True)
+
+
+def _approval(info: dict[str, object]) -> str:
+    """The prompt's lines on the plan applied (pinned or not) and the change ticket, when there are some."""
+    plan, out = info.get("plan"), ""
+    if isinstance(plan, dict):
+        out += f"\n  plan {plan['path']} (SHA-256 {plan['sha256']}, {'pinned' if plan['pinned'] else 'NOT pinned'})"
+    return out + (f"\n  change {info['change_ref']}" if info.get("change_ref") else "")
 
 
 def failures_of(report: Path) -> tuple[collections.Counter[str], collections.Counter[str]]:
