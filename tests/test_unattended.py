@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from fleet.cli import main
 from fleet.migrate.pipeline import RunResult, migrate
 from fleet.migrate.row import Mode
-from fleet.records.rollback import plan_rollback, state_name
+from fleet.records.rollback import Part, RollbackError, plan_rollback, state_name
 from fleet.sandbox.seed import write_manifest
 from fleet.state.checkpoint import Checkpoint
 
@@ -195,6 +195,12 @@ def test_a_rollback_names_what_it_cannot_cover(tmp_path: Path) -> None:
     code, out = invoke("rollback", str(report), "--out", str(tmp_path / "u.csv"))
     assert code == 2 and "cannot find its state" in out and "--state" in out  # no silent rollback cron undoes
     assert not (tmp_path / "u.csv").exists()
+    part = plan_rollback(report, None, part=Part(domains=frozenset({"c.example.com"})))
+    assert part.rows == [] and part.missed == [
+        "c.example.com (unchanged): not written by the tool, nothing to roll back"
+    ]
+    with pytest.raises(RollbackError, match="not in the report: 444455556666; nothing rolled back"):
+        plan_rollback(report, None, part=Part(accounts=frozenset({"444455556666"})))
 
 
 def _two_bad_rows_first(fleet: Fleet) -> Path:
