@@ -4,6 +4,7 @@ inventory alone, with each certificate's issuer, serial, type and expiry."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from pathlib import Path
 
@@ -143,7 +144,16 @@ def test_plan_only_saves_a_plan_and_plan_applies_exactly_it(box: Sandbox, tmp_pa
     said = [e["message"] for e in events(out) if e["event"] == "message"]
     assert said[-1].startswith(f"reconcile: plan saved: {plan}")
 
-    code, out = invoke("reconcile", "--config", str(config), "--plan", str(plan), "--wait", "--wait-interval", "0.05")
+    digest = hashlib.sha256(plan.read_bytes()).hexdigest()
+    assert said[-1].endswith(f"--plan {plan} --plan-sha256 {digest}")
+
+    code, out = invoke("reconcile", "--config", str(config), "--plan", str(plan), "--plan-sha256", "0" * 64)
+    assert code == 2 and box.state.calls["UpdateUserPoolDomain"] == 0, out  # not the approved file: nothing done
+
+    code, out = invoke(
+        "reconcile", "--config", str(config), "--plan", str(plan), "--plan-sha256", digest, "--wait",
+        "--wait-interval", "0.05",
+    )  # fmt: skip
     assert code == 0, out
     assert box.state.calls["UpdateUserPoolDomain"] == 1
     assert box.certificate_of(moving.domain) == moving.new_certificate_arn

@@ -4,6 +4,7 @@ command for the scheduler; its options are discover's and run's, under the same 
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from fleet.cli.option_groups import (
     edge_options,
     engine_settings,
     filter_options,
+    record_options,
     run_only_options,
 )
 from fleet.cli.run_commands import execute, print_result
@@ -57,13 +59,14 @@ def without(names: frozenset[str], decorator: Decorator) -> Decorator:
 @without(_DISCOVER_SAYS, filter_options)
 @edge_options
 @run_only_options
+@record_options
 def reconcile(plan_only: bool, **opts: Any) -> None:
     """Find the domains whose certificate must move (--issuer, --imported, --expiring-within) and move them
     (--auto or --map), as `run` does; the manifest and inventory go beside the state (--checkpoint). A rerun
     when all is done writes nothing and exits 0."""
     opts.update(dict.fromkeys(_DISCOVER_SAYS))
     if opts["plan_file"] is not None:  # an approved plan: exactly its manifest (its state beside), no discovery
-        manifest = Path(read_plan(opts["plan_file"]).manifest_path)
+        manifest = Path(read_plan(opts["plan_file"], opts["plan_sha256"]).manifest_path)
         result = execute(manifest, opts)
         print_result(result)
         sys.exit(result.exit_code)
@@ -89,7 +92,11 @@ def reconcile(plan_only: bool, **opts: Any) -> None:
         opts.update(out=plan_out, allowed_accounts=None, organization=False)
         result = execute(manifest, opts, read_only=True)
         print_result(result, read_only=True)
-        logs.say(f"reconcile: plan saved: {plan_out}; apply it with: cognito-fleet reconcile --plan {plan_out}")
+        digest = hashlib.sha256(plan_out.read_bytes()).hexdigest() if plan_out.is_file() else "DIGEST"
+        logs.say(
+            f"reconcile: plan saved: {plan_out}; once approved, apply exactly it with: "
+            f"cognito-fleet reconcile --plan {plan_out} --plan-sha256 {digest}"
+        )
         sys.exit(result.exit_code or found.code)
     result = execute(manifest, opts)
     print_result(result)
