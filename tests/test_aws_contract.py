@@ -17,7 +17,7 @@ from fleet.aws.credentials import AwsSettings
 from fleet.aws.edge import EdgeSettings
 from fleet.aws.retry import BackoffPolicy
 from fleet.discover.inputs import OrganizationUnreadable
-from fleet.discover.job import run_discovery
+from fleet.discover.job import Criteria, Sources, run_discovery
 from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, HubUnavailable
 from fleet.migrate.engine import EngineSettings
 from fleet.migrate.pipeline import migrate
@@ -223,19 +223,15 @@ def test_discover_reacts_as_documented(clause: Clause, box: Sandbox, one: Seeded
     out, inventory = tmp_path / "found.csv", tmp_path / "found.inventory.csv"
 
     def discover() -> int:
-        code, _summary = run_discovery(
+        done = run_discovery(
             settings(box),
-            None if organization else accounts,
-            organization,
-            ous,
-            exclude,
-            ["us-east-1"],
-            None,
-            36500,  # --auto, every certificate "expiring": the domain is selected when its new certificate fits
+            Sources(None if organization else accounts, organization, ous, exclude, ["us-east-1"]),
+            # --auto, every certificate "expiring": the domain is selected when its new certificate fits
+            Criteria(auto=True, expiring_within_days=36500),
             out,
             inventory,
         )
-        return code
+        return done.code
 
     if kind == "hub":
         with pytest.raises(HubUnavailable):
@@ -277,9 +273,13 @@ def test_the_never_connected_row_discover_waits_out_an_outage(box: Sandbox, one:
     accounts.write_text(one.account_id + "\n")
     out = tmp_path / "found.csv"
     with outage_when(box, lambda: box.state.calls["ListUserPools"] >= 1, 2.0) as started:
-        code, _ = run_discovery(
-            settings(box), accounts, False, [], [], ["us-east-1"], None, 36500, out, tmp_path / "inv.csv"
+        done = run_discovery(
+            settings(box),
+            Sources(accounts, False, (), (), ["us-east-1"]),
+            Criteria(auto=True, expiring_within_days=36500),
+            out,
+            tmp_path / "inv.csv",
         )
-    assert started and code == EXIT_OK
+    assert started and done.code == EXIT_OK
     assert box.state.faults["outage_refused"] + box.state.faults["outage_reset"] > 0
     assert [r["domain"] for r in csv_rows(out)] == [one.domain]
