@@ -21,6 +21,7 @@ from fleet.cli.option_groups import (
     engine_settings,
     filter_options,
     run_only_options,
+    trust_state_dir_option,
 )
 from fleet.cli.plan_table import plan_table
 from fleet.cli.progress import Fanout, ProgressBar, summary_table
@@ -162,6 +163,7 @@ def print_result(result: RunResult, read_only: bool = False) -> None:
 @filter_options
 @edge_options
 @run_only_options
+@trust_state_dir_option
 def run(manifest: Path, **opts: Any) -> None:
     """Migrate every domain of MANIFEST to its certificate_arn; rerun the same command to resume."""
     result = execute(manifest, opts)
@@ -174,6 +176,7 @@ def run(manifest: Path, **opts: Any) -> None:
 @common_options
 @filter_options
 @edge_options
+@trust_state_dir_option
 @click.option("--allowed-accounts", callback=lambda _c, _p, v: options.id_list(v), help=ALLOWED_HELP)
 @click.option(
     "--organization",
