@@ -124,7 +124,12 @@ def _ask(info: dict[str, object]) -> bool:
         return True
     regions = info["regions"]
     endpoints: dict[str, dict[str, str]] = info["endpoints"]  # type: ignore[assignment]
-    where = "".join(f"\n  {label}: {e['url']} ({e['source']})" for label, e in endpoints.items())
+    where = "".join(
+        f"\n  {label}: {e['url']} ({e['source']}{'; via proxy ' + e['proxy'] if 'proxy' in e else ''})"
+        for label, e in endpoints.items()
+    )
+    trusted = sorted({e["ca_bundle"] for e in endpoints.values() if "ca_bundle" in e})
+    where += f"\nTLS trusts the CA bundle {', '.join(trusted)}" if trusted else ""
     click.echo(
         printable(
             f"About to write as {info['hub']}:\n"
