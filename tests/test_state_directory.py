@@ -114,6 +114,13 @@ def test_a_directory_above_the_state_counts_too(tmp_path: Path) -> None:
     assert list(mine.iterdir()) == []
 
 
+def test_a_world_writable_directory_above_a_private_one_is_allowed(tmp_path: Path) -> None:
+    """As a Kubernetes emptyDir at /tmp (0777, no sticky bit) with the plan's private scratch directory in it."""
+    empty_dir = directory(tmp_path, "tmp", 0o777)
+    scratch = directory(empty_dir, "tmpabc", 0o700)
+    Checkpoint(scratch / "plan.sqlite").close()
+
+
 def test_a_trusted_directory_is_used_and_named_in_the_warning(
     make_fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,4 +1,4 @@
-"""The state's directory, and every directory above it: nobody but you (or root) may remove or rename entries there.
+"""The state's directory: nobody but you (or root) may remove or rename entries there, nor own a directory above it.
 
 Whoever may remove or rename a directory's entries controls the files in it, whatever their owner and mode: they
 can delete a held state (the next run would start afresh and write the held domains) or swap in one of their own.
@@ -9,7 +9,10 @@ members listed) counts as the user's own: that is how ``umask 002`` systems crea
 
 The directory is opened without following a symlink (``O_DIRECTORY|O_NOFOLLOW``) and checked on its descriptor;
 the files are then opened relative to that descriptor, so the directory checked is the one used. The directories
-above it are reached through ``..`` from the same descriptor. Some directories are shared on purpose (a Kubernetes
+above it are reached through ``..`` from the same descriptor; each must be owned by the current user or root (its
+owner could rename the state's directory away). Their modes are not held to the rule: a Kubernetes ``emptyDir``
+mounted at /tmp is 0777 without the sticky bit, and the plan's scratch state lives in a private directory there
+(docs/security.md names the residual risk). Some directories are shared on purpose (a Kubernetes
 volume given to the pod through ``fsGroup`` is group-writable, with setgid): the operator trusts such a directory by
 name (``--trust-state-dir DIR``, or ``COGNITO_FLEET_TRUST_STATE_DIR``, several separated by ``:``), accepting that
 whoever may write there controls the state (docs/security.md).
@@ -87,7 +90,7 @@ def check_directories(fd: int, name: str) -> None:
     names = [name, *(str(p) for p in Path(os.path.realpath(name)).parents)]
     for depth, st in enumerate(_upwards(fd)):
         where = names[depth] if depth < len(names) else f"{name} ({depth} levels up)"
-        why = None if (st.st_dev, st.st_ino) in trust else unsafe(st)
+        why = None if (st.st_dev, st.st_ino) in trust else unsafe(st, owner_only=depth > 0)
         if why:
             what = "the state's directory" if depth == 0 else f"a directory above the state's ({name})"
             raise UnsafeStateDirectory(
@@ -114,11 +117,14 @@ def _upwards(fd: int) -> Iterator[os.stat_result]:
         os.close(current)
 
 
-def unsafe(st: os.stat_result) -> str | None:
-    """Why another user could remove or rename entries of the directory ``st`` describes (None: nobody can)."""
+def unsafe(st: os.stat_result, owner_only: bool = False) -> str | None:
+    """Why another user could remove or rename entries of the directory ``st`` describes (None: nobody can);
+    ``owner_only``: only whether another user owns it."""
     me = os.geteuid()
     if st.st_uid not in (me, 0):
         return f"owned by uid {st.st_uid} (neither you, uid {me}, nor root)"
+    if owner_only:
+        return None
     mode = stat.S_IMODE(st.st_mode)
     if mode & stat.S_ISVTX:  # sticky: only an entry's owner, the directory's owner or root may remove or rename it
         return None
