@@ -41,10 +41,11 @@ def test_an_endpoint_from_the_environment_is_named_in_hub_identity_and_run_start
     monkeypatch.setenv("AWS_ENDPOINT_URL", fleet.box.endpoint)  # no --endpoint-url: botocore's own setting
     code, out = invoke(*run_args(fleet))
     assert code == 0, out
+    trust = f"{os.environ['AWS_CA_BUNDLE']} (AWS_CA_BUNDLE)"  # the sandbox's CA (conftest)
     expected = {
-        "sts us-east-1": {"url": fleet.box.endpoint, "source": "AWS_ENDPOINT_URL"},
-        "cognito-idp eu-west-1": {"url": fleet.box.endpoint, "source": "AWS_ENDPOINT_URL"},
-        "acm us-east-1": {"url": fleet.box.endpoint, "source": "AWS_ENDPOINT_URL"},
+        "sts us-east-1": {"url": fleet.box.endpoint, "source": "AWS_ENDPOINT_URL", "ca_bundle": trust},
+        "cognito-idp eu-west-1": {"url": fleet.box.endpoint, "source": "AWS_ENDPOINT_URL", "ca_bundle": trust},
+        "acm us-east-1": {"url": fleet.box.endpoint, "source": "AWS_ENDPOINT_URL", "ca_bundle": trust},
     }
     hub = one(out, "hub_identity")
     assert hub["endpoint"] == fleet.box.endpoint and hub["endpoints"] == expected
@@ -66,10 +67,11 @@ def test_service_variables_and_a_profile_are_named_too(
     code, out = invoke("plan", str(fleet.manifest), "--profile", "hub", "--no-progress")
     assert code == 0, out
     endpoints = one(out, "run_started")["endpoints"]
+    trust = f"{os.environ['AWS_CA_BUNDLE']} (AWS_CA_BUNDLE)"
     assert endpoints == {
-        "sts us-east-1": {"url": fleet.box.endpoint, "source": "AWS_ENDPOINT_URL_STS"},
-        "cognito-idp eu-west-1": {"url": fleet.box.endpoint, "source": "profile hub: endpoint_url"},
-        "acm us-east-1": {"url": fleet.box.endpoint, "source": "profile hub: endpoint_url"},
+        "sts us-east-1": {"url": fleet.box.endpoint, "source": "AWS_ENDPOINT_URL_STS", "ca_bundle": trust},
+        "cognito-idp eu-west-1": {"url": fleet.box.endpoint, "source": "profile hub: endpoint_url", "ca_bundle": trust},
+        "acm us-east-1": {"url": fleet.box.endpoint, "source": "profile hub: endpoint_url", "ca_bundle": trust},
     }
 
 

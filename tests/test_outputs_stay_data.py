@@ -33,15 +33,39 @@ CERT = "arn:aws:acm:us-east-1:111122223333:certificate/0c9a1b2e-3f4d-4e5f-8a9b-"
 
 @pytest.mark.parametrize(
     "value",
-    ["", "plain", FORMULA, "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "'", "''", "'=x", "'plain", "-5", "12", "a=b"],
+    [
+        *("", "plain", FORMULA, "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "'", "''", "'=x", "'plain", "-5", "12", "a=b"),
+        *(ESCAPES, "Bad" + ESCAPES, "=\x1b", "a\\x1b\x1b", "'\\x1b", "\\", "x\x85y", "tab\tand\nnewline"),
+    ],
 )
 def test_neutralise_is_undone_exactly(value: str) -> None:
     cell = neutralise(value)
     assert restore(cell) == value
     if value[:1] in ("=", "+", "@", "\t", "\r") or value in ("-2+3",):
-        assert cell == "'" + value  # OWASP: a leading quote, shown as text by spreadsheets
+        assert cell.startswith("'")  # OWASP: a leading quote, shown as text by spreadsheets
+    if value in (FORMULA, "+1", "-2+3", "@SUM(A1)", "\tx"):
+        assert cell == "'" + value  # and nothing else changed
     if value in ("-5", "12", "plain", "a=b"):
         assert cell == value  # numbers and ordinary text are written as they are
+
+
+def test_control_characters_are_escaped_in_csv_cells_and_nothing_else() -> None:
+    assert neutralise("Bad" + ESCAPES) == "'\\Bad\\x1b]0;pwned\\x07\\x1b[2J\\u202e"  # visible, a text cell
+    assert neutralise("C:\\dir\x1b") == "'\\C:\\\\dir\\x1b"  # a backslash doubled, so it reads back exactly
+    assert neutralise("two\nlines\tand a tab") == "two\nlines\tand a tab"  # ordinary in a quoted cell
+    assert neutralise("a\\x1b") == "a\\x1b"  # no control character: written as it is
+
+
+def test_an_aws_message_with_escape_sequences_lands_escaped_in_the_report_csv(tmp_path: Path) -> None:
+    report = tmp_path / "r.report.csv"
+    write_lines(report, [line("a.example.com", error_code="Bad" + ESCAPES, error_message="x\x1b[31my\u202e")])
+    text = report.read_text(encoding="utf-8")
+    assert not any(c in text for c in "\x1b\x07\u202e"), text  # `cat r.report.csv` obeys nothing
+    raw = csv_rows(report)[0]
+    assert raw["error_message"] == "'\\x\\x1b[31my\\u202e"
+    back = read_report(report, COLUMNS).lines[0]
+    assert back["error_code"] == "Bad" + ESCAPES and back["error_message"] == "x\x1b[31my\u202e"
+    assert load(report).entries[0].error_message == "x\x1b[31my\u202e"  # the change record reads it back too
 
 
 def line(domain: str, **more: object) -> dict[str, object]:

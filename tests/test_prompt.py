@@ -56,6 +56,7 @@ def test_no_at_the_prompt_writes_nothing_and_yes_writes(make_fleet) -> None:
     assert "About to write as arn:aws:" in screen
     assert "2 writes in 2 accounts (of 2 domains in 2 accounts, regions us-east-1)" in screen
     assert f"cognito-idp us-east-1: {fleet.box.endpoint} (--endpoint-url)" in screen  # where the calls go, and why
+    assert "TLS trusts the CA bundle " in screen
     assert code == 1 and "nothing was written" in screen
     assert fleet.box.state.writes == {} and not fleet.checkpoint.exists()
     assert not (fleet.tmp / "manifest.checkpoint.sqlite").exists()

@@ -149,8 +149,10 @@ def test_a_planted_side_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_state_directory_others_may_write_to_is_warned_about(make_fleet) -> None:
+    """Sticky (as /tmp): others cannot remove the state, but could plant files at its names first. Without the
+    sticky bit the directory is refused (tests/test_state_directory.py)."""
     fleet: Fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=1)
-    fleet.tmp.chmod(0o777)
+    fleet.tmp.chmod(0o1777)
     try:
         code, out = invoke(*run_args(fleet))
     finally:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from fleet.aws.endpoints import Endpoint, require_encryption, resolve
+from fleet.aws.endpoints import Endpoint, credential_endpoints, require_encryption, resolve
 from fleet.aws.limits import call_ceiling
 from fleet.aws.retry import AttemptCounter, BackoffPolicy, Sleep, call_with_retry
 
@@ -85,6 +85,10 @@ class Hub:
         self.outages: Outages | None = None
 
     async def __aenter__(self) -> Hub:
+        # Before any credential is resolved: where botocore's own providers (a role's AssumeRole, SSO) would call.
+        for endpoint in credential_endpoints(self._session._session, self.settings.sts_region):
+            require_encryption(endpoint, self.settings.insecure_endpoint)
+            self.endpoints[(f"{endpoint.service} ({endpoint.use})", endpoint.region)] = endpoint
         self._sts = await self.client("sts", self.settings.sts_region)
         return self
 

@@ -22,6 +22,7 @@ from fleet.cli.option_groups import (
     filter_options,
     record_options,
     run_only_options,
+    trust_state_dir_option,
 )
 from fleet.cli.run_commands import execute, print_result
 from fleet.discover.job import reconcile_discovery, reconcile_paths
@@ -60,6 +61,7 @@ def without(names: frozenset[str], decorator: Decorator) -> Decorator:
 @edge_options
 @run_only_options
 @record_options
+@trust_state_dir_option
 def reconcile(plan_only: bool, **opts: Any) -> None:
     """Find the domains whose certificate must move (--issuer, --imported, --expiring-within) and move them
     (--auto or --map), as `run` does; the manifest and inventory go beside the state (--checkpoint). A rerun

@@ -22,6 +22,7 @@ from fleet.cli.option_groups import (
     filter_options,
     record_options,
     run_only_options,
+    trust_state_dir_option,
 )
 from fleet.cli.plan_table import plan_table
 from fleet.cli.progress import Fanout, ProgressBar, summary_table
@@ -161,7 +162,12 @@ def _ask(info: dict[str, object]) -> bool:
         return True
     regions = info["regions"]
     endpoints: dict[str, dict[str, str]] = info["endpoints"]  # type: ignore[assignment]
-    where = "".join(f"\n  {label}: {e['url']} ({e['source']})" for label, e in endpoints.items())
+    where = "".join(
+        f"\n  {label}: {e['url']} ({e['source']}{'; via proxy ' + e['proxy'] if 'proxy' in e else ''})"
+        for label, e in endpoints.items()
+    )
+    trusted = sorted({e["ca_bundle"] for e in endpoints.values() if "ca_bundle" in e})
+    where += f"\nTLS trusts the CA bundle {', '.join(trusted)}" if trusted else ""
     click.echo(
         printable(
             f"About to write as {info['hub']}:\n"
@@ -209,6 +215,7 @@ def print_result(result: RunResult, read_only: bool = False) -> None:
 @edge_options
 @run_only_options
 @record_options
+@trust_state_dir_option
 def run(manifest: Path, **opts: Any) -> None:
     """Migrate every domain of MANIFEST to its certificate_arn; rerun the same command to resume."""
     result = execute(manifest, opts)
@@ -222,6 +229,7 @@ def run(manifest: Path, **opts: Any) -> None:
 @filter_options
 @edge_options
 @record_options
+@trust_state_dir_option
 @click.option("--allowed-accounts", callback=lambda _c, _p, v: options.id_list(v), help=ALLOWED_HELP)
 @click.option(
     "--organization",

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from fleet.state.base import CheckpointError, CheckpointMismatch, write_failure
 from fleet.state.holds import _Holds
-from fleet.state.ownership import check_side_files, connect, open_owned, warn_if_shared_directory
+from fleet.state.ownership import check_side_files, connect, open_owned
 from fleet.state.rows import Stored, _Batch, _Rows
 from fleet.state.runs import CONVERGE, RESUME, _Runs
 from fleet.state.schema import APPLICATION_ID, SCHEMA, SCHEMA_VERSION, _identify, _Schema
@@ -52,7 +52,6 @@ class Checkpoint(_Schema, _Rows, _Runs, _Holds):
         where = Path(self.path)
         if create:
             where.parent.mkdir(parents=True, exist_ok=True)
-        warn_if_shared_directory(where)
         check_side_files(where)
         # Kept open while the state is: SQLite's connections are checked against it, and closing a descriptor
         # of the file would drop SQLite's POSIX locks on it.
@@ -68,6 +67,7 @@ class Checkpoint(_Schema, _Rows, _Runs, _Holds):
                     self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 self._db.executescript(SCHEMA)
             except sqlite3.DatabaseError as exc:  # a full disk at open is that, not a foreign file
+                check_side_files(where)  # unless SQLite failed on a side file planted meanwhile: named as such
                 raise write_failure(self.path, exc) or CheckpointError(
                     f"{self.path}: not a cognito-fleet state file ({exc})"
                 ) from None
