@@ -19,8 +19,8 @@ from fleet.aws.retry import BackoffPolicy
 from fleet.discover.inputs import OrganizationUnreadable
 from fleet.discover.job import run_discovery
 from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, HubUnavailable
-from fleet.migrate.engine import EngineSettings
-from fleet.migrate.pipeline import migrate
+from fleet.migration.engine import EngineSettings
+from fleet.migration.pipeline import migrate
 from fleet.sandbox.seed import SeededDomain, admin_client, organization_accounts, seed_accounts, write_manifest
 from fleet.sandbox.server import Sandbox
 

@@ -13,7 +13,7 @@ from fleet.aws.credentials import AwsSettings
 from fleet.aws.retry import BackoffPolicy
 from fleet.cli import main
 from fleet.discover.job import run_discovery
-from fleet.migrate.engine import EngineSettings
+from fleet.migration.engine import EngineSettings
 from fleet.sandbox.seed import SeededDomain, Seeder, admin_client, seed_accounts
 from fleet.sandbox.server import Sandbox
 

@@ -173,7 +173,7 @@ def test_the_next_run_converges_a_pending_edge_without_writing(make_fleet) -> No
 
 
 def test_plan_shows_what_each_edge_serves_and_until_when(make_fleet, tmp_path: Path) -> None:
-    from fleet.migrate.pipeline import plan
+    from fleet.migration.pipeline import plan
 
     fleet: Fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=2)
     d = fleet.domains[0]
@@ -187,6 +187,6 @@ def test_plan_shows_what_each_edge_serves_and_until_when(make_fleet, tmp_path: P
 
 
 def _wait(timeout: float) -> object:
-    from fleet.migrate.row import Mode
+    from fleet.migration.row import Mode
 
     return Mode(wait=True, wait_timeout=timeout, wait_interval=0.1)

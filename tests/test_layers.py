@@ -18,12 +18,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     "aws": frozenset({"pure", "events"}),
     "state": frozenset({"pure", "events"}),
     "records": frozenset({"pure", "state"}),
-    "migrate": frozenset({"pure", "events", "aws", "state", "records"}),
-    "discover": frozenset({"pure", "events", "aws", "migrate", "records"}),
-    "cli": frozenset({"pure", "events", "aws", "state", "records", "migrate", "discover", "sandbox"}),
-    "sandbox": frozenset({"pure", "events", "aws", "state", "records", "migrate"}),
+    "migration": frozenset({"pure", "events", "aws", "state", "records"}),
+    "discover": frozenset({"pure", "events", "aws", "migration", "records"}),
+    "cli": frozenset({"pure", "events", "aws", "state", "records", "migration", "discover", "sandbox"}),
+    "sandbox": frozenset({"pure", "events", "aws", "state", "records", "migration"}),
     "entry": frozenset({"cli"}),
-    "facade": frozenset({"pure", "aws", "state", "migrate"}),
+    "facade": frozenset({"pure", "aws", "state", "migration"}),
 }
 # The sandbox's own commands (`sandbox serve|seed`, `demo`) are command-line code: the CLI's room.
 SANDBOX_COMMANDS = frozenset({"fleet.sandbox.cli", "fleet.sandbox.demo"})
@@ -97,11 +97,12 @@ def test_a_forbidden_import_is_seen(tmp_path: Path) -> None:
     copy = tmp_path / "fleet"
     shutil.copytree(ROOT / "fleet", copy, ignore=shutil.ignore_patterns("__pycache__"))
     with (copy / "aws" / "calls.py").open("a", encoding="utf-8") as fh:
-        fh.write("\n\ndef _sneaky() -> None:\n    from fleet.migrate.engine import run_rows  # noqa\n")
+        fh.write("\n\ndef _sneaky() -> None:\n    from fleet.migration.engine import run_rows  # noqa\n")
     with (copy / "records" / "report.py").open("a", encoding="utf-8") as fh:
         fh.write("\nimport rich  # noqa\n")
     found = violations(tmp_path)
-    assert any("fleet.aws.calls imports fleet.migrate.engine (aws may not import migrate)" in v for v in found), found
+    planted = "fleet.aws.calls imports fleet.migration.engine (aws may not import migration)"
+    assert any(planted in v for v in found), found
     assert any("fleet.records.report imports rich" in v for v in found), found
 
 

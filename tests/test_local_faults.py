@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from fleet.cli import main
 from fleet.errors import EXIT_OK, EXIT_RESUMABLE, StateWriteError, reduce_group
-from fleet.migrate import pipeline
+from fleet.migration import pipeline
 from fleet.state.checkpoint import Checkpoint, write_failure
 
 from .conftest import Fleet

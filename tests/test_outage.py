@@ -16,8 +16,8 @@ from fleet.aws.outage import OutageEvent, Outages
 from fleet.aws.stop import Stop, StopRequested
 from fleet.clock import SystemClock
 from fleet.errors import EXIT_OK, EXIT_RESUMABLE
-from fleet.migrate.engine import Observer
-from fleet.migrate.pipeline import migrate
+from fleet.migration.engine import Observer
+from fleet.migration.pipeline import migrate
 from fleet.sandbox.server import Sandbox
 
 from . import virtual_time
@@ -99,7 +99,7 @@ def test_an_outage_past_the_patience_stops_resumably_and_the_rerun_finishes(make
 
 
 def _wait():  # type: ignore[no-untyped-def]
-    from fleet.migrate.row import Mode
+    from fleet.migration.row import Mode
 
     return Mode(wait=True, wait_interval=0.2, wait_timeout=60)
 

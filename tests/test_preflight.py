@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fleet.errors import RowFailed
-from fleet.migrate.certificates import check, covers
+from fleet.migration.certificates import check, covers
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 

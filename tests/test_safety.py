@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from fleet.cli import main
-from fleet.migrate.row import Mode
+from fleet.migration.row import Mode
 
 from .conftest import Fleet
 from .files import by_domain

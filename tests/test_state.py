@@ -201,7 +201,7 @@ async def test_history_of_an_unknown_domain_says_so(tmp_path: Path) -> None:
 
 
 def test_history_of_several_state_files_the_shards_of_a_fleet(make_fleet) -> None:
-    from fleet.migrate.pipeline import migrate
+    from fleet.migration.pipeline import migrate
     from fleet.shard import Shard
 
     fleet: Fleet = make_fleet(accounts=4, regions=("us-east-1",), per_region=1)

@@ -34,8 +34,8 @@ from fleet.aws.edge import EdgeSettings
 from fleet.aws.http import SharedTLSSession
 from fleet.aws.retry import BackoffPolicy
 from fleet.errors import HubUnavailable
-from fleet.migrate.engine import EngineSettings
-from fleet.migrate.pipeline import RunResult, migrate
+from fleet.migration.engine import EngineSettings
+from fleet.migration.pipeline import RunResult, migrate
 from fleet.sandbox.auth import HUB_CREDENTIALS
 from fleet.sandbox.demo import isolate_from_real_aws
 from fleet.sandbox.seed import SeededDomain, seed_fleet, write_manifest

@@ -10,8 +10,8 @@ import yaml
 from click.testing import CliRunner
 
 from fleet.cli import main
-from fleet.migrate.pipeline import RunResult, migrate
-from fleet.migrate.row import Mode
+from fleet.migration.pipeline import RunResult, migrate
+from fleet.migration.row import Mode
 from fleet.records.rollback import plan_rollback
 from fleet.sandbox.seed import write_manifest
 from fleet.state.checkpoint import Checkpoint

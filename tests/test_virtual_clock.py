@@ -11,9 +11,9 @@ import anyio
 
 from fleet.aws.retry import BackoffPolicy
 from fleet.aws.stop import Stop
-from fleet.migrate.engine import EngineSettings
-from fleet.migrate.pipeline import StopPolicy, migrate_async
-from fleet.migrate.row import Mode
+from fleet.migration.engine import EngineSettings
+from fleet.migration.pipeline import StopPolicy, migrate_async
+from fleet.migration.row import Mode
 from fleet.outcome import Status
 from fleet.state.checkpoint import Checkpoint
 

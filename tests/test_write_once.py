@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from fleet.aws.retry import outcome_unknown
-from fleet.migrate.row import Mode
+from fleet.migration.row import Mode
 
 from .conftest import Fleet
 

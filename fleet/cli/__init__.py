@@ -23,7 +23,7 @@ from fleet.cli.run_commands import plan_command, run
 from fleet.cli.state_commands import history_command, hold_command, release_command, rollback
 from fleet.errors import EXIT_FAILED_ROWS, FleetError, reduce_group
 from fleet.manifest import parse
-from fleet.migrate import allow_list
+from fleet.migration import allow_list
 
 
 class _Commands(click.Group):

@@ -10,7 +10,7 @@ import click
 
 from fleet.cli import logs, options
 from fleet.cli.option_groups import DISCOVER, common_options, engine_settings
-from fleet.migrate.pipeline import (
+from fleet.migration.pipeline import (
     new_run_id,
 )
 

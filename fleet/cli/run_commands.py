@@ -25,8 +25,8 @@ from fleet.cli.option_groups import (
 from fleet.cli.plan_table import plan_table
 from fleet.cli.progress import Fanout, ProgressBar, summary_table
 from fleet.errors import EXIT_OK
-from fleet.migrate.engine import Observer
-from fleet.migrate.pipeline import (
+from fleet.migration.engine import Observer
+from fleet.migration.pipeline import (
     Allowed,
     RunResult,
     StopPolicy,

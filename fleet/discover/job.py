@@ -21,7 +21,7 @@ from fleet.discover.inventory import Discoverer
 from fleet.discover.output import write_outputs
 from fleet.discover.select import CANNOT_MOVE, Selection
 from fleet.manifest import cognito_regions, parse
-from fleet.migrate.engine import EngineSettings
+from fleet.migration.engine import EngineSettings
 
 
 def run_discovery(

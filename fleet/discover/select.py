@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fleet.errors import RowFailed
-from fleet.migrate.certificates import DEFAULT_MIN_VALIDITY_DAYS, check
+from fleet.migration.certificates import DEFAULT_MIN_VALIDITY_DAYS, check
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,7 +102,7 @@ def plan_rollback(report: Path, state: Checkpoint | None, original: Path | None 
             continue
         role, external = roles.get(domain, ("", ""))
         # rollback_from: returning to the certificate the tool moved it from is not refused for
-        # expiring within --min-validity-days (see fleet/migrate/row.py _preflight).
+        # expiring within --min-validity-days (see fleet/migration/row.py _preflight).
         out.rows.append(
             Row(
                 0,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleet.manifest import validate_domain
-from fleet.migrate.certificates import covers
+from fleet.migration.certificates import covers
 from fleet.sandbox.state import SandboxState
 from fleet.sandbox.wire import AwsError
 

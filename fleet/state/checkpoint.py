@@ -9,7 +9,7 @@
 - ``holds`` / ``hold_log`` / the ``fleet_hold`` meta key: domains a rollback holds on their previous certificate,
   the whole fleet held by an operator, and every hold and release (``fleet.state.holds``).
 - Passes: runs resume a pass until one finishes every row; the next run starts a new pass, describes every domain
-  again and converges (``fleet.migrate.row``). Any manifest may run against the state; rows new to it are new work.
+  again and converges (``fleet.migration.row``). Any manifest may run against the state; rows new to it are new work.
 
 Schema 3 (2 plus holds: a 0.2 tool refuses it, rather than ignore a hold); a 0.1 checkpoint (fingerprint-bound, no
 schema version) or a schema 2 one is upgraded in place when opened.

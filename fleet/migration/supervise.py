@@ -13,7 +13,7 @@ from fleet.aws.stop import Stop
 from fleet.clock import Clock
 from fleet.errors import reduce_group
 from fleet.manifest import Row
-from fleet.migrate.engine import EngineSettings, Observer, Tally, run_rows
+from fleet.migration.engine import EngineSettings, Observer, Tally, run_rows
 from fleet.state.checkpoint import Checkpoint
 
 

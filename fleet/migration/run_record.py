@@ -14,7 +14,7 @@ from fleet.aws.credentials import Hub
 from fleet.aws.endpoints import summary
 from fleet.files import atomic_writer
 from fleet.manifest import Manifest
-from fleet.migrate.engine import EngineSettings
+from fleet.migration.engine import EngineSettings
 from fleet.records.report import run_record_path
 
 

@@ -13,7 +13,7 @@ from fleet.manifest import Row, group_by
 from fleet.outcome import Status
 
 if TYPE_CHECKING:
-    from fleet.migrate.engine import _Runner
+    from fleet.migration.engine import _Runner
 
 CANARY_OK = frozenset({Status.VERIFIED})  # a canary is a write, verified (unchanged rows are passed over)
 

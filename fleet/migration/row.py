@@ -20,9 +20,9 @@ from fleet.aws.stop import StopRequested
 from fleet.aws.write_once import WriteOnce
 from fleet.errors import RowFailed, StateWriteError
 from fleet.manifest import Row
-from fleet.migrate.certificates import CertificateChecks
-from fleet.migrate.stuck import DEFAULT_STUCK_AFTER
-from fleet.migrate.stuck import check as check_stuck
+from fleet.migration.certificates import CertificateChecks
+from fleet.migration.stuck import DEFAULT_STUCK_AFTER
+from fleet.migration.stuck import check as check_stuck
 from fleet.outcome import UNREACHED, Edge, Outcome, Status, stamp
 from fleet.records.plan_file import Approved, DriftedSincePlan
 from fleet.state.checkpoint import Checkpoint, Stored

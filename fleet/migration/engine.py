@@ -26,9 +26,9 @@ from fleet.aws.stop import Stop
 from fleet.clock import Clock, SystemClock
 from fleet.errors import StateWriteError
 from fleet.manifest import Row, group_by
-from fleet.migrate.canary import run_canaries
-from fleet.migrate.certificates import DEFAULT_MIN_VALIDITY_DAYS, CertificateChecks
-from fleet.migrate.row import Mode, RowContext, migrate_row
+from fleet.migration.canary import run_canaries
+from fleet.migration.certificates import DEFAULT_MIN_VALIDITY_DAYS, CertificateChecks
+from fleet.migration.row import Mode, RowContext, migrate_row
 from fleet.outcome import Outcome, Status, stamp
 from fleet.records.plan_file import Approved
 from fleet.state.checkpoint import Checkpoint

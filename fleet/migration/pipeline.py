@@ -22,14 +22,14 @@ from fleet.aws.stop import Stop
 from fleet.clock import Clock, SystemClock
 from fleet.errors import EXIT_FAILED_ROWS, FleetError
 from fleet.manifest import Manifest, Row, parse
-from fleet.migrate import allow_list
-from fleet.migrate.engine import EngineSettings, Observer, Tally, run_rows
-from fleet.migrate.result import RunResult as RunResult
-from fleet.migrate.result import pending_ages
-from fleet.migrate.row import Mode
-from fleet.migrate.run_record import _recorded, run_info, write_run_record
-from fleet.migrate.supervise import StopPolicy as StopPolicy
-from fleet.migrate.supervise import supervise as supervise
+from fleet.migration import allow_list
+from fleet.migration.engine import EngineSettings, Observer, Tally, run_rows
+from fleet.migration.result import RunResult as RunResult
+from fleet.migration.result import pending_ages
+from fleet.migration.row import Mode
+from fleet.migration.run_record import _recorded, run_info, write_run_record
+from fleet.migration.supervise import StopPolicy as StopPolicy
+from fleet.migration.supervise import supervise as supervise
 from fleet.outcome import Status, stamp
 from fleet.records.plan_file import PlannedDomain, write_plan
 from fleet.records.report import EdgeTally, jsonl_path, record, write_report

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from fleet.errors import EXIT_FAILED_ROWS, EXIT_OK, EXIT_RESUMABLE
 from fleet.manifest import Row
-from fleet.migrate.engine import Tally
-from fleet.migrate.stuck import age, human
+from fleet.migration.engine import Tally
+from fleet.migration.stuck import age, human
 from fleet.outcome import SUCCESS, Status
 from fleet.records.report import EdgeTally, summary_line
 from fleet.state.checkpoint import Checkpoint
