@@ -43,9 +43,16 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    """Imported on first use: `cognito-fleet validate` and `--help` never load the AWS stack."""
+    """Imported on first use: `cognito-fleet validate` and `--help` never load the AWS stack. Kept once found, so
+    each entry point is one object (``tests/test_exported_members.py``); no subpackage shares an entry point's name."""
     if name not in _WHERE:
         raise AttributeError(f"module 'fleet' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(_WHERE[name]), name)
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
