@@ -22,11 +22,11 @@ import sqlite3
 from pathlib import Path
 
 from fleet.state.base import CheckpointError, CheckpointMismatch, write_failure
-from fleet.state.holds import _Holds
+from fleet.state.holds import HoldsMixin
 from fleet.state.ownership import check_side_files, connect, open_owned, warn_if_shared_directory
-from fleet.state.rows import Stored, _Batch, _Rows
-from fleet.state.runs import CONVERGE, RESUME, _Runs
-from fleet.state.schema import APPLICATION_ID, SCHEMA, SCHEMA_VERSION, _identify, _Schema
+from fleet.state.rows import CommitBatch, RowsMixin, Stored
+from fleet.state.runs import CONVERGE, RESUME, RunsMixin
+from fleet.state.schema import APPLICATION_ID, SCHEMA, SCHEMA_VERSION, SchemaMixin, needs_stamp
 
 __all__ = [
     "APPLICATION_ID",
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-class Checkpoint(_Schema, _Rows, _Runs, _Holds):
+class Checkpoint(SchemaMixin, RowsMixin, RunsMixin, HoldsMixin):
     """The state file: its schema (``fleet.state.schema``), the row store (``rows``), runs and history (``runs``)
     and holds (``holds``). ``begin`` a run before recording, ``finish`` it after."""
 
@@ -60,7 +60,7 @@ class Checkpoint(_Schema, _Rows, _Runs, _Holds):
         try:
             self._db = connect(where, self._fd)
             try:
-                stamp = _identify(self._db, self.path, os.fstat(self._fd).st_size)
+                stamp = needs_stamp(self._db, self.path, os.fstat(self._fd).st_size)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # FULL: an in-flight mark must survive a power cut, not only a killed process.
                 self._db.execute("PRAGMA synchronous=FULL")
@@ -80,7 +80,7 @@ class Checkpoint(_Schema, _Rows, _Runs, _Holds):
         except BaseException:
             self.close()
             raise
-        self._open = _Batch()
+        self._open = CommitBatch()
         self._committing = False
         self.run_id, self.pass_, self.mode = "", 0, RESUME
 
