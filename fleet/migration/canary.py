@@ -5,20 +5,57 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 from fleet.aws.credentials import AccountSession, Hub
+from fleet.aws.stop import Stop
 from fleet.manifest import Row, group_by
-from fleet.outcome import Status
-
-if TYPE_CHECKING:
-    from fleet.migration.engine import _Runner
+from fleet.migration.row import Mode, RowContext
+from fleet.outcome import Outcome, Status
+from fleet.state.checkpoint import Checkpoint
 
 CANARY_OK = frozenset({Status.VERIFIED})  # a canary is a write, verified (unchanged rows are passed over)
 
 
-async def run_canaries(self: _Runner, hub: Hub, rows: Sequence[Row], count: int) -> bool:
+class _Settings(Protocol):
+    @property
+    def mode(self) -> Mode: ...
+
+
+class _Notes(Protocol):
+    @property
+    def notes(self) -> list[str]: ...
+
+
+class _Observer(Protocol):
+    def note(self, name: str, level: str, fields: dict[str, Any]) -> None: ...
+
+
+class Runner(Protocol):
+    """What the canary needs of the engine's runner, by shape: the canary does not import the engine (which calls
+    it), so the two modules make no import cycle."""
+
+    @property
+    def settings(self) -> _Settings: ...
+    @property
+    def tally(self) -> _Notes: ...
+    @property
+    def obs(self) -> _Observer: ...
+    @property
+    def stop(self) -> Stop: ...
+    @property
+    def checkpoint(self) -> Checkpoint: ...
+    @property
+    def recorded(self) -> set[str]: ...
+    async def _contexts(self, session: AccountSession, rows: list[Row], mode: Mode) -> dict[str, RowContext]: ...
+    async def _row(self, ctx: RowContext, row: Row) -> Outcome | None: ...
+    async def _accounts(
+        self, hub: Hub, groups: Iterable[list[Row]], work: Callable[[AccountSession, list[Row]], Awaitable[None]]
+    ) -> None: ...
+
+
+async def run_canaries(self: Runner, hub: Hub, rows: Sequence[Row], count: int) -> bool:
     """Per account, in manifest order, the first row that gets written (or was, by an earlier run: then it is
     described) is the account's canary, and is waited for. Rows that fail before any write, rows already on
     their target, and accounts whose role cannot be assumed are recorded as they end and passed over (noted,
@@ -72,7 +109,7 @@ async def run_canaries(self: _Runner, hub: Hub, rows: Sequence[Row], count: int)
     return True
 
 
-def _no_canary(self: _Runner, group: list[Row]) -> str:
+def _no_canary(self: Runner, group: list[Row]) -> str:
     """Why an account gave no canary: what its rows ended as (before any write)."""
     ended = collections.Counter(
         f"{o.status}" + (f" {o.error_code}" if o.error_code else "")

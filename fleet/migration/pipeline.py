@@ -27,7 +27,7 @@ from fleet.migration.engine import EngineSettings, Observer, Tally, run_rows
 from fleet.migration.result import RunResult as RunResult
 from fleet.migration.result import pending_ages
 from fleet.migration.row import Mode
-from fleet.migration.run_record import _recorded, run_info, write_run_record
+from fleet.migration.run_record import for_state, run_info, write_run_record
 from fleet.migration.supervise import StopPolicy as StopPolicy
 from fleet.migration.supervise import supervise as supervise
 from fleet.outcome import Status, stamp
@@ -116,7 +116,7 @@ async def migrate_async(
                         raise NotApproved("not confirmed at the prompt: nothing was written")
                 checkpoint = Checkpoint(checkpoint_path)
                 try:
-                    mode = checkpoint.begin(run_id, manifest.path, len(manifest.rows), _recorded(info))
+                    mode = checkpoint.begin(run_id, manifest.path, len(manifest.rows), for_state(info))
                     if observer is not None:
                         observer.started({**info, "mode": mode, "checkpoint": str(checkpoint_path)})
                     stop_policy = policy or StopPolicy()

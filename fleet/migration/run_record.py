@@ -85,7 +85,7 @@ def write_run_record(report_path: Path, info: dict[str, object]) -> None:
         fh.write("\n")
 
 
-def _recorded(info: dict[str, object]) -> dict[str, object]:
+def for_state(info: dict[str, object]) -> dict[str, object]:
     """What the state's runs table keeps of ``run_started``: who, where, with what (no secret: the options
     already say only whether an external id was set)."""
     keep = ("command", "hub", "host", "user", "version", "manifest_sha256", "endpoints", "options", "report")
