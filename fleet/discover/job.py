@@ -17,7 +17,7 @@ from fleet.aws.outage import Outages, log_fields
 from fleet.aws.stop import Stop
 from fleet.clock import SystemClock
 from fleet.discover.inputs import Account, DiscoverError, organization_accounts, read_accounts, read_map
-from fleet.discover.inventory import Discoverer
+from fleet.discover.inventory import Discoverer, Found
 from fleet.discover.output import write_outputs
 from fleet.discover.select import CANNOT_MOVE, Selection
 from fleet.manifest import cognito_regions, parse
@@ -70,11 +70,17 @@ def run_discovery(
 
     accounts = anyio.run(go)
     rows = write_outputs(discoverer.inventory, out, inventory_path, accounts, discoverer.now)
-    found = discoverer.inventory.found
+    return _finish(discoverer.inventory.found, len(accounts), len(regions), rows, out, inventory_path)
+
+
+def _finish(
+    found: Sequence[Found], accounts: int, regions: int, rows: int, out: Path, inventory_path: Path
+) -> tuple[int, str]:
+    """The exit code and the one-line summary of what was found, logged as the run's end."""
     errors = [f for f in found if f.selection == "error"]
     domains = [f for f in found if f.domain]
     summary = (
-        f"{len(accounts)} accounts x {len(regions)} regions: {len(domains)} custom domains, {rows} selected, "
+        f"{accounts} accounts x {regions} regions: {len(domains)} custom domains, {rows} selected, "
         f"{len(errors)} errors; manifest: {out}; inventory: {inventory_path}"
     )
     unreadable = [f for f in errors if not f.domain]  # an account, or an account's region, not read at all
