@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from fleet.cli import logs, options
+from fleet.cli.help_sections import SectionedCommand
 from fleet.cli.option_groups import DISCOVER, common_options, engine_settings
 from fleet.migration.pipeline import (
     new_run_id,
@@ -16,11 +17,12 @@ from fleet.migration.pipeline import (
 
 
 @click.command(
+    cls=SectionedCommand,
     epilog="""\b
 Exit codes:
   0  every account and region was read; the manifest lists the selected domains (maybe none)
   1  some accounts, regions or domains could not be read (see the inventory)
-  2  usage error, a bad accounts/map file, or the hub identity not confirmed by STS"""
+  2  usage error, a bad accounts/map file, or the hub identity not confirmed by STS""",
 )
 @click.option(
     "--accounts",
