@@ -86,7 +86,7 @@ def plan_rollback(report: Path, state: Checkpoint | None, original: Path | None 
             raise RollbackError(str(exc)) from None
     written = {str(s) for s in WRITTEN}
     out = Rollback()
-    # One reader of report CSVs (fleet.report.read_report): every needed column checked up front.
+    # One reader of report CSVs (fleet.records.report.read_report): every needed column checked up front.
     for rec in read_report(report, NEEDS).lines:
         domain, status, target = rec["domain"], rec["status"], rec["certificate_arn"]
         if status in NEVER_OURS:
