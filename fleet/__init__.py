@@ -10,7 +10,7 @@ are the entry points (each documented where it lives):
 - ``Checkpoint`` (``fleet.state.checkpoint``): the state file a run reads and extends.
 - ``FleetError`` (``fleet.errors``): every expected failure, with its exit code.
 
-The rooms (each subpackage's docstring says what it owns and what it may import; ``tests/test_layers.py`` holds
+The rooms (each subpackage's docstring says what it owns and what it may import; ``tests/checks/test_layers.py`` holds
 the table): the pure top modules (manifest, shard, clock, errors, files, text, csv_cells, outcome, events),
 ``aws``, ``state``, ``records``, ``migration``, ``discover``, ``cli``, ``sandbox``.
 """
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     """Imported on first use: `cognito-fleet validate` and `--help` never load the AWS stack. Kept once found, so
-    each entry point is one object (``tests/test_exported_members.py``); no subpackage shares an entry point's name."""
+    each entry point is one object (``tests/checks/test_exported_members.py``); no subpackage shares its name."""
     if name not in _WHERE:
         raise AttributeError(f"module 'fleet' has no attribute {name!r}")
     import importlib

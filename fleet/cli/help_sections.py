@@ -2,7 +2,7 @@
 
 click lists a command's options in one flat list (``run`` has 35); ``SectionedCommand`` writes the same help
 records (click's own, so each option reads as before) under the section this table gives its first name. An option
-missing from the table is listed under ``Other options`` (``tests/test_help_sections.py`` fails on it).
+missing from the table is listed under ``Other options`` (``tests/unit/test_help_sections.py`` fails on it).
 """
 
 from __future__ import annotations
