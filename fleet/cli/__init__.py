@@ -16,9 +16,10 @@ from typing import Any, TextIO, cast
 
 import click
 
-from fleet.cli import logs, options
+from fleet.cli import logs, options, settings
 from fleet.cli.discover_command import discover
 from fleet.cli.option_groups import ALLOWED_HELP, EXIT_HELP
+from fleet.cli.reconcile_command import reconcile
 from fleet.cli.report_command import report_command
 from fleet.cli.run_commands import plan_command, run
 from fleet.cli.state_commands import history_command, hold_command, release_command, rollback
@@ -44,6 +45,7 @@ class _Commands(click.Group):
             command = getattr(importlib.import_module(module), name)
             assert isinstance(command, click.Command), LAZY_COMMANDS[cmd_name]
             self.add_command(command, cmd_name)
+            settings.attach(self)  # its --config, as every command has
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -120,6 +122,7 @@ for _command in (
     run,
     plan_command,
     discover,
+    reconcile,
     rollback,
     hold_command,
     release_command,
@@ -127,3 +130,6 @@ for _command in (
     report_command,
 ):
     main.add_command(_command)
+
+
+settings.attach(main)  # every command reads --config / $COGNITO_FLEET_CONFIG / ./cognito-fleet.toml
