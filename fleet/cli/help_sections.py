@@ -11,6 +11,7 @@ import click
 
 SECTIONS: dict[str, tuple[str, ...]] = {
     "Everyday options": (
+        "--config",
         "--checkpoint",
         "--wait",
         "--plan",
@@ -24,7 +25,10 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "--exclude",
         "--map",
         "--auto",
+        "--issuer",
+        "--imported",
         "--expiring-within",
+        "--plan-only",
     ),
     "Tuning (pace, limits, waiting, stopping)": (
         "--concurrency",
@@ -50,8 +54,23 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "--edge-check",
         "--edge-address",
     ),
-    "Output, records and logs": ("--report", "--inventory", "--progress", "--log-format", "--log-level", "--help"),
-    "Safety": ("--min-validity-days", "--canary", "--max-failures", "--plan-max-age", "--allowed-accounts"),
+    "Output, records and logs": (
+        "--report",
+        "--inventory",
+        "--change-ref",
+        "--progress",
+        "--log-format",
+        "--log-level",
+        "--help",
+    ),
+    "Safety": (
+        "--min-validity-days",
+        "--canary",
+        "--max-failures",
+        "--plan-sha256",
+        "--plan-max-age",
+        "--allowed-accounts",
+    ),
 }
 OTHER = "Other options"
 _SECTION_OF = {name: title for title, names in SECTIONS.items() for name in names}

@@ -13,6 +13,7 @@ import click
 
 from fleet.cli import logs
 from fleet.cli.discover_command import selection_options, source_options, sources_and_criteria
+from fleet.cli.help_sections import SectionedCommand
 from fleet.cli.option_groups import (
     EXIT_HELP,
     Decorator,
@@ -46,7 +47,7 @@ def without(names: frozenset[str], decorator: Decorator) -> Decorator:
     return decorate
 
 
-@click.command("reconcile", epilog=EXIT_HELP)
+@click.command("reconcile", cls=SectionedCommand, epilog=EXIT_HELP)
 @source_options
 @selection_options
 @click.option(

@@ -27,10 +27,10 @@ from fleet.records.own_files import (
 )
 from fleet.records.report import COLUMNS, check_report_paths, write_lines
 
-from .conftest import Fleet
-from .files import events
+from ..conftest import Fleet
+from ..files import events
 
-SAMPLE = Path(__file__).parent / "data" / "report-sample.csv"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "report-sample.csv"
 
 
 def invoke(*args: str) -> tuple[int, str]:

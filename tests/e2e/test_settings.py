@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from fleet.cli import main, settings
 from fleet.records.report import run_record_path
 
-from .conftest import Fleet
-from .files import events
+from ..conftest import Fleet
+from ..files import events
 
 
 def probe_group() -> click.Group:

@@ -14,7 +14,7 @@ from fleet.cli import main
 from fleet.sandbox.seed import DISTRUSTED, HEALTHY, NEW_CA, OLD_CA, seed_accounts
 from fleet.sandbox.server import Sandbox
 
-from .files import by_domain, events, finished
+from ..files import by_domain, events, finished
 
 _ids = itertools.count(470000000000, 1000)
 
