@@ -130,12 +130,20 @@ def _commands(group: click.Group) -> Iterator[tuple[str, click.Command]]:
 
 
 def check_tables(loaded: Loaded, group: click.Group) -> None:
-    """Every table names a command (or is [defaults]); every [defaults] key is some command's option."""
+    """Every table names a command (or is [defaults]) and every key of it is that command's option; every
+    [defaults] key is some command's option."""
     names = dict(_commands(group))
     for table in loaded.tables:
         if table != DEFAULTS and table not in names:
             known = ", ".join(sorted(names))
             raise SettingsError(f"{loaded.where(table)}: [{table}]: not a command ({known}; or [defaults])")
+        if table != DEFAULTS:  # every command reading the file checks every table: a typo in [run] fails validate
+            keys = keys_of(names[table])
+            for key in loaded.tables[table]:
+                if key not in keys:
+                    raise SettingsError(
+                        f"{loaded.where(table, key)}: [{table}] {key}: {table} has no option --{key}"
+                    )
     every = {key for command in names.values() for key in keys_of(command)}
     for key in loaded.tables.get(DEFAULTS, {}):
         if key not in every:

@@ -127,6 +127,16 @@ def test_an_unknown_key_stops_run_discover_and_reconcile_with_file_and_line(tmp_
     assert f"{config}:5:1: [{command}] canary-size: {command} has no option --canary-size" in result.output
 
 
+def test_any_command_reading_the_file_checks_every_table(tmp_path: Path) -> None:
+    # A typo in [run] is caught by validate (or plan) before the cron job that runs it ever starts.
+    config = tmp_path / "cognito-fleet.toml"
+    config.write_text("[run]\ncanary = 2\ncanery = 3\n")
+    manifest = str(Path(__file__).resolve().parents[2] / "manifests" / "example.csv")
+    result = CliRunner().invoke(main, ["validate", manifest, "--config", str(config)])
+    assert result.exit_code == 2
+    assert f"{config}:3:1: [run] canery: run has no option --canery" in result.output
+
+
 def test_run_takes_its_options_from_the_file_below_the_command_line_and_records_the_file(make_fleet) -> None:
     fleet: Fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=2)
     config = fleet.tmp / "cognito-fleet.toml"
