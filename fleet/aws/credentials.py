@@ -220,7 +220,7 @@ def _build_user_agent_once(client: Any) -> None:
     botocore builds the header when it prepares a request, then rebuilds it in a last ``request-created``
     hook only to append per-request feature codes (usage metrics for AWS). Each build sanitises every
     component, and the rebuild was a fifth of a run's CPU (benchmarks/README.md). The header keeps the first
-    build. Private API (``_user_agent_creator``, pinned botocore): ``tests/test_credentials.py`` fails if it moves.
+    build. Private API (``_user_agent_creator``, pinned botocore): ``tests/e2e/test_credentials.py`` fails if it moves.
     """
     service_id = client.meta.service_model.service_id.hyphenize()
     client.meta.events.unregister(

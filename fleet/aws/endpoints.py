@@ -37,7 +37,7 @@ from fleet.errors import FleetError
 
 AWS_DEFAULT = "AWS default"
 # botocore's ConfiguredEndpointProvider (private): its lookup order and its getters name each source.
-# tests/test_endpoints.py fails if their shape changes.
+# tests/e2e/test_endpoints.py fails if their shape changes.
 _SOURCES = {
     "environment_service": None,  # the env var's own name, e.g. AWS_ENDPOINT_URL_STS
     "environment_global": "AWS_ENDPOINT_URL",

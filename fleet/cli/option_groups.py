@@ -17,12 +17,12 @@ from fleet.aws.limits import call_ceiling
 from fleet.aws.retry import BackoffPolicy
 from fleet.cli import options, settings
 from fleet.discover.select import Selection
-from fleet.migrate.engine import EngineSettings
-from fleet.migrate.pipeline import (
+from fleet.migration.engine import EngineSettings
+from fleet.migration.pipeline import (
     StopPolicy,
 )
-from fleet.migrate.row import Mode
-from fleet.migrate.stuck import human
+from fleet.migration.row import Mode
+from fleet.migration.stuck import human
 from fleet.records.plan_file import DEFAULT_MAX_AGE, span
 from fleet.state.directory import TRUST_ENV, trust_directories
 

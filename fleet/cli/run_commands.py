@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from fleet.cli import logs, options
+from fleet.cli.help_sections import SectionedCommand
 from fleet.cli.option_groups import (
     ALLOWED_HELP,
     EXIT_HELP,
@@ -27,8 +28,8 @@ from fleet.cli.option_groups import (
 from fleet.cli.plan_table import plan_table
 from fleet.cli.progress import Fanout, ProgressBar, summary_table
 from fleet.errors import EXIT_OK
-from fleet.migrate.engine import Observer
-from fleet.migrate.pipeline import (
+from fleet.migration.engine import Observer
+from fleet.migration.pipeline import (
     Allowed,
     RunResult,
     StopPolicy,
@@ -208,7 +209,7 @@ def print_result(result: RunResult, read_only: bool = False) -> None:
         click.echo(line)
 
 
-@click.command(epilog=EXIT_HELP)
+@click.command(cls=SectionedCommand, epilog=EXIT_HELP)
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @common_options
 @filter_options
@@ -223,7 +224,7 @@ def run(manifest: Path, **opts: Any) -> None:
     sys.exit(result.exit_code)
 
 
-@click.command("plan", epilog=EXIT_HELP)
+@click.command("plan", cls=SectionedCommand, epilog=EXIT_HELP)
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @common_options
 @filter_options
