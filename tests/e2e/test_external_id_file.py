@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from fleet.cli import main
 
-from .conftest import Fleet
-from .files import events
+from ..conftest import Fleet
+from ..files import events
 
 
 def test_an_external_id_file_others_may_read_is_warned_about(make_fleet, tmp_path: Path) -> None:

@@ -23,8 +23,8 @@ from fleet.state.directory import TRUST_ENV, UnsafeStateDirectory, unsafe
 from fleet.state.lock import CheckpointLock
 from fleet.state.ownership import UnsafeStateFile
 
-from .conftest import Fleet
-from .files import events
+from ..conftest import Fleet
+from ..files import events
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="another user's directory needs root to make")
 NOBODY = 65534

@@ -19,8 +19,8 @@ from fleet.aws.endpoints import Endpoint, InsecureEndpoint, credential_endpoints
 from fleet.cli import main
 from fleet.sandbox.auth import HUB_CREDENTIALS
 
-from .conftest import Fleet
-from .files import events
+from ..conftest import Fleet
+from ..files import events
 
 PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY")
 
