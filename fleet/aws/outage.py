@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -78,8 +79,10 @@ def log_fields(event: OutageEvent) -> dict[str, object]:
 
 @dataclass
 class _Streak:
-    """Failures in a row at one endpoint; ``outage`` once they made it down (every failure of it is then free)."""
+    """Failures in a row at one endpoint, since ``began``; ``outage`` once they made it down (every failure of it is
+    then free)."""
 
+    began: float
     count: int = 0
     outage: bool = False
     shapes: list[str] = field(default_factory=list)
@@ -103,6 +106,30 @@ class _Endpoint:
     probing: bool = False
     probes: int = 0
     next_probe: float = 0.0
+
+    def notify(self) -> None:
+        """Wake the calls waiting on this endpoint (news: a probe failed or is free, or the outage ended)."""
+        changed, self.changed = self.changed, anyio.Event()
+        changed.set()
+
+
+@dataclass
+class _Sent:
+    """When the current call's request left (``leaving``): its answer is the endpoint's news only if it left after
+    the failures began (a request sent before them, answered now, says nothing about the endpoint now)."""
+
+    clock: Clock
+    at: float
+
+
+_SENT: ContextVar[_Sent | None] = ContextVar("fleet_outage_sent", default=None)
+
+
+def leaving() -> None:
+    """Called as the request leaves (after the rate limits, ``calls.Calls``): the gate dates its answer from now."""
+    sent = _SENT.get()
+    if sent is not None:
+        sent.at = sent.clock.monotonic()
 
 
 class Outages:
@@ -137,6 +164,8 @@ class Outages:
         is raised as ``EndpointFailure`` (for the retry loop, which sends again); any other error as it is.
         Raises StopRequested when the run stops while this call waits."""
         probe = await self._admit(endpoint)
+        sent = _Sent(self.clock, self.clock.monotonic())
+        token = _SENT.set(sent)
         try:
             result = await send()
         except Exception as exc:
@@ -145,7 +174,7 @@ class Outages:
                 streak = self._failed(endpoint, exc, shape, probe)
                 raise EndpointFailure(exc, endpoint, shape, streak.is_outage) from exc
             if isinstance(exc, botocore.exceptions.ClientError):
-                self._answered(endpoint)  # an answer, even an error, is the endpoint's: it is reachable
+                self._answered(endpoint, sent.at)  # an answer, even an error, is the endpoint's
             elif probe:
                 self._release(endpoint)  # not about the endpoint (stopped before sending, bad parameters)
             raise
@@ -153,7 +182,9 @@ class Outages:
             if probe:
                 self._release(endpoint)
             raise
-        self._answered(endpoint)
+        finally:
+            _SENT.reset(token)
+        self._answered(endpoint, sent.at)
         return result
 
     async def _admit(self, endpoint: str) -> bool:
@@ -182,7 +213,7 @@ class Outages:
         now = self.clock.monotonic()
         state = self._down.get(endpoint)
         if state is None:
-            streak = self._streaks.setdefault(endpoint, _Streak())
+            streak = self._streaks.setdefault(endpoint, _Streak(now))
             streak.add(shape)
             if streak.count < self.threshold:
                 return streak  # a per-call retry, unless more failures in a row follow
@@ -204,7 +235,7 @@ class Outages:
             state.next_probe = now + delay
         if now - state.down_since >= self.patience:
             self._give_up(endpoint, state)
-        self._notify(state)
+        state.notify()
         return state.streak
 
     def _give_up(self, endpoint: str, state: _Endpoint) -> None:
@@ -215,8 +246,14 @@ class Outages:
             f"last error {state.error})"
         )
 
-    def _answered(self, endpoint: str) -> None:
-        self._streaks.pop(endpoint, None)  # an answer breaks the row of failures
+    def _answered(self, endpoint: str, sent_at: float) -> None:
+        """An answer to a request that left at ``sent_at`` breaks the row of failures and ends an outage, unless it
+        left before they began (answered late, as calls in flight when an outage starts are)."""
+        state = self._down.get(endpoint)
+        streak = state.streak if state is not None else self._streaks.get(endpoint)
+        if streak is not None and sent_at < streak.began:
+            return
+        self._streaks.pop(endpoint, None)
         state = self._down.pop(endpoint, None)
         if state is None:
             return
@@ -235,18 +272,13 @@ class Outages:
                     lost=streak.count,
                 )
             )
-        self._notify(state)
+        state.notify()
 
     def _release(self, endpoint: str) -> None:
         state = self._down.get(endpoint)
         if state is not None:
             state.probing = False
-            self._notify(state)
-
-    @staticmethod
-    def _notify(state: _Endpoint) -> None:
-        changed, state.changed = state.changed, anyio.Event()
-        changed.set()
+            state.notify()
 
 
 async def _wait(clock: Clock, event: anyio.Event, seconds: float) -> None:

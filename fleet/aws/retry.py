@@ -232,42 +232,22 @@ async def call_with_retry(
     next attempt goes at once (it waits at the outage gate, not here). The error raised at the end is the
     original one, never the gate's wrapper.
     """
-    lost: list[EndpointFailure] = []  # this call's failures at its endpoint's transport or gateway
-
-    def outages() -> int:
-        """Failed attempts that belong to an outage (known now: a failure may join one after it happened)."""
-        return sum(f.in_outage() for f in lost)
-
-    def of_outage(state: tenacity.RetryCallState) -> bool:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        return isinstance(exc, EndpointFailure) and exc.in_outage()
+    ledger = _OutageLedger(policy)
 
     def retryable(exc: BaseException) -> bool:
         if guard is not None:
             guard.failed(exc)
         return classify(exc).retryable
 
-    def stop(state: tenacity.RetryCallState) -> bool:
-        return state.attempt_number - outages() >= policy.max_attempts
-
-    backoff = policy.wait()
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        if of_outage(state):
-            return 0.0
-        charged = copy.copy(state)  # the backoff grows with the call's own attempts only
-        charged.attempt_number = max(1, state.attempt_number - outages())
-        return backoff(charged)
-
     def before_sleep(state: tenacity.RetryCallState) -> None:
         if on_retry is not None and state.outcome is not None and state.next_action is not None:
             exc = state.outcome.exception()
-            if exc is not None and not of_outage(state):  # the outage has its own event
+            if exc is not None and not ledger.of_outage(state):  # the outage has its own event
                 on_retry(classify(exc), state.next_action.sleep)
 
     retrying = tenacity.AsyncRetrying(
-        stop=stop,
-        wait=wait,
+        stop=ledger.stop,
+        wait=ledger.wait,
         retry=tenacity.retry_if_exception(retryable),
         sleep=sleep,
         before_sleep=before_sleep,
@@ -285,7 +265,7 @@ async def call_with_retry(
                     try:
                         result = await attempt()
                     except EndpointFailure as failure:
-                        lost.append(failure)
+                        ledger.lost.append(failure)
                         raise
         return result
     except Exception as exc:
@@ -296,8 +276,36 @@ async def call_with_retry(
             raise
         cause = exc.cause
     finally:
-        counter.attempts -= outages()
+        counter.attempts -= ledger.outages()
     raise cause  # the original error (with its own context), not the gate's wrapper
+
+
+class _OutageLedger:
+    """One call's failures at its endpoint's transport or gateway: those that belong to an outage are not the
+    call's (no attempt charged, no backoff: the gate waits)."""
+
+    def __init__(self, policy: BackoffPolicy) -> None:
+        self.policy, self.backoff = policy, policy.wait()
+        self.lost: list[EndpointFailure] = []
+
+    def outages(self) -> int:
+        """Failed attempts that belong to an outage (known now: a failure may join one after it happened)."""
+        return sum(f.in_outage() for f in self.lost)
+
+    @staticmethod
+    def of_outage(state: tenacity.RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        return isinstance(exc, EndpointFailure) and exc.in_outage()
+
+    def stop(self, state: tenacity.RetryCallState) -> bool:
+        return state.attempt_number - self.outages() >= self.policy.max_attempts
+
+    def wait(self, state: tenacity.RetryCallState) -> float:
+        if self.of_outage(state):
+            return 0.0
+        charged = copy.copy(state)  # the backoff grows with the call's own attempts only
+        charged.attempt_number = max(1, state.attempt_number - self.outages())
+        return float(self.backoff(charged))
 
 
 class Guard(Protocol[T_co]):

@@ -54,7 +54,7 @@ def _keep_alive_handler() -> type[WSGIRequestHandler]:
             if outage == REFUSE:
                 # A kept connection during an outage: its request is lost, the connection reset.
                 state.count_fault("outage_reset")
-                self._reset()
+                _reset(self)
                 return
             if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
                 self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -65,7 +65,7 @@ def _keep_alive_handler() -> type[WSGIRequestHandler]:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if outage is not None:  # the request is read whole: what the outage does with it (faults.py)
                 state.count_fault("outage_" + outage.replace("-", "_"))
-                self._outage(outage)
+                _outage(self, outage)
                 return
             environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
             status, headers, chunks = "500 Internal Server Error", list[tuple[str, str]](), list[bytes]()
@@ -102,35 +102,37 @@ def _keep_alive_handler() -> type[WSGIRequestHandler]:
             except OSError:  # the client went away, or a reset fault shut the socket
                 self.close_connection = True
 
-        def _reset(self) -> None:
-            """No answer, and the close sends an RST (SO_LINGER 0): the client sees "connection reset"."""
-            with contextlib.suppress(OSError):
-                self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            cast(_Server, self.server).reset.add(id(self.request))
-            self.close_connection = True
-
-        def _outage(self, mode: str) -> None:
-            """A request read during an outage of ``mode`` (other than refuse): reset, an ALB's 503, or silence."""
-            if mode == HTML_503:
-                # As an ALB: its own HTML page, no x-amzn-RequestId, and the connection kept open.
-                self.send_response(503, "Service Temporarily Unavailable")
-                self.send_header("Server", "awselb/2.0")
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(ALB_503_BODY)))
-                self._headers_buffer.append(b"\r\n" + ALB_503_BODY)
-                with contextlib.suppress(OSError):
-                    self.flush_headers()
-                return
-            if mode == BLACKHOLE:
-                _hold_until_closed(self.request)
-                self.close_connection = True
-                return
-            self._reset()
-
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return KeepAliveHandler
+
+
+def _reset(handler: WSGIRequestHandler) -> None:
+    """No answer, and the close sends an RST (SO_LINGER 0): the client sees "connection reset"."""
+    with contextlib.suppress(OSError):
+        handler.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    cast(_Server, handler.server).reset.add(id(handler.request))
+    handler.close_connection = True
+
+
+def _outage(handler: WSGIRequestHandler, mode: str) -> None:
+    """A request read during an outage of ``mode`` (other than refuse): reset, an ALB's 503, or silence."""
+    if mode == HTML_503:
+        # As an ALB: its own HTML page, no x-amzn-RequestId, and the connection kept open.
+        handler.send_response(503, "Service Temporarily Unavailable")
+        handler.send_header("Server", "awselb/2.0")
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Content-Length", str(len(ALB_503_BODY)))
+        handler._headers_buffer.append(b"\r\n" + ALB_503_BODY)  # head and body in one send
+        with contextlib.suppress(OSError):
+            handler.flush_headers()
+        return
+    if mode == BLACKHOLE:
+        _hold_until_closed(handler.request)
+        handler.close_connection = True
+        return
+    _reset(handler)
 
 
 BLACKHOLE_HOLD_MAX = 600.0  # seconds a black-holed connection is held at most (a client without a read timeout)
