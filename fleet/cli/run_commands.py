@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from fleet.cli import logs, options
+from fleet.cli.observing import Watch, check_option, observe_options
 from fleet.cli.option_groups import (
     ALLOWED_HELP,
     EXIT_HELP,
@@ -24,7 +25,7 @@ from fleet.cli.option_groups import (
 )
 from fleet.cli.plan_table import plan_table
 from fleet.cli.progress import Fanout, ProgressBar, summary_table
-from fleet.errors import EXIT_OK
+from fleet.errors import EXIT_OK, FleetError
 from fleet.migrate.engine import Observer
 from fleet.migrate.pipeline import (
     Allowed,
@@ -42,11 +43,13 @@ from fleet.shard import RowFilter
 from fleet.text import printable
 
 
-def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> RunResult:
-    """Run (or plan) with parsed options; expected errors are FleetErrors (exit 2, 3)."""
+def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> tuple[RunResult, int, list[str]]:
+    """Run (or plan, or check) with parsed options: the result, the exit code and the check's lines; expected
+    errors are FleetErrors (exit 2, 3)."""
     logs.configure(opts["log_format"], opts["log_level"])
     run_id = new_run_id()
-    logs.bind(run_id=run_id, command="plan" if read_only else "run", manifest=manifest)
+    command = "check" if opts.get("check") else "plan" if read_only else "run"
+    logs.bind(run_id=run_id, command=command, manifest=manifest)
     approved = None
     if opts.get("plan_file") is not None:  # before anything else: an unusable plan is one line, nothing touched
         approved = Approved(read_plan(opts["plan_file"]))
@@ -59,32 +62,51 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
         logs.say(f"{manifest}: no rows to do: nothing to do", rows=0)
         sys.exit(EXIT_OK)
     default_checkpoint, default_report = default_paths(manifest, shard)
+    watch = Watch(opts, command, manifest, shard)  # metrics and notifications: they watch, never change the result
+    state = opts["checkpoint"] or default_checkpoint
+    if read_only:
+        report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
+    else:
+        report = opts["report"] or default_report
     # JSON logs mean every line is JSON: no progress bar unless asked for.
     show_progress = sys.stderr.isatty() and not logs.json_mode() if opts["progress"] is None else opts["progress"]
-    settings = dataclasses.replace(engine_settings(opts, rows, run_id), approved=approved)
+    settings = dataclasses.replace(
+        engine_settings(opts, rows, run_id), approved=approved, expiry=watch.outputs.metrics
+    )
     row_logger = logs.RowLogger(quiet=show_progress)
-    with contextlib.ExitStack() as stack:
-        observer: Observer = row_logger
-        if show_progress:
-            observer = Fanout(observer, stack.enter_context(ProgressBar(rows, plan=read_only)))
-        if read_only:
-            report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
-            allowed = Allowed(opts["allowed_accounts"], opts["organization"])
-            state = opts["checkpoint"] or default_checkpoint
-            result = plan(
-                parsed, report, settings, observer, run_id=run_id, allowed=allowed, out=opts["out"], state=state
-            )
-        else:
-            policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
-            checkpoint, report = opts["checkpoint"] or default_checkpoint, opts["report"] or default_report
-            approve = None if opts["yes"] or not _interactive() else _ask
-            result = migrate(parsed, checkpoint, report, settings, observer, policy, run_id=run_id, approve=approve)
-    if result.fleet_held:  # nothing was called: one line, exit 0
+    try:
+        with contextlib.ExitStack() as stack:
+            observer: Observer = Fanout(row_logger, watch.expiries) if watch.wanted else row_logger
+            if show_progress:
+                observer = Fanout(observer, stack.enter_context(ProgressBar(rows, plan=read_only)))
+            if read_only:
+                allowed = Allowed(opts["allowed_accounts"], opts["organization"])
+                result = plan(
+                    parsed,
+                    report,
+                    settings,
+                    observer,
+                    run_id=run_id,
+                    allowed=allowed,
+                    out=opts["out"],
+                    state=state,
+                    watch=command == "check",
+                )
+            else:
+                policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
+                approve = None if opts["yes"] or not _interactive() else _ask
+                result = migrate(parsed, state, report, settings, observer, policy, run_id=run_id, approve=approve)
+    except FleetError as exc:
+        watch.failed(exc, report, settings.aws, state, run_id)
+        raise
+    code = watch.exit_code(result)
+    if result.fleet_held and command != "check":  # nothing was called: one line, exit 0
         logs.say(result.fleet_held, held=True, checkpoint=str(result.checkpoint))
-        sys.exit(result.exit_code)
+        watch.finished(result, code, settings.aws, state)
+        sys.exit(code)
     by_code, by_account = failures_of(result.report)
     logs.finish_run(
-        result.exit_code,
+        code,
         counts=dict(result.counts),
         writes=0 if read_only else result.tally.writes,  # UpdateUserPoolDomain calls of this run that succeeded
         throttles=row_logger.throttles,
@@ -102,12 +124,15 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
         edge=dict(result.edges.counts) if result.edges and result.edges.counts else "not checked",
         edge_unreachable=dict(result.edges.unreachable) if result.edges and result.edges.unreachable else None,
         warnings=[line for line in result.edge_lines(read_only) if line.startswith("warning:")] or None,
+        held=result.fleet_held,
+        check=watch.findings or None,
     )
+    watch.finished(result, code, settings.aws, state)
     if show_progress:
         if read_only:
             plan_table(result.report, result.plan_out or result.report)
         summary_table(result.counts, by_code, by_account)
-    return result
+    return result, code, watch.lines(result)
 
 
 def _interactive() -> bool:
@@ -162,11 +187,12 @@ def print_result(result: RunResult, read_only: bool = False) -> None:
 @filter_options
 @edge_options
 @run_only_options
+@observe_options
 def run(manifest: Path, **opts: Any) -> None:
     """Migrate every domain of MANIFEST to its certificate_arn; rerun the same command to resume."""
-    result = execute(manifest, opts)
+    result, code, _ = execute(manifest, opts)
     print_result(result)
-    sys.exit(result.exit_code)
+    sys.exit(code)
 
 
 @click.command("plan", epilog=EXIT_HELP)
@@ -192,15 +218,19 @@ def run(manifest: Path, **opts: Any) -> None:
     help="Also write the plan to approve (JSON, mode 0600): every domain's current certificate, target and what "
     "will happen, when, by whom, from which manifest; `run --plan` applies it, `report` renders it.",
 )
+@check_option
+@observe_options
 def plan_command(manifest: Path, **opts: Any) -> None:
     """Show what `run` would do, read-only (Describe and ACM calls only): planned / unchanged / failed.
 
     The report defaults to NAME.plan.csv beside the manifest; the run's state is read for its holds (a domain a
     rollback holds is planned `held`), never written.
     """
-    result = execute(manifest, opts, read_only=True)
+    result, code, check_lines = execute(manifest, opts, read_only=True)
     print_result(result, read_only=True)
-    sys.exit(result.exit_code)
+    for line in check_lines if not logs.json_mode() else ():
+        click.echo(line)
+    sys.exit(code)
 
 
 def _n(count: object, noun: str) -> str:

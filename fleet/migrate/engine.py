@@ -49,6 +49,8 @@ class EngineSettings:
     outage_patience: float = DEFAULT_PATIENCE  # seconds an endpoint may be unreachable before the run stops
     edge: EdgeSettings = field(default_factory=EdgeSettings)  # verified = ACTIVE and the edge serves the target
     approved: Approved | None = None  # run --plan: the plan applied (fleet/records/plan_file.py)
+    # Also describe the certificate each domain is on when it ends (metrics: its expiry); one call per certificate.
+    expiry: bool = False
 
 
 class Observer:
@@ -253,6 +255,7 @@ class _Runner:
                 edge=self.edge,
                 on_retry=self.obs.retry,
                 approved=self.settings.approved,
+                expiry=self.settings.expiry,
             )
             for region in group_by(rows, "region")
         }
