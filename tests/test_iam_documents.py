@@ -55,6 +55,7 @@ HUB_ACTIONS = frozenset(
         "organizations:ListAccounts",
         "organizations:ListAccountsForParent",
         "organizations:ListOrganizationalUnitsForParent",
+        "sns:Publish",  # --notify sns:TOPIC_ARN (fleet/observe/notify.py)
     }
 )
 # Allowed to everyone by AWS, whatever the policies say: never needs (or gets) a statement.

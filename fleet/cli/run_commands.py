@@ -70,9 +70,7 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> tu
         report = opts["report"] or default_report
     # JSON logs mean every line is JSON: no progress bar unless asked for.
     show_progress = sys.stderr.isatty() and not logs.json_mode() if opts["progress"] is None else opts["progress"]
-    settings = dataclasses.replace(
-        engine_settings(opts, rows, run_id), approved=approved, expiry=watch.outputs.metrics
-    )
+    settings = dataclasses.replace(engine_settings(opts, rows, run_id), approved=approved, expiry=watch.outputs.metrics)
     row_logger = logs.RowLogger(quiet=show_progress)
     try:
         with contextlib.ExitStack() as stack:

@@ -54,9 +54,7 @@ IDENTITY = ("command", "manifest", "shard")
 def registry(facts: RunFacts) -> CollectorRegistry:
     """A registry of its own (never the process's default one) holding this run's metrics."""
     reg = CollectorRegistry(auto_describe=True)
-    gauges = {
-        name: Gauge(name, text, [*IDENTITY, *labels], registry=reg) for name, (text, labels) in METRICS.items()
-    }
+    gauges = {name: Gauge(name, text, [*IDENTITY, *labels], registry=reg) for name, (text, labels) in METRICS.items()}
     job = facts.identity
 
     def put(name: str, value: float, **labels: str) -> None:

@@ -338,4 +338,6 @@ def resource_of(service: str, operation: str, params: dict[str, Any], account: s
         return str(params["CertificateArn"])
     if service == "sts" and operation == "AssumeRole":
         return str(params.get("RoleArn", "*"))
+    if service == "sns" and isinstance(params.get("TopicArn"), str):
+        return str(params["TopicArn"])
     return "*"

@@ -1,0 +1,148 @@
+"""Notifications (issue 29): one message per run when a person is needed, none for a quiet run; a webhook or SNS;
+an undeliverable message changes no exit code; plain HTTP to another machine is refused."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from fleet.cli import main
+from fleet.observe import notify
+from fleet.observe.facts import DomainFacts, RunFacts
+from fleet.sandbox.auth import DEFAULT_ACCOUNT
+from fleet.sandbox.seed import Seeder
+
+from .conftest import Fleet
+from .files import events
+from .receiver import Receiver
+
+
+def facts(*statuses: tuple[str, str | None], **overrides: Any) -> RunFacts:
+    domains = tuple(
+        DomainFacts("111122223333", "us-east-1", f"d{i}.example.com", status, error_code=code)
+        for i, (status, code) in enumerate(statuses)
+    )
+    fields: dict[str, Any] = {"command": "run", "manifest": "prod.csv", "shard": "", "exit_code": 0}
+    return RunFacts(**{**fields, "finished_at": 1.7e9, "domains": domains, **overrides})
+
+
+# ---- what needs a person -----------------------------------------------------------------------------------------
+def test_a_quiet_run_needs_nobody() -> None:
+    quiet = facts(("unchanged", None), ("verified", None), ("pending", None), ("held", None))
+    assert notify.reasons(quiet) == []
+
+
+def test_failures_and_stuck_domains_are_told_apart_and_named() -> None:
+    found = notify.reasons(facts(("failed", "AccessDenied"), ("failed", "StuckUpdating"), ("verified", None)))
+    assert [(r.kind, r.domains) for r in found] == [("failed", ("d0.example.com",)), ("stuck", ("d1.example.com",))]
+    assert "AccessDenied" in found[0].summary
+
+
+@pytest.mark.parametrize(
+    ("stopped", "kind"),
+    [
+        ("canary failed: d0.example.com ended failed", "canary"),
+        ("failure budget exceeded: 3 written rows failed (budget 2)", "budget"),
+        ("endpoint https://x unreachable since 2026-01-01T00:00:00Z (more than --outage-patience 300s; ...)", "outage"),
+    ],
+)
+def test_a_stop_that_needs_a_person(stopped: str, kind: str) -> None:
+    assert [r.kind for r in notify.reasons(facts(("skipped", None), stopped=stopped))] == [kind]
+
+
+def test_a_signal_or_max_runtime_stop_needs_nobody() -> None:
+    assert notify.reasons(facts(("skipped", None), stopped="max-runtime 60s")) == []
+
+
+def test_a_held_fleet_is_told_once_and_only_the_hold() -> None:
+    held = facts(("failed", "AccessDenied"), held="held: the fleet is held by ops@host since ...")
+    # Nothing was looked at: the domains are the last report's, told when they were new.
+    assert [r.kind for r in notify.reasons(held)] == ["held"]
+    assert notify.reasons(held, held_before=True) == []
+
+
+def test_the_message_has_a_text_line_and_the_structured_fields() -> None:
+    f = facts(("failed", "CertificateNotFound"), exit_code=1, run_id="r1")
+    body = notify.message(f, notify.reasons(f))
+    assert body["text"].startswith("cognito-fleet run prod.csv (exit 1) needs a person: 1 domains failed")
+    assert "d0.example.com" in body["text"] and "CertificateNotFound" in body["text"]
+    assert body["reasons"] == [
+        {"kind": "failed", "summary": "1 domains failed (CertificateNotFound)", "domains": ["d0.example.com"]}
+    ]
+    assert (body["run_id"], body["exit_code"], body["manifest"]) == ("r1", 1, "prod.csv")
+
+
+# ---- targets -----------------------------------------------------------------------------------------------------
+def test_targets_and_the_plain_http_rule() -> None:
+    assert notify.target("https://hooks.example.com/x") == notify.Webhook("https://hooks.example.com/x")
+    assert notify.target("http://127.0.0.1:8080/hook") == notify.Webhook("http://127.0.0.1:8080/hook")
+    topic = "arn:aws:sns:eu-west-1:123456789012:cognito-fleet-alerts"
+    assert notify.target(f"sns:{topic}") == notify.Topic(topic) and notify.Topic(topic).region == "eu-west-1"
+    with pytest.raises(ValueError, match="plain HTTP to another machine"):
+        notify.target("http://hooks.example.com/secret")
+    with pytest.raises(ValueError, match="not an SNS topic ARN"):
+        notify.target("sns:arn:aws:sqs:eu-west-1:123456789012:q")
+    with pytest.raises(ValueError, match="neither"):
+        notify.target("ftp://x")
+
+
+def test_a_plain_http_webhook_elsewhere_is_a_usage_error_before_anything_runs(tmp_path) -> None:
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "none.csv"), "--notify", "http://hooks.example.com/s"])
+    assert result.exit_code == 2 and "plain HTTP to another machine" in result.output
+
+
+# ---- end to end --------------------------------------------------------------------------------------------------
+def test_one_message_for_a_failed_row_none_for_a_clean_run_or_a_quiet_rerun(make_fleet, tmp_path) -> None:
+    fleet: Fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=2)
+    bad = fleet.domains[0]
+    with Receiver() as hook:
+        notify_args = ("--notify", hook.url + "/hook", "--metrics-file", str(tmp_path / "m.prom"))
+        assert CliRunner().invoke(main, fleet.run_args(*notify_args)).exit_code == 0  # clean
+        assert CliRunner().invoke(main, fleet.run_args(*notify_args)).exit_code == 0  # quiet rerun
+        assert hook.received == []
+        # The same manifest now names a certificate that does not exist for one domain: that row fails.
+        missing = bad.new_certificate_arn.rsplit("/", 1)[0] + "/00000000-0000-4000-8000-000000000000"
+        fleet.manifest.write_text(
+            fleet.write_manifest("next.csv", {bad.domain: missing}).read_text(encoding="utf-8"), encoding="utf-8"
+        )
+        failed = CliRunner().invoke(main, fleet.run_args(*notify_args))
+    assert failed.exit_code == 1, failed.output
+    (message,) = hook.received
+    body = json.loads(message.body)
+    assert message.method == "POST" and message.path == "/hook"
+    assert body["reasons"] == [
+        {"kind": "failed", "summary": "1 domains failed (CertificateNotFound)", "domains": [bad.domain]}
+    ]
+    assert bad.domain in body["text"] and body["exit_code"] == 1
+    assert [e["event"] for e in events(failed.output) if str(e["event"]).startswith("notif")] == ["notified"]
+    # The webhook's path (its secret) stays out of the logs.
+    assert "/hook" not in failed.output
+
+    # Nobody listening: logged, and the exit code is the run's own.
+    with Receiver() as gone:
+        url = gone.url
+    undelivered = CliRunner().invoke(main, fleet.run_args("--notify", url))
+    assert undelivered.exit_code == 1
+    assert [e["event"] for e in events(undelivered.output) if str(e["event"]).startswith("notif")] == ["notify_failed"]
+
+
+def test_sns_publish_as_the_hub_identity(make_fleet, tmp_path) -> None:
+    from moto.sns.models import sns_backends
+
+    fleet: Fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=1)
+    admin = Seeder(fleet.box.endpoint).session(DEFAULT_ACCOUNT)
+    sns = admin.client("sns", "us-east-1", endpoint_url=fleet.box.endpoint)
+    topic = sns.create_topic(Name="cognito-fleet-alerts")["TopicArn"]
+    other = sns.create_topic(Name="payments-alerts")["TopicArn"]
+    fleet.box.state.configure(deny_accounts=[fleet.domains[0].account_id])  # the row fails: a person is needed
+    result = CliRunner().invoke(main, fleet.run_args("--notify", f"sns:{topic}", "--notify", f"sns:{other}"))
+    assert result.exit_code == 1, result.output
+    sent = sns_backends[DEFAULT_ACCOUNT]["us-east-1"].topics[topic].sent_notifications
+    assert len(sent) == 1 and fleet.domains[0].domain in sent[0][1]
+    # iam/hub-policy.json allows Publish to topics named cognito-fleet-* only: the other is refused, and logged.
+    assert not sns_backends[DEFAULT_ACCOUNT]["us-east-1"].topics[other].sent_notifications
+    outcomes = [(e["event"], e.get("code")) for e in events(result.output) if str(e["event"]).startswith("notif")]
+    assert outcomes == [("notified", None), ("notify_failed", "AuthorizationError")]
