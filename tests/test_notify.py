@@ -146,3 +146,24 @@ def test_sns_publish_as_the_hub_identity(make_fleet, tmp_path) -> None:
     assert not sns_backends[DEFAULT_ACCOUNT]["us-east-1"].topics[other].sent_notifications
     outcomes = [(e["event"], e.get("code")) for e in events(result.output) if str(e["event"]).startswith("notif")]
     assert outcomes == [("notified", None), ("notify_failed", "AuthorizationError")]
+
+
+def test_an_sns_error_is_retried_then_logged_and_the_exit_code_is_the_runs(make_fleet) -> None:
+    # docs/aws-contract.md's `notify` reaction: a 500 twice is retried through; one that persists is logged.
+    from moto.sns.models import sns_backends
+
+    fleet: Fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=1)
+    sns = (
+        Seeder(fleet.box.endpoint).session(DEFAULT_ACCOUNT).client("sns", "us-east-1", endpoint_url=fleet.box.endpoint)
+    )
+    topic = sns.create_topic(Name="cognito-fleet-retried")["TopicArn"]
+    fleet.box.state.configure(deny_accounts=[fleet.domains[0].account_id])
+    rule = {"service": "sns", "operation": "Publish", "code": "InternalFailure", "status": 500}
+    fleet.box.state.configure(inject=[{**rule, "count": 2}])
+    assert CliRunner().invoke(main, fleet.run_args("--notify", f"sns:{topic}")).exit_code == 1
+    assert len(sns_backends[DEFAULT_ACCOUNT]["us-east-1"].topics[topic].sent_notifications) == 1
+    fleet.box.state.configure(inject=[{**rule, "count": None}])
+    result = CliRunner().invoke(main, fleet.run_args("--notify", f"sns:{topic}"))
+    assert result.exit_code == 1
+    failed = [e for e in events(result.output) if e["event"] == "notify_failed"]
+    assert [e["code"] for e in failed] == ["InternalFailure"]
