@@ -167,3 +167,27 @@ def test_an_sns_error_is_retried_then_logged_and_the_exit_code_is_the_runs(make_
     assert result.exit_code == 1
     failed = [e for e in events(result.output) if e["event"] == "notify_failed"]
     assert [e["code"] for e in failed] == ["InternalFailure"]
+
+
+def test_a_command_that_ends_in_an_error_is_told_and_exported(make_fleet, tmp_path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    fleet: Fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=1)
+    prom = tmp_path / "m.prom"
+    with Receiver() as hook:
+        # No hub at this address: the hub check fails (exit 2) before anything is touched.
+        args = fleet.run_args(
+            "--endpoint-url", "https://127.0.0.1:9", "--notify", hook.url, "--metrics-file", str(prom)
+        )
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    (message,) = hook.received
+    (reason,) = json.loads(message.body)["reasons"]
+    assert reason["kind"] == "error" and "127.0.0.1:9" in reason["summary"]
+    codes = [
+        s.value
+        for f in text_string_to_metric_families(prom.read_text(encoding="utf-8"))
+        for s in f.samples
+        if s.name == "cognito_fleet_last_run_exit_code"
+    ]
+    assert codes == [2]

@@ -8,6 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -15,6 +16,7 @@ from fleet.cli import main
 from fleet.observe.check import findings, lines
 from fleet.observe.facts import DomainFacts
 from fleet.sandbox.auth import READONLY_ROLE_NAME
+from fleet.sandbox.seed import Seeder
 
 from .conftest import Fleet
 from .files import by_domain, finished
@@ -29,6 +31,11 @@ def metric(path: Path, name: str) -> dict[tuple[str, ...], float]:
             if s.name == name:
                 out[tuple(s.labels[k] for k in ("account", "region", "domain", "status") if k in s.labels)] = s.value
     return out
+
+
+def not_after(fleet: Fleet, account: str, arn: str) -> float:
+    acm = Seeder(fleet.box.endpoint).session(account).client("acm", "us-east-1", endpoint_url=fleet.box.endpoint)
+    return float(acm.describe_certificate(CertificateArn=arn)["Certificate"]["NotAfter"].timestamp())
 
 
 def digest(path: Path) -> str:
@@ -89,6 +96,13 @@ def test_the_watcher_names_a_domain_its_edge_does_not_serve_writes_nothing_and_w
         }
         assert metric(prom, "cognito_fleet_last_run_exit_code") == {(): 1.0}
         assert metric(prom, "cognito_fleet_fleet_held") == {(): 0.0}
+        # Both on their target: the expiry is the target's (the edge's of the stuck one is the old certificate's).
+        expiry = metric(prom, "cognito_fleet_certificate_expiration_timestamp_seconds")
+        edge = metric(prom, "cognito_fleet_edge_certificate_expiration_timestamp_seconds")
+        assert set(expiry) == {(d.account_id, d.region, d.domain) for d in fleet.domains}
+        key = (stuck.account_id, stuck.region, stuck.domain)
+        assert expiry[key] == pytest.approx(not_after(fleet, stuck.account_id, stuck.new_certificate_arn))
+        assert edge[key] == pytest.approx(not_after(fleet, stuck.account_id, stuck.old_certificate_arn))
 
         # An operator holds the fleet: runs write nothing, the watcher still watches, and says held.
         held = CliRunner().invoke(main, ["hold", str(fleet.checkpoint), "--reason", "incident 42"])

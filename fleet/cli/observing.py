@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from fleet.aws.credentials import AwsSettings
-from fleet.errors import EXIT_FAILED_ROWS, FleetError
+from fleet.errors import EXIT_FAILED_ROWS, EXIT_RESUMABLE, EXIT_USAGE, FleetError
 from fleet.migrate.pipeline import RunResult
 from fleet.observe import check, notify
 from fleet.observe.facts import Expiries, RunFacts, domains_of
@@ -100,11 +100,12 @@ class Watch:
 
     def failed(self, exc: FleetError, report: Path, aws: AwsSettings, state: Path | None, run_id: str) -> None:
         """The command ended in an error (hub not confirmed, state not writable ...): the metrics say so (the last
-        report's domains kept), and a person is told, unless another run simply holds the lock (exit 3)."""
+        report's domains kept), and a person is told: exit 2 (usage, state, hub) or 75 (state not writable); not
+        exit 3 (another run holds the lock: the next one goes on) nor a no at the terminal's prompt."""
         if not self.wanted:
             return
         facts = self._facts(report, exc.exit_code, run_id)
-        extra = {} if exc.exit_code == 3 else {"error": "; ".join(exc.lines())}
+        extra = {"error": "; ".join(exc.lines())} if exc.exit_code in (EXIT_USAGE, EXIT_RESUMABLE) else {}
         publish(replace(facts, extra=extra), self.outputs, aws, state)
 
     def _facts(self, report: Path, exit_code: int, run_id: str) -> RunFacts:
