@@ -14,10 +14,13 @@ collector directory, or a run and a watcher pushing to one Pushgateway, never co
 from __future__ import annotations
 
 import collections
+from collections.abc import Iterator
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
+from prometheus_client import CollectorRegistry, push_to_gateway, write_to_textfile
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from fleet.observe.facts import RunFacts
 
@@ -53,32 +56,46 @@ IDENTITY = ("command", "manifest", "shard")
 
 def registry(facts: RunFacts) -> CollectorRegistry:
     """A registry of its own (never the process's default one) holding this run's metrics."""
-    reg = CollectorRegistry(auto_describe=True)
-    gauges = {name: Gauge(name, text, [*IDENTITY, *labels], registry=reg) for name, (text, labels) in METRICS.items()}
-    job = facts.identity
-
-    def put(name: str, value: float, **labels: str) -> None:
-        gauges[name].labels(**job, **labels).set(value)
-
-    counts: collections.Counter[str] = collections.Counter()
-    for d in facts.domains:
-        where = {"account": d.account, "region": d.region, "domain": d.domain}
-        counts[d.status] += 1
-        put("cognito_fleet_domain_status", 1, **where, status=d.status)
-        if d.edge:
-            put("cognito_fleet_edge_status", 1, **where, status=d.edge)
-        if d.certificate_not_after is not None:
-            put("cognito_fleet_certificate_expiration_timestamp_seconds", d.certificate_not_after, **where)
-        if d.edge_not_after is not None:
-            put("cognito_fleet_edge_certificate_expiration_timestamp_seconds", d.edge_not_after, **where)
-    for status, n in sorted(counts.items()):
-        put("cognito_fleet_domains", n, status=status)
-    put("cognito_fleet_last_run_timestamp_seconds", facts.finished_at)
-    put("cognito_fleet_last_run_exit_code", facts.exit_code)
-    if facts.last_success is not None:
-        put("cognito_fleet_last_success_timestamp_seconds", facts.last_success)
-    put("cognito_fleet_fleet_held", 1 if facts.held else 0)
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(_Collector(facts))
     return reg
+
+
+class _Collector(Collector):
+    """The run's facts as metric families, built when collected: prometheus_client's way for an exporter of
+    someone else's data (a labelled Gauge child per series took 3.8 s to write 10,000 domains; this, 0.5 s)."""
+
+    def __init__(self, facts: RunFacts) -> None:
+        self.facts = facts
+
+    def collect(self) -> Iterator[Metric]:
+        facts = self.facts
+        job = [facts.identity[k] for k in IDENTITY]
+        families = {
+            name: GaugeMetricFamily(name, text, labels=[*IDENTITY, *labels]) for name, (text, labels) in METRICS.items()
+        }
+        status, edge = families["cognito_fleet_domain_status"], families["cognito_fleet_edge_status"]
+        expiry = families["cognito_fleet_certificate_expiration_timestamp_seconds"]
+        edge_expiry = families["cognito_fleet_edge_certificate_expiration_timestamp_seconds"]
+        counts: collections.Counter[str] = collections.Counter()
+        for d in facts.domains:
+            where = [*job, d.account, d.region, d.domain]
+            counts[d.status] += 1
+            status.add_metric([*where, d.status], 1)
+            if d.edge:
+                edge.add_metric([*where, d.edge], 1)
+            if d.certificate_not_after is not None:
+                expiry.add_metric(where, d.certificate_not_after)
+            if d.edge_not_after is not None:
+                edge_expiry.add_metric(where, d.edge_not_after)
+        for name, value in sorted(counts.items()):
+            families["cognito_fleet_domains"].add_metric([*job, name], value)
+        families["cognito_fleet_last_run_timestamp_seconds"].add_metric(job, facts.finished_at)
+        families["cognito_fleet_last_run_exit_code"].add_metric(job, facts.exit_code)
+        if facts.last_success is not None:
+            families["cognito_fleet_last_success_timestamp_seconds"].add_metric(job, facts.last_success)
+        families["cognito_fleet_fleet_held"].add_metric(job, 1 if facts.held else 0)
+        yield from families.values()
 
 
 def write_file(path: Path, facts: RunFacts) -> None:
