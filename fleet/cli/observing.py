@@ -89,7 +89,14 @@ class Watch:
         return EXIT_FAILED_ROWS if code == 0 and self.findings else code
 
     def lines(self, result: RunResult) -> list[str]:
-        return check.lines(self.findings, domains_of(result.report)) if self.command == "check" else []
+        if self.command != "check":
+            return []
+        held = (
+            [f"check: {result.fleet_held.split('; ')[0]}: runs write nothing; watched anyway"]
+            if result.fleet_held
+            else []
+        )
+        return held + check.lines(self.findings, domains_of(result.report))
 
     def finished(self, result: RunResult, exit_code: int, aws: AwsSettings, state: Path | None) -> None:
         if not self.wanted:

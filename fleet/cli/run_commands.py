@@ -122,7 +122,7 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> tu
         edge=dict(result.edges.counts) if result.edges and result.edges.counts else "not checked",
         edge_unreachable=dict(result.edges.unreachable) if result.edges and result.edges.unreachable else None,
         warnings=[line for line in result.edge_lines(read_only) if line.startswith("warning:")] or None,
-        held=result.fleet_held,
+        held=result.fleet_held.split("; ")[0] if result.fleet_held else None,  # --check: who held it, since when
         check=watch.findings or None,
     )
     watch.finished(result, code, settings.aws, state)
@@ -225,7 +225,8 @@ def plan_command(manifest: Path, **opts: Any) -> None:
     rollback holds is planned `held`), never written.
     """
     result, code, check_lines = execute(manifest, opts, read_only=True)
-    print_result(result, read_only=True)
+    # The watcher looked even at a held fleet: its lines are the plan's (the hold is one of the check's lines).
+    print_result(dataclasses.replace(result, fleet_held=None) if opts["check"] else result, read_only=True)
     for line in check_lines if not logs.json_mode() else ():
         click.echo(line)
     sys.exit(code)
