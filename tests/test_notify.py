@@ -18,6 +18,7 @@ from fleet.sandbox.seed import Seeder
 from .conftest import Fleet
 from .files import events
 from .receiver import Receiver
+from .test_events import check as documented
 
 
 def facts(*statuses: tuple[str, str | None], **overrides: Any) -> RunFacts:
@@ -117,7 +118,7 @@ def test_one_message_for_a_failed_row_none_for_a_clean_run_or_a_quiet_rerun(make
         {"kind": "failed", "summary": "1 domains failed (CertificateNotFound)", "domains": [bad.domain]}
     ]
     assert bad.domain in body["text"] and body["exit_code"] == 1
-    assert [e["event"] for e in events(failed.output) if str(e["event"]).startswith("notif")] == ["notified"]
+    assert [e["event"] for e in documented(failed.output, "run") if str(e["event"]).startswith("notif")] == ["notified"]
     # The webhook's path (its secret) stays out of the logs.
     assert "/hook" not in failed.output
 
@@ -126,7 +127,8 @@ def test_one_message_for_a_failed_row_none_for_a_clean_run_or_a_quiet_rerun(make
         url = gone.url
     undelivered = CliRunner().invoke(main, fleet.run_args("--notify", url))
     assert undelivered.exit_code == 1
-    assert [e["event"] for e in events(undelivered.output) if str(e["event"]).startswith("notif")] == ["notify_failed"]
+    found = documented(undelivered.output, "run")
+    assert [e["event"] for e in found if str(e["event"]).startswith("notif")] == ["notify_failed"]
 
 
 def test_sns_publish_as_the_hub_identity(make_fleet, tmp_path) -> None:

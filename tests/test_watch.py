@@ -21,6 +21,7 @@ from fleet.sandbox.seed import Seeder
 from .conftest import Fleet
 from .files import by_domain, finished
 from .receiver import Receiver
+from .test_events import check as documented
 
 
 def metric(path: Path, name: str) -> dict[tuple[str, ...], float]:
@@ -76,6 +77,7 @@ def test_the_watcher_names_a_domain_its_edge_does_not_serve_writes_nothing_and_w
     with Receiver() as hook:
         code, out = check(hook.url)
         assert code == 1, out
+        documented(out, "plan")  # every line an event docs/events.md documents (notified included)
         assert finished(out)["check"] == [
             {
                 "kind": "edge",

@@ -48,8 +48,8 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> tu
     errors are FleetErrors (exit 2, 3)."""
     logs.configure(opts["log_format"], opts["log_level"])
     run_id = new_run_id()
-    command = "check" if opts.get("check") else "plan" if read_only else "run"
-    logs.bind(run_id=run_id, command=command, manifest=manifest)
+    command = "check" if opts.get("check") else "plan" if read_only else "run"  # the metrics' job
+    logs.bind(run_id=run_id, command="plan" if read_only else "run", manifest=manifest)
     approved = None
     if opts.get("plan_file") is not None:  # before anything else: an unusable plan is one line, nothing touched
         approved = Approved(read_plan(opts["plan_file"]))
