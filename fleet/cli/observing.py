@@ -4,6 +4,7 @@ hands a run's result (or its error) to ``fleet.observe`` once the run is over.""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -70,11 +71,19 @@ check_option = click.option(
 class Watch:
     """The sinks that only watch a run: built from the options, given the result (or error) at the end."""
 
-    def __init__(self, opts: dict[str, Any], command: str, manifest: Path, shard: Shard | None) -> None:
+    def __init__(
+        self,
+        opts: dict[str, Any],
+        command: str,
+        manifest: Path,
+        shard: Shard | None = None,
+        nowhere: Sequence[tuple[str, str]] = (),
+    ) -> None:
         self.outputs = Outputs(opts.get("metrics_file"), opts.get("pushgateway"), tuple(opts.get("notify") or ()))
         self.command, self.manifest, self.shard = command, str(manifest), shard.suffix if shard else ""
         self.expiries = Expiries()
-        self.findings: list[dict[str, Any]] = []
+        # reconcile: selected domains with nowhere to go (discover's no-candidate / rejected) need a person too.
+        self.findings: list[dict[str, Any]] = check.nowhere(nowhere)
 
     @property
     def wanted(self) -> bool:
@@ -84,7 +93,7 @@ class Watch:
         """The command's exit code: the run's, or for --check, 1 while anything is off (or failed)."""
         if self.command != "check":
             return result.exit_code
-        self.findings = check.findings(domains_of(result.report))
+        self.findings = check.findings(domains_of(result.report)) + self.findings
         code = replace(result, fleet_held=None).exit_code  # held or not, the rows' verdict
         return EXIT_FAILED_ROWS if code == 0 and self.findings else code
 
@@ -114,6 +123,13 @@ class Watch:
         facts = self._facts(report, exc.exit_code, run_id)
         extra = {"error": "; ".join(exc.lines())} if exc.exit_code in (EXIT_USAGE, EXIT_RESUMABLE) else {}
         publish(replace(facts, extra=extra), self.outputs, aws, state)
+
+    def discovered(self, report: Path, exit_code: int, run_id: str, aws: AwsSettings, state: Path | None) -> None:
+        """reconcile found nothing to run: the metrics (the last report's domains) and, when some selected domains
+        have nowhere to go, the message."""
+        if self.wanted:
+            extra = {"findings": self.findings} if self.findings else {}
+            publish(replace(self._facts(report, exit_code, run_id), extra=extra), self.outputs, aws, state)
 
     def _facts(self, report: Path, exit_code: int, run_id: str) -> RunFacts:
         return RunFacts(

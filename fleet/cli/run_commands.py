@@ -6,6 +6,7 @@ import collections
 import contextlib
 import dataclasses
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from fleet.cli.option_groups import (
     edge_options,
     engine_settings,
     filter_options,
+    record_options,
     run_only_options,
 )
 from fleet.cli.plan_table import plan_table
@@ -37,23 +39,33 @@ from fleet.migrate.pipeline import (
     new_run_id,
     plan,
 )
+from fleet.records.own_files import PLAN, refuse_foreign
 from fleet.records.plan_file import Approved, check_usable, read_plan
-from fleet.records.report import read_report
+from fleet.records.report import check_report_paths, read_report
+from fleet.records.rollback import rollback_state
 from fleet.shard import RowFilter
 from fleet.text import printable
 
 
-def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> tuple[RunResult, int, list[str]]:
+def execute(
+    manifest: Path,
+    opts: dict[str, Any],
+    read_only: bool = False,
+    job: str | None = None,
+    nowhere: Sequence[tuple[str, str]] = (),
+    as_manifest: Path | None = None,
+) -> tuple[RunResult, int, list[str]]:
     """Run (or plan, or check) with parsed options: the result, the exit code and the check's lines; expected
-    errors are FleetErrors (exit 2, 3)."""
+    errors are FleetErrors (exit 2, 3). ``job`` names it in the metrics (reconcile's); ``nowhere``: reconcile's
+    selected domains with nowhere to go (told with the run's news); ``as_manifest``: the manifest the metrics name
+    (reconcile --check's is a scratch file)."""
     logs.configure(opts["log_format"], opts["log_level"])
     run_id = new_run_id()
-    command = "check" if opts.get("check") else "plan" if read_only else "run"  # the metrics' job
+    command = "check" if opts.get("check") else job or ("plan" if read_only else "run")  # the metrics' job
     logs.bind(run_id=run_id, command="plan" if read_only else "run", manifest=manifest)
-    approved = None
-    if opts.get("plan_file") is not None:  # before anything else: an unusable plan is one line, nothing touched
-        approved = Approved(read_plan(opts["plan_file"]))
-        check_usable(approved.plan, manifest, datetime.now(UTC), opts["plan_max_age"])
+    if opts.get("plan_sha256") and opts.get("plan_file") is None:
+        raise click.UsageError("--plan-sha256 goes with --plan PLAN.json")
+    approved = _approved(manifest, opts) if opts.get("plan_file") is not None else None
     shard = opts["shard"]
     only = RowFilter(opts["only_accounts"], opts["exclude_accounts"] or frozenset(), opts["only_regions"])
     parsed = load(manifest, shard, only)  # the one parse of the run: every stage gets this object
@@ -62,15 +74,23 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> tu
         logs.say(f"{manifest}: no rows to do: nothing to do", rows=0)
         sys.exit(EXIT_OK)
     default_checkpoint, default_report = default_paths(manifest, shard)
-    watch = Watch(opts, command, manifest, shard)  # metrics and notifications: they watch, never change the result
-    state = opts["checkpoint"] or default_checkpoint
+    # Metrics and notifications: they watch, never change the result.
+    watch = Watch(opts, command, as_manifest or manifest, shard, nowhere)
+    state = opts["checkpoint"] or _rollback_state(manifest) or default_checkpoint
     if read_only:
         report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
+        check_report_paths(report, run_record=False)  # before anything: never over a file the tool did not write
+        if opts["out"] is not None:
+            refuse_foreign(opts["out"], PLAN)
     else:
         report = opts["report"] or default_report
+        check_report_paths(report)
     # JSON logs mean every line is JSON: no progress bar unless asked for.
     show_progress = sys.stderr.isatty() and not logs.json_mode() if opts["progress"] is None else opts["progress"]
-    settings = dataclasses.replace(engine_settings(opts, rows, run_id), approved=approved, expiry=watch.outputs.metrics)
+    change_ref = opts.get("change_ref") or (approved.plan.change_ref if approved else None)
+    settings = dataclasses.replace(
+        engine_settings(opts, rows, run_id), approved=approved, change_ref=change_ref, expiry=watch.outputs.metrics
+    )
     row_logger = logs.RowLogger(quiet=show_progress)
     try:
         with contextlib.ExitStack() as stack:
@@ -133,6 +153,35 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> tu
     return result, code, watch.lines(result)
 
 
+def _approved(manifest: Path, opts: dict[str, Any]) -> Approved:
+    """The plan `run --plan` applies, checked before anything else (an unusable plan is one line, nothing touched);
+    pinned by --plan-sha256, or said not to be (stderr, run_started)."""
+    pinned: str | None = opts.get("plan_sha256")
+    found = read_plan(opts["plan_file"], pinned)
+    check_usable(found, manifest, datetime.now(UTC), opts["plan_max_age"], pinned=pinned is not None)
+    if pinned is None:
+        logs.event(
+            "plan_not_pinned",
+            "warning",
+            plan=str(found.path),
+            sha256=found.sha256,
+            message=f"--plan {found.path} is not pinned: its SHA-256 is {found.sha256}; compare it with the one "
+            "approved, and give that one with --plan-sha256 so that a plan edited after its approval is refused",
+        )
+    return Approved(found, pinned=pinned is not None)
+
+
+def _rollback_state(manifest: Path) -> Path | None:
+    """A rollback manifest's run records into the forward state it came from (its rollback record names it)."""
+    forward = rollback_state(manifest)
+    if forward is not None:
+        logs.say(
+            f"{manifest}: a rollback manifest: its run records into the forward state {forward} (--checkpoint)",
+            checkpoint=str(forward),
+        )
+    return forward
+
+
 def _interactive() -> bool:
     """A person at a terminal (cron, pipes and CI never are: they are never asked)."""
     return sys.stdin.isatty() and sys.stderr.isatty()
@@ -152,12 +201,20 @@ def _ask(info: dict[str, object]) -> bool:
             f"About to write as {info['hub']}:\n"
             f"  {_n(info['writes'], 'write')} in {_n(info['write_accounts'], 'account')} "
             f"(of {info['rows']} domains in {info['accounts']} accounts, regions {', '.join(map(str, regions))})"  # type: ignore[call-overload]
-            f"\n  manifest {info['manifest']}\ncalls go to:{where}",
+            f"\n  manifest {info['manifest']}{_approval(info)}\ncalls go to:{where}",
             newlines=True,
         ),
         err=True,
     )
     return click.confirm("Write the new certificates?", default=False, err=True)
+
+
+def _approval(info: dict[str, object]) -> str:
+    """The prompt's lines on the plan applied (pinned or not) and the change ticket, when there are some."""
+    plan, out = info.get("plan"), ""
+    if isinstance(plan, dict):
+        out += f"\n  plan {plan['path']} (SHA-256 {plan['sha256']}, {'pinned' if plan['pinned'] else 'NOT pinned'})"
+    return out + (f"\n  change {info['change_ref']}" if info.get("change_ref") else "")
 
 
 def failures_of(report: Path) -> tuple[collections.Counter[str], collections.Counter[str]]:
@@ -185,6 +242,7 @@ def print_result(result: RunResult, read_only: bool = False) -> None:
 @filter_options
 @edge_options
 @run_only_options
+@record_options
 @observe_options
 def run(manifest: Path, **opts: Any) -> None:
     """Migrate every domain of MANIFEST to its certificate_arn; rerun the same command to resume."""
@@ -198,6 +256,7 @@ def run(manifest: Path, **opts: Any) -> None:
 @common_options
 @filter_options
 @edge_options
+@record_options
 @click.option("--allowed-accounts", callback=lambda _c, _p, v: options.id_list(v), help=ALLOWED_HELP)
 @click.option(
     "--organization",

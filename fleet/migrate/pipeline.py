@@ -30,7 +30,7 @@ from fleet.migrate.row import Mode
 from fleet.migrate.run_record import _recorded, run_info, write_run_record
 from fleet.migrate.supervise import StopPolicy as StopPolicy
 from fleet.migrate.supervise import supervise as supervise
-from fleet.outcome import Status, stamp
+from fleet.outcome import Status
 from fleet.records.plan_file import PlannedDomain, write_plan
 from fleet.records.report import EdgeTally, jsonl_path, record, write_report
 from fleet.shard import RowFilter, Shard
@@ -109,7 +109,8 @@ async def migrate_async(
         async with checked_hub(settings.aws, settings.policy, clock.sleep, manifest.regions) as hub:
             with CheckpointLock(checkpoint_path):
                 more = {"plan": plan_facts(settings)} if settings.approved else {}
-                info = run_info("run", run_id, hub, manifest, settings, report=str(report_path), **more)
+                report = str(report_path)
+                info = run_info("run", run_id, hub, manifest, settings, state=checkpoint_path, report=report, **more)
                 if approve is not None:
                     writes = await writes_ahead(manifest, checkpoint_path, settings, hub, clock)
                     if not approve({**info, "writes": len(writes), "write_accounts": len(set(writes))}):
@@ -167,11 +168,11 @@ def _in_own_loop(job: Callable[P, Coroutine[Any, Any, RunResult]]) -> Callable[P
 migrate = _in_own_loop(migrate_async)  # what `cognito-fleet run` does
 
 
-def plan_facts(settings: EngineSettings) -> dict[str, str]:
-    """What run_started says of the plan a run applies: which file (its SHA-256, to match the approved one)."""
+def plan_facts(settings: EngineSettings) -> dict[str, object]:
+    """What run_started says of the plan a run applies: which file (its SHA-256, to match the approved one), and
+    whether that SHA-256 was pinned (--plan-sha256)."""
     assert settings.approved is not None
-    plan = settings.approved.plan
-    return {"path": str(plan.path), "sha256": plan.sha256, "plan_id": plan.plan_id, "made_at": stamp(plan.made_at)}
+    return settings.approved.facts()
 
 
 def _fleet_hold(checkpoint_path: Path) -> str | None:
@@ -305,7 +306,16 @@ def plan(
                         options = info["options"]
                         assert isinstance(options, dict)
                         domains = planned_domains(manifest.rows, checkpoint)
-                        write_plan(out, run_id, made_at, hub.arn or "unknown", manifest.path, domains, options)
+                        write_plan(
+                            out,
+                            run_id,
+                            made_at,
+                            hub.arn or "unknown",
+                            manifest.path,
+                            domains,
+                            options,
+                            change_ref=settings.change_ref,
+                        )
                     return counts
                 finally:
                     checkpoint.close()

@@ -53,3 +53,18 @@ def lines(found: Sequence[dict[str, Any]], domains: Sequence[DomainFacts]) -> li
     else:
         out.append(f"check: all {len(domains)} domains on their target and served at their edge")
     return out
+
+
+def nowhere(domains: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """reconcile's selected domains that must move and cannot (no candidate, or the mapped one rejected): a finding
+    that names each with why."""
+    if not domains:
+        return []
+    why = "; ".join(f"{d}: {reason}" for d, reason in domains[:10]) + ("; ..." if len(domains) > 10 else "")
+    return [
+        {
+            "kind": "nowhere",
+            "summary": f"{len(domains)} selected domains must move and have nowhere to go ({why})",
+            "domains": [d for d, _ in domains],
+        }
+    ]
