@@ -43,7 +43,10 @@ def lines(found: Sequence[dict[str, Any]], domains: Sequence[DomainFacts]) -> li
     out = []
     for finding in found:
         for name in finding["domains"]:
-            d = by_name[name]
+            d = by_name.get(name)
+            if d is None:  # reconcile's selected domain with nowhere to go: not in the checked manifest
+                out.append(f"check: {name}: must move and has nowhere to go ({finding['why'][name]})")
+                continue
             what = "off its target" if finding["kind"] == "off-target" else f"edge serves {d.edge or 'unknown'}"
             out.append(f"check: {name} ({d.account}/{d.region}): {what}")
     failed = sum(d.status == Status.FAILED for d in domains)
@@ -66,5 +69,6 @@ def nowhere(domains: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
             "kind": "nowhere",
             "summary": f"{len(domains)} selected domains must move and have nowhere to go ({why})",
             "domains": [d for d, _ in domains],
+            "why": dict(domains),
         }
     ]
