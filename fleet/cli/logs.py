@@ -26,7 +26,7 @@ from fleet.events import (
     unbind_all,
 )
 from fleet.manifest import Row
-from fleet.migrate.engine import Observer
+from fleet.migration.engine import Observer
 from fleet.outcome import Outcome, Status
 
 __all__ = [

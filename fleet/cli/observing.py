@@ -13,7 +13,7 @@ import click
 
 from fleet.aws.credentials import AwsSettings
 from fleet.errors import EXIT_FAILED_ROWS, EXIT_RESUMABLE, EXIT_USAGE, FleetError
-from fleet.migrate.pipeline import RunResult
+from fleet.migration.pipeline import RunResult
 from fleet.observe import check, notify
 from fleet.observe.facts import Expiries, RunFacts, domains_of
 from fleet.observe.publish import Outputs, publish

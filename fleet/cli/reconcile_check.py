@@ -17,8 +17,8 @@ from fleet.cli.option_groups import engine_settings
 from fleet.cli.run_commands import execute
 from fleet.discover.job import Criteria, Sources, reconcile_paths, run_discovery
 from fleet.manifest import parse
-from fleet.migrate.carry import carry
-from fleet.migrate.pipeline import default_paths, new_run_id
+from fleet.migration.carry import carry
+from fleet.migration.pipeline import default_paths, new_run_id
 from fleet.records.report import summary_line
 from fleet.state.checkpoint import Checkpoint
 

@@ -13,6 +13,7 @@ import click
 
 from fleet.cli import logs
 from fleet.cli.discover_command import selection_options, source_options, sources_and_criteria
+from fleet.cli.help_sections import SectionedCommand
 from fleet.cli.observing import Watch, observe_options
 from fleet.cli.option_groups import (
     EXIT_HELP,
@@ -23,11 +24,12 @@ from fleet.cli.option_groups import (
     filter_options,
     record_options,
     run_only_options,
+    trust_state_dir_option,
 )
 from fleet.cli.reconcile_check import reconcile_check
 from fleet.cli.run_commands import execute, print_result
 from fleet.discover.job import reconcile_discovery, reconcile_paths
-from fleet.migrate.pipeline import default_paths, new_run_id
+from fleet.migration.pipeline import default_paths, new_run_id
 from fleet.records.plan_file import read_plan
 
 DEFAULT_STATE = Path("reconcile.checkpoint.sqlite")
@@ -48,7 +50,7 @@ def without(names: frozenset[str], decorator: Decorator) -> Decorator:
     return decorate
 
 
-@click.command("reconcile", epilog=EXIT_HELP)
+@click.command("reconcile", cls=SectionedCommand, epilog=EXIT_HELP)
 @source_options
 @selection_options
 @click.option(
@@ -62,6 +64,7 @@ def without(names: frozenset[str], decorator: Decorator) -> Decorator:
 @edge_options
 @run_only_options
 @record_options
+@trust_state_dir_option
 @observe_options
 @click.option(
     "--check",

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from fleet.cli import logs, options
+from fleet.cli.help_sections import SectionedCommand
 from fleet.cli.observing import Watch, check_option, observe_options
 from fleet.cli.option_groups import (
     ALLOWED_HELP,
@@ -24,12 +25,13 @@ from fleet.cli.option_groups import (
     filter_options,
     record_options,
     run_only_options,
+    trust_state_dir_option,
 )
 from fleet.cli.plan_table import plan_table
 from fleet.cli.progress import Fanout, ProgressBar, summary_table
 from fleet.errors import EXIT_OK, FleetError
-from fleet.migrate.engine import Observer
-from fleet.migrate.pipeline import (
+from fleet.migration.engine import Observer
+from fleet.migration.pipeline import (
     Allowed,
     RunResult,
     StopPolicy,
@@ -43,7 +45,7 @@ from fleet.records.own_files import PLAN, refuse_foreign
 from fleet.records.plan_file import Approved, check_usable, read_plan
 from fleet.records.report import check_report_paths, read_report
 from fleet.records.rollback import rollback_state
-from fleet.shard import RowFilter
+from fleet.shard import RowFilter, Shard
 from fleet.text import printable
 
 
@@ -73,18 +75,9 @@ def execute(
     if not rows:  # a header and no rows (or a filter that keeps none): nothing to do is success
         logs.say(f"{manifest}: no rows to do: nothing to do", rows=0)
         sys.exit(EXIT_OK)
-    default_checkpoint, default_report = default_paths(manifest, shard)
     # Metrics and notifications: they watch, never change the result.
     watch = Watch(opts, command, as_manifest or manifest, shard, nowhere)
-    state = opts["checkpoint"] or _rollback_state(manifest) or default_checkpoint
-    if read_only:
-        report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
-        check_report_paths(report, run_record=False)  # before anything: never over a file the tool did not write
-        if opts["out"] is not None:
-            refuse_foreign(opts["out"], PLAN)
-    else:
-        report = opts["report"] or default_report
-        check_report_paths(report)
+    state, report = _paths(manifest, opts, shard, read_only)
     # JSON logs mean every line is JSON: no progress bar unless asked for.
     show_progress = sys.stderr.isatty() and not logs.json_mode() if opts["progress"] is None else opts["progress"]
     change_ref = opts.get("change_ref") or (approved.plan.change_ref if approved else None)
@@ -122,12 +115,41 @@ def execute(
         logs.say(result.fleet_held, held=True, checkpoint=str(result.checkpoint))
         watch.finished(result, code, settings.aws, state)
         sys.exit(code)
+    by_code, by_account = _log_finished(result, code, read_only, row_logger.throttles, watch.findings)
+    watch.finished(result, code, settings.aws, state)
+    if show_progress:
+        if read_only:
+            plan_table(result.report, result.plan_out or result.report)
+        summary_table(result.counts, by_code, by_account)
+    return result, code, watch.lines(result)
+
+
+def _paths(manifest: Path, opts: dict[str, Any], shard: Shard | None, read_only: bool) -> tuple[Path, Path]:
+    """The state and the report (plan's: NAME.plan.csv), refused before anything if the report would go over a file
+    the tool did not write."""
+    default_checkpoint, default_report = default_paths(manifest, shard)
+    state = opts["checkpoint"] or _rollback_state(manifest) or default_checkpoint
+    if read_only:
+        report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
+        check_report_paths(report, run_record=False)
+        if opts["out"] is not None:
+            refuse_foreign(opts["out"], PLAN)
+    else:
+        report = opts["report"] or default_report
+        check_report_paths(report)
+    return state, report
+
+
+def _log_finished(
+    result: RunResult, code: int, read_only: bool, throttles: int, findings: list[dict[str, Any]]
+) -> tuple[collections.Counter[str], collections.Counter[str]]:
+    """``run_finished``, with the failures by code and by account (returned for the summary table)."""
     by_code, by_account = failures_of(result.report)
     logs.finish_run(
         code,
         counts=dict(result.counts),
         writes=0 if read_only else result.tally.writes,  # UpdateUserPoolDomain calls of this run that succeeded
-        throttles=row_logger.throttles,
+        throttles=throttles,
         failures=dict(by_code),
         failures_before_write=dict(result.tally.before_write),
         failures_after_write=dict(result.tally.after_write),
@@ -143,14 +165,9 @@ def execute(
         edge_unreachable=dict(result.edges.unreachable) if result.edges and result.edges.unreachable else None,
         warnings=[line for line in result.edge_lines(read_only) if line.startswith("warning:")] or None,
         held=result.fleet_held.split("; ")[0] if result.fleet_held else None,  # --check: who held it, since when
-        check=watch.findings or None,
+        check=findings or None,
     )
-    watch.finished(result, code, settings.aws, state)
-    if show_progress:
-        if read_only:
-            plan_table(result.report, result.plan_out or result.report)
-        summary_table(result.counts, by_code, by_account)
-    return result, code, watch.lines(result)
+    return by_code, by_account
 
 
 def _approved(manifest: Path, opts: dict[str, Any]) -> Approved:
@@ -195,7 +212,12 @@ def _ask(info: dict[str, object]) -> bool:
         return True
     regions = info["regions"]
     endpoints: dict[str, dict[str, str]] = info["endpoints"]  # type: ignore[assignment]
-    where = "".join(f"\n  {label}: {e['url']} ({e['source']})" for label, e in endpoints.items())
+    where = "".join(
+        f"\n  {label}: {e['url']} ({e['source']}{'; via proxy ' + e['proxy'] if 'proxy' in e else ''})"
+        for label, e in endpoints.items()
+    )
+    trusted = sorted({e["ca_bundle"] for e in endpoints.values() if "ca_bundle" in e})
+    where += f"\nTLS trusts the CA bundle {', '.join(trusted)}" if trusted else ""
     click.echo(
         printable(
             f"About to write as {info['hub']}:\n"
@@ -236,13 +258,14 @@ def print_result(result: RunResult, read_only: bool = False) -> None:
         click.echo(line)
 
 
-@click.command(epilog=EXIT_HELP)
+@click.command(cls=SectionedCommand, epilog=EXIT_HELP)
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @common_options
 @filter_options
 @edge_options
 @run_only_options
 @record_options
+@trust_state_dir_option
 @observe_options
 def run(manifest: Path, **opts: Any) -> None:
     """Migrate every domain of MANIFEST to its certificate_arn; rerun the same command to resume."""
@@ -251,12 +274,13 @@ def run(manifest: Path, **opts: Any) -> None:
     sys.exit(code)
 
 
-@click.command("plan", epilog=EXIT_HELP)
+@click.command("plan", cls=SectionedCommand, epilog=EXIT_HELP)
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @common_options
 @filter_options
 @edge_options
 @record_options
+@trust_state_dir_option
 @click.option("--allowed-accounts", callback=lambda _c, _p, v: options.id_list(v), help=ALLOWED_HELP)
 @click.option(
     "--organization",

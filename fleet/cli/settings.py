@@ -25,7 +25,7 @@ import click
 from click.core import ParameterSource
 
 from fleet.errors import FleetError
-from fleet.migrate.engine import SettingsFile
+from fleet.migration.engine import SettingsFile
 
 CONFIG_ENV = "COGNITO_FLEET_CONFIG"
 DEFAULT_NAME = "cognito-fleet.toml"
@@ -120,18 +120,28 @@ def keys_of(command: click.Command) -> dict[str, click.Parameter]:
 
 
 def _commands(group: click.Group) -> Iterator[tuple[str, click.Command]]:
-    for name, command in group.commands.items():
-        if not isinstance(command, click.Group):
+    """Every command of ``group`` (those it loads by name when asked included: ``fleet.cli.LAZY_COMMANDS``), not
+    the sub-groups."""
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if command is not None and not isinstance(command, click.Group):
             yield name, command
 
 
 def check_tables(loaded: Loaded, group: click.Group) -> None:
-    """Every table names a command (or is [defaults]); every [defaults] key is some command's option."""
+    """Every table names a command (or is [defaults]) and every key of it is that command's option; every
+    [defaults] key is some command's option."""
     names = dict(_commands(group))
     for table in loaded.tables:
         if table != DEFAULTS and table not in names:
             known = ", ".join(sorted(names))
             raise SettingsError(f"{loaded.where(table)}: [{table}]: not a command ({known}; or [defaults])")
+        if table != DEFAULTS:  # every command reading the file checks every table: a typo in [run] fails validate
+            keys = keys_of(names[table])
+            for key in loaded.tables[table]:
+                if key not in keys:
+                    raise SettingsError(f"{loaded.where(table, key)}: [{table}] {key}: {table} has no option --{key}")
     every = {key for command in names.values() for key in keys_of(command)}
     for key in loaded.tables.get(DEFAULTS, {}):
         if key not in every:
@@ -237,7 +247,8 @@ def config_option() -> click.Option:
 
 
 def attach(group: click.Group) -> None:
-    """Give every command of ``group`` (not the sub-groups) ``--config``."""
-    for _name, command in _commands(group):
-        if not any(p.name == "config" for p in command.params):
+    """Give every command ``group`` holds (not the sub-groups) ``--config``; a command the group loads by name later
+    gets it then (the group calls this again)."""
+    for command in group.commands.values():
+        if not isinstance(command, click.Group) and not any(p.name == "config" for p in command.params):
             command.params.append(config_option())

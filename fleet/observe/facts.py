@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.manifest import Row
-from fleet.migrate.engine import Observer
+from fleet.migration.engine import Observer
 from fleet.outcome import Outcome
 from fleet.records.report import jsonl_path
 

@@ -26,8 +26,8 @@ from fleet.observe.facts import RunFacts
 
 JOB = "cognito_fleet"  # the Pushgateway's job name
 DOMAIN = ("account", "region", "domain")
-# Every metric the tool exports, with its help (docs/metrics.md lists them; tests/test_alert_rules.py checks that
-# the example alert rules name only these).
+# Every metric the tool exports, with its help (docs/metrics.md lists them; tests/checks/test_alert_rules.py checks
+# that the example alert rules name only these).
 METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "cognito_fleet_domain_status": (
         "1 for the domain's current status (the report's status column)",

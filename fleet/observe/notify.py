@@ -34,7 +34,7 @@ SNS = "sns:"
 _TOPIC = re.compile(r"arn:aws[a-z-]*:sns:([a-z0-9-]+):(\d{12}):[A-Za-z0-9_-]{1,256}(\.fifo)?")
 TIMEOUT = 10.0  # seconds per webhook request: a stuck receiver never holds the run's exit
 SHOWN = 20  # domains named per reason in the text line (all of them are in the structured fields)
-STUCK = "StuckUpdating"  # fleet.migrate.stuck.STUCK: a failed row that waited too long
+STUCK = "StuckUpdating"  # fleet.migration.stuck.STUCK: a failed row that waited too long
 
 
 @dataclass(frozen=True, slots=True)
