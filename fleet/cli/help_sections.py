@@ -70,6 +70,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "--plan-sha256",
         "--plan-max-age",
         "--allowed-accounts",
+        "--trust-state-dir",
     ),
 }
 OTHER = "Other options"
