@@ -290,6 +290,9 @@ def test_hub_policy_assumes_roles_only_inside_the_organization() -> None:
     assert decide({"aws:ResourceOrgID": OTHER_ORGANIZATION}) != PermissionResult.PERMITTED
 
 
+NAMED_NOT_CALLED = frozenset({"sso"})
+
+
 def fleet_aws_calls(package: Path = ROOT / "fleet") -> dict[str, set[str]]:
     """Every AWS operation the tool's code names, as service:Operation -> where.
 
@@ -314,9 +317,9 @@ def fleet_aws_calls(package: Path = ROOT / "fleet") -> dict[str, set[str]]:
             else:
                 continue
             names.setdefault(name, set()).add(f"{path}:{node.lineno}")
-    # sts: the hub's client, named in one place. sso / sso-oidc: named only as endpoint settings of a profile
-    # (fleet/aws/endpoints.py); botocore's credential provider calls them, never the tool.
-    services = {n for n in names if n in available} - {"sso", "sso-oidc"} | {"sts"}
+    # sts: the hub's client, named in one place. "sso" is named by aws/endpoints.py only to check the SSO
+    # portal's address for plain HTTP (botocore's own provider calls it, not the tool): no client of ours.
+    services = ({n for n in names if n in available} - NAMED_NOT_CALLED) | {"sts"}
     found: dict[str, set[str]] = {}
     for service in services:
         for op in operations(service):
