@@ -141,9 +141,7 @@ def check_tables(loaded: Loaded, group: click.Group) -> None:
             keys = keys_of(names[table])
             for key in loaded.tables[table]:
                 if key not in keys:
-                    raise SettingsError(
-                        f"{loaded.where(table, key)}: [{table}] {key}: {table} has no option --{key}"
-                    )
+                    raise SettingsError(f"{loaded.where(table, key)}: [{table}] {key}: {table} has no option --{key}")
     every = {key for command in names.values() for key in keys_of(command)}
     for key in loaded.tables.get(DEFAULTS, {}):
         if key not in every:
