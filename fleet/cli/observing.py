@@ -3,8 +3,9 @@ hands a run's result (or its error) to ``fleet.observe`` once the run is over.""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,21 @@ class Watch:
         facts = self._facts(report, exc.exit_code, run_id)
         extra = {"error": "; ".join(exc.lines())} if exc.exit_code in (EXIT_USAGE, EXIT_RESUMABLE) else {}
         publish(replace(facts, extra=extra), self.outputs, aws, state)
+
+    @contextlib.contextmanager
+    def ending(
+        self, report: Path, state: Path | None, run_id: str, aws: Callable[[], AwsSettings]
+    ) -> Iterator[None]:
+        """An error raised inside ends the command before its run has a result (a refused plan, a manifest or a
+        report path that cannot be used, discovery's hub not confirmed): ``failed`` says so, then it goes on up to
+        the CLI's one error line. ``aws`` (the hub's settings, for SNS) is only made when there is something to
+        send."""
+        try:
+            yield
+        except FleetError as exc:
+            if self.wanted:
+                self.failed(exc, report, aws(), state, run_id)
+            raise
 
     def discovered(self, report: Path, exit_code: int, run_id: str, aws: AwsSettings, state: Path | None) -> None:
         """reconcile found nothing to run: the metrics (the last report's domains) and, when some selected domains

@@ -6,13 +6,14 @@ import collections
 import contextlib
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
+from fleet.aws.credentials import AwsSettings
 from fleet.cli import logs, options
 from fleet.cli.help_sections import SectionedCommand
 from fleet.cli.observing import Watch, check_option, observe_options
@@ -64,20 +65,21 @@ def execute(
     logs.configure(opts["log_format"], opts["log_level"])
     run_id = new_run_id()
     command = "check" if opts.get("check") else job or ("plan" if read_only else "run")  # the metrics' job
-    logs.bind(run_id=run_id, command="plan" if read_only else "run", manifest=manifest)
+    logs.bind(run_id=run_id, command=job or ("plan" if read_only else "run"), manifest=manifest)  # every line's
     if opts.get("plan_sha256") and opts.get("plan_file") is None:
         raise click.UsageError("--plan-sha256 goes with --plan PLAN.json")
-    approved = _approved(manifest, opts) if opts.get("plan_file") is not None else None
     shard = opts["shard"]
-    only = RowFilter(opts["only_accounts"], opts["exclude_accounts"] or frozenset(), opts["only_regions"])
-    parsed = load(manifest, shard, only)  # the one parse of the run: every stage gets this object
-    rows = len(parsed.rows)
-    if not rows:  # a header and no rows (or a filter that keeps none): nothing to do is success
-        logs.say(f"{manifest}: no rows to do: nothing to do", rows=0)
-        sys.exit(EXIT_OK)
-    # Metrics and notifications: they watch, never change the result.
+    # Metrics and notifications: they watch, never change the result (an error before the run is told too).
     watch = Watch(opts, command, as_manifest or manifest, shard, nowhere)
-    state, report = _paths(manifest, opts, shard, read_only)
+    with watch.ending(*_paths(manifest, opts, shard, read_only, check=False), run_id, _aws(opts, run_id)):
+        approved = _approved(manifest, opts) if opts.get("plan_file") is not None else None
+        only = RowFilter(opts["only_accounts"], opts["exclude_accounts"] or frozenset(), opts["only_regions"])
+        parsed = load(manifest, shard, only)  # the one parse of the run: every stage gets this object
+        rows = len(parsed.rows)
+        if not rows:  # a header and no rows (or a filter that keeps none): nothing to do is success
+            logs.say(f"{manifest}: no rows to do: nothing to do", rows=0)
+            sys.exit(EXIT_OK)
+        state, report = _paths(manifest, opts, shard, read_only)
     # JSON logs mean every line is JSON: no progress bar unless asked for.
     show_progress = sys.stderr.isatty() and not logs.json_mode() if opts["progress"] is None else opts["progress"]
     change_ref = opts.get("change_ref") or (approved.plan.change_ref if approved else None)
@@ -124,20 +126,27 @@ def execute(
     return result, code, watch.lines(result)
 
 
-def _paths(manifest: Path, opts: dict[str, Any], shard: Shard | None, read_only: bool) -> tuple[Path, Path]:
+def _paths(
+    manifest: Path, opts: dict[str, Any], shard: Shard | None, read_only: bool, check: bool = True
+) -> tuple[Path, Path]:
     """The state and the report (plan's: NAME.plan.csv), refused before anything if the report would go over a file
-    the tool did not write."""
+    the tool did not write (``check`` False: only named, for the metrics of an error before that)."""
     default_checkpoint, default_report = default_paths(manifest, shard)
-    state = opts["checkpoint"] or _rollback_state(manifest) or default_checkpoint
     if read_only:
-        report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
-        check_report_paths(report, run_record=False)
-        if opts["out"] is not None:
-            refuse_foreign(opts["out"], PLAN)
-    else:
-        report = opts["report"] or default_report
-        check_report_paths(report)
+        default_report = default_report.with_name(default_report.name.replace(".report", ".plan"))
+    report = opts["report"] or default_report
+    if not check:
+        return opts["checkpoint"] or default_checkpoint, report
+    state = opts["checkpoint"] or _rollback_state(manifest) or default_checkpoint
+    check_report_paths(report, run_record=not read_only)
+    if read_only and opts["out"] is not None:
+        refuse_foreign(opts["out"], PLAN)
     return state, report
+
+
+def _aws(opts: dict[str, Any], run_id: str) -> Callable[[], AwsSettings]:
+    """The hub's settings (SNS publishes as the hub), made only when an error is to be told."""
+    return lambda: engine_settings(opts, 0, run_id).aws
 
 
 def _log_finished(

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from fleet.cli import main
+from fleet.records.report import run_record_path
 from fleet.sandbox.seed import DISTRUSTED, HEALTHY, NEW_CA, OLD_CA, seed_accounts
 from fleet.sandbox.server import Sandbox
+from fleet.state.checkpoint import Checkpoint
 
 from ..files import by_domain, events, finished
+from ..receiver import Receiver
 
 _ids = itertools.count(470000000000, 1000)
 
@@ -64,7 +69,7 @@ wait-interval = 0.05
     report = by_domain(tmp_path / "state" / "fleet.report.csv")
     assert set(report) == {d.domain for d in distrusted}
     assert sorted(r["status"] for r in report.values()) == ["pending", "pending", "pending", "verified"]
-    started = [e for e in events(out) if e["event"] == "run_started" and e["command"] == "run"]
+    started = [e for e in events(out) if e["event"] == "run_started" and "mode" in e]  # not discover's
     assert (started[0]["options"]["canary"], started[0]["options"]["wait"]) == (1, False)  # type: ignore[index]
     recorded = started[0]["settings_file"]
     assert recorded["path"] == str(config) and len(recorded["sha256"]) == 64  # type: ignore[index]
@@ -125,37 +130,94 @@ def test_discover_without_map_or_auto_writes_the_inventory_alone(box: Sandbox, t
     assert "manifest" not in finished(out) and "2 custom domains, 1 match the selection" in out
 
 
-def test_plan_only_saves_a_plan_and_plan_applies_exactly_it(box: Sandbox, tmp_path: Path) -> None:
-    ids = [str(next(_ids))]
-    (moving,) = seed_accounts(box.endpoint, ids, ["us-east-1"], 1, by=DISTRUSTED)
-    (tmp_path / "accounts.txt").write_text(ids[0] + "\n")
+def settings_file(box: Sandbox, tmp_path: Path, account: str, *more: str) -> Path:
+    """A reconcile settings file for one account in us-east-1, the state in ``tmp_path``."""
+    (tmp_path / "accounts.txt").write_text(account + "\n")
     config = tmp_path / "cognito-fleet.toml"
     config.write_text(
         f'[reconcile]\nendpoint-url = "{box.endpoint}"\nlog-format = "json"\naccounts = "accounts.txt"\n'
         f'regions = "us-east-1"\nissuer = ["{OLD_CA}"]\nauto = true\ncheckpoint = "fleet.checkpoint.sqlite"\n'
+        + "".join(f"{line}\n" for line in more)
     )
+    return config
+
+
+def test_plan_only_saves_a_plan_and_plan_applies_exactly_it(
+    box: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [str(next(_ids))]
+    (moving,) = seed_accounts(box.endpoint, ids, ["us-east-1"], 1, by=DISTRUSTED)
+    config = settings_file(box, tmp_path, ids[0])
     box.state.reset_counters()
 
     code, out = invoke("reconcile", "--config", str(config), "--plan-only")
     assert code == 0, out
-    plan = tmp_path / "fleet.plan.json"
+    plan, planned = tmp_path / "fleet.plan.json", tmp_path / "fleet.plan.manifest.csv"
     assert plan.is_file() and box.state.calls["UpdateUserPoolDomain"] == 0
     assert box.certificate_of(moving.domain) == moving.old_certificate_arn
+    assert set(by_domain(planned)) == {moving.domain} and (tmp_path / "fleet.plan.csv").is_file()  # + its report
     said = [e["message"] for e in events(out) if e["event"] == "message"]
     assert said[-1].startswith(f"reconcile: plan saved: {plan}")
+    assert {e["command"] for e in events(out)} == {"reconcile"}
 
     digest = hashlib.sha256(plan.read_bytes()).hexdigest()
     assert said[-1].endswith(f"--plan {plan} --plan-sha256 {digest}")
 
+    # A later reconcile that finds nothing rewrites fleet.csv (header only): the plan's own manifest stays.
+    code, out = invoke("reconcile", "--config", str(config), "--issuer", "Nobody CA")
+    assert code == 0 and "nothing to do" in out, out
+    assert not by_domain(tmp_path / "fleet.csv") and set(by_domain(planned)) == {moving.domain}
+
     code, out = invoke("reconcile", "--config", str(config), "--plan", str(plan), "--plan-sha256", "0" * 64)
     assert code == 2 and box.state.calls["UpdateUserPoolDomain"] == 0, out  # not the approved file: nothing done
 
+    monkeypatch.chdir(tmp_path)  # the plan named relative to here; the run record names it absolute
     code, out = invoke(
-        "reconcile", "--config", str(config), "--plan", str(plan), "--plan-sha256", digest, "--wait",
+        "reconcile", "--config", str(config), "--plan", "fleet.plan.json", "--plan-sha256", digest, "--wait",
         "--wait-interval", "0.05",
     )  # fmt: skip
     assert code == 0, out
     assert box.state.calls["UpdateUserPoolDomain"] == 1
     assert box.certificate_of(moving.domain) == moving.new_certificate_arn
-    started = next(e for e in events(out) if e["event"] == "run_started")
-    assert started["plan"]["path"] == str(plan)  # type: ignore[index]
+    assert {e["command"] for e in events(out)} == {"reconcile"}  # every line, run_started and run_finished too
+    record = json.loads(run_record_path(tmp_path / "fleet.report.csv").read_text())  # reconcile's report, state
+    assert record["plan"]["path"] == str(plan) and record["state"] == str(tmp_path / "fleet.checkpoint.sqlite")
+    assert by_domain(tmp_path / "fleet.report.csv")[moving.domain]["status"] == "verified"
+
+
+def test_a_held_fleet_reconcile_calls_and_writes_nothing_and_the_watcher_still_looks(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    ids = [str(next(_ids))]
+    (moving,) = seed_accounts(box.endpoint, ids, ["us-east-1"], 1, by=DISTRUSTED)
+    with Receiver() as hook:
+        config = settings_file(box, tmp_path, ids[0], f'notify = ["{hook.url}"]', 'metrics-file = "r.prom"')
+        state = tmp_path / "fleet.checkpoint.sqlite"
+        Checkpoint(state).close()
+        assert invoke("hold", str(state), "--reason", "incident 42")[0] == 0
+        files = sorted(p.name for p in tmp_path.iterdir() if p.name != "r.prom")
+        box.state.reset_counters()
+
+        for more in ([], ["--plan-only"]):
+            code, out = invoke("reconcile", "--config", str(config), *more)
+            assert code == 0, out
+            (line,) = events(out)  # one line, before any call
+            assert line["event"] == "message" and line["held"] and "incident 42" in str(line["message"]), out
+        assert not box.state.calls and not box.state.assume_role_calls
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name != "r.prom") == files  # no manifest, no inventory
+        assert "cognito_fleet_fleet_held" in (tmp_path / "r.prom").read_text()
+        assert [json.loads(m.body)["reasons"][0]["kind"] for m in hook.received] == ["held"]  # told once
+
+        # A hold stops writes, never watching: the watcher reads the fleet and names the domain off its target.
+        code, out = invoke("reconcile", "--config", str(config), "--check")
+        assert code == 1 and moving.domain in out, out
+        assert box.state.calls["DescribeUserPoolDomain"] and not box.state.writes
+
+
+def test_reconcile_help_says_reconciles_defaults() -> None:
+    code, out = invoke("reconcile", "--help")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "MANIFEST" not in text and "beside the manifest" not in text
+    assert "[default: reconcile.checkpoint.sqlite in the working directory" in text
+    assert "NAME.plan.manifest.csv" in text and "[default: beside the state, NAME.report.csv" in text

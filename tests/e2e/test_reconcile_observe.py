@@ -7,12 +7,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from fleet.cli import main
+from fleet.records.plan_file import write_plan
 from fleet.sandbox.auth import READONLY_ROLE_NAME
 from fleet.sandbox.seed import DISTRUSTED, OLD_CA, seed_accounts
 from fleet.sandbox.server import Sandbox
@@ -88,3 +90,32 @@ def test_nowhere_to_go_is_told_once_and_reconcile_check_watches_read_only(box: S
         assert len(hook.received) == 2  # neither the clean run nor the quiet watch sent anything
     report = by_domain(state_dir / "fleet.report.csv")
     assert report[stranded.domain]["status"] == "verified"
+
+
+def test_a_refused_plan_is_one_json_error_notified_and_exported(tmp_path: Path) -> None:
+    """reconcile --plan and run --plan, refused before any call (not the approved file; another manifest): one
+    JSON `error` event, one message to on-call, and the metrics say exit 2."""
+    manifest = tmp_path / "prod.csv"
+    manifest.write_bytes((Path(__file__).parents[2] / "manifests" / "example.csv").read_bytes())
+    plan = tmp_path / "prod.plan.json"
+    write_plan(plan, "plan-1", datetime.now(UTC), "arn:aws:iam::1:user/hub", str(manifest), [], {})
+    with Receiver() as hook:
+        config = tmp_path / "cognito-fleet.toml"
+        config.write_text(f'[defaults]\nnotify = ["{hook.url}"]\nmetrics-file = "m.prom"\nlog-format = "json"\n')
+        wrong = ["--plan", str(plan), "--plan-sha256", "0" * 64]
+        refused = [
+            ["reconcile", "--config", str(config), *wrong],
+            ["run", str(manifest), "--config", str(config), *wrong],
+        ]
+        manifest.write_text(manifest.read_text() + "\n")  # not the plan's manifest any more
+        refused.append(["run", str(manifest), "--config", str(config), "--plan", str(plan)])
+        for n, args in enumerate(refused, 1):
+            result = CliRunner().invoke(main, args)
+            assert result.exit_code == 2, result.output
+            (error,) = [e for e in events(result.output) if e["event"] == "error"]  # every line JSON
+            assert error["code"] == "PlanError" and error["command"] == args[0], error
+            assert len(hook.received) == n
+            body = json.loads(hook.received[-1].body)
+            assert [r["kind"] for r in body["reasons"]] == ["error"] and "PlanError" not in body["text"]
+            assert "plan" in body["text"] and body["command"] == args[0]
+            assert samples(tmp_path / "m.prom", "cognito_fleet_last_run_exit_code") == {(args[0],): 2.0}
