@@ -9,6 +9,7 @@ write was in flight) for which the state holds the tool's in-flight mark of a wr
 from __future__ import annotations
 
 import collections
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,8 +126,7 @@ def write_rollback_manifest(
 ) -> Rollback:
     """Write the rollback manifest of ``report``; with ``state_path``, hold its domains there on their previous
     certificates (after the manifest is written: no hold without a manifest)."""
-    state = Checkpoint(state_path, create=False) if state_path is not None else None
-    try:
+    with Checkpoint(state_path, create=False) if state_path is not None else contextlib.nullcontext() as state:
         rollback = plan_rollback(report, state, original)
         if not rollback.rows:
             why = "; could not: " + "; ".join(rollback.missed) if rollback.missed else ""
@@ -141,6 +141,3 @@ def write_rollback_manifest(
                 out.unlink(missing_ok=True)  # nothing half-done: no manifest without its holds
                 raise
         return rollback
-    finally:
-        if state is not None:
-            state.close()
