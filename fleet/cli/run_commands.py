@@ -28,13 +28,14 @@ from fleet.errors import EXIT_OK
 from fleet.migrate.engine import Observer
 from fleet.migrate.pipeline import (
     Allowed,
+    Job,
+    Kind,
     RunResult,
     StopPolicy,
     default_paths,
+    execute_job,
     load,
-    migrate,
     new_run_id,
-    plan,
 )
 from fleet.records.plan_file import Approved, check_usable, read_plan
 from fleet.records.report import read_report
@@ -67,18 +68,18 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
         observer: Observer = row_logger
         if show_progress:
             observer = Fanout(observer, stack.enter_context(ProgressBar(rows, plan=read_only)))
+        state = opts["checkpoint"] or default_checkpoint  # plan: read for its holds, never written
+        kind = Kind.PLAN if read_only else Kind.RUN
+        job = Job(kind, parsed, default_report, settings, state, observer, run_id=run_id)
         if read_only:
             report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
             allowed = Allowed(opts["allowed_accounts"], opts["organization"])
-            state = opts["checkpoint"] or default_checkpoint
-            result = plan(
-                parsed, report, settings, observer, run_id=run_id, allowed=allowed, out=opts["out"], state=state
-            )
+            job = dataclasses.replace(job, report=report, allowed=allowed, out=opts["out"])
         else:
             policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
-            checkpoint, report = opts["checkpoint"] or default_checkpoint, opts["report"] or default_report
             approve = None if opts["yes"] or not _interactive() else _ask
-            result = migrate(parsed, checkpoint, report, settings, observer, policy, run_id=run_id, approve=approve)
+            job = dataclasses.replace(job, report=opts["report"] or default_report, policy=policy, approve=approve)
+        result = execute_job(job)
     if result.fleet_held:  # nothing was called: one line, exit 0
         logs.say(result.fleet_held, held=True, checkpoint=str(result.checkpoint))
         sys.exit(result.exit_code)

@@ -9,19 +9,14 @@ from pathlib import Path
 import anyio
 
 from fleet import events as logs
-from fleet.aws.calls import Calls
 from fleet.aws.endpoints import summary as endpoint_summary
-from fleet.aws.hub_check import checked_hub
-from fleet.aws.limits import Limits
-from fleet.aws.outage import Outages, log_fields
-from fleet.aws.stop import Stop
-from fleet.clock import SystemClock
+from fleet.aws.outage import OutageEvent, log_fields
 from fleet.discover.inputs import Account, DiscoverError, organization_accounts, read_accounts, read_map
 from fleet.discover.inventory import Discoverer
 from fleet.discover.output import write_outputs
 from fleet.discover.select import CANNOT_MOVE, Selection
 from fleet.manifest import cognito_regions, parse
-from fleet.migrate.engine import EngineSettings
+from fleet.migrate.engine import EngineSettings, open_runtime
 
 
 def run_discovery(
@@ -44,15 +39,14 @@ def run_discovery(
     mapping = read_map(map_file) if map_file else None
     listed = read_accounts(accounts_file) if accounts_file else []
     selection = Selection(mapping, expiring_within, settings.min_validity_days)
-    clock = SystemClock()
-    stop = Stop()  # discover keeps no state: an outage past --outage-patience leaves the rest unread (exit 1)
-    outages = Outages(clock, stop, settings.outage_patience, lambda e: logs.event("outage", "warning", **log_fields(e)))
-    calls = Calls(Limits(settings.concurrency, settings.rate_per_account), settings.policy, clock, stop, outages)
-    discoverer = Discoverer(calls, selection, settings.account_concurrency, page_size)
 
-    async def go() -> list[Account]:
-        async with checked_hub(settings.aws, settings.policy, clock.sleep, regions) as hub:
-            hub.outages = outages
+    def outage(event: OutageEvent) -> None:
+        logs.event("outage", "warning", **log_fields(event))
+
+    async def go() -> tuple[list[Account], Discoverer]:
+        # Discover keeps no state: an outage past --outage-patience leaves the rest unread (exit 1).
+        async with open_runtime(settings, regions, on_outage=outage) as aws:
+            hub, discoverer = aws.hub, Discoverer(aws.calls, selection, settings.account_concurrency, page_size)
             logs.start_run(
                 run_id=settings.aws.session_name.removeprefix("cognito-fleet-"),
                 command="discover",
@@ -63,12 +57,12 @@ def run_discovery(
                 targets="map" if mapping is not None else "auto",
                 out=str(out),
             )
-            accounts = listed or await organization_accounts(hub, calls, ous, exclude)
+            accounts = listed or await organization_accounts(hub, aws.calls, ous, exclude)
             accounts = [a for a in accounts if a.account_id not in set(exclude)]
             await discoverer.run(hub, accounts, regions)
-            return accounts
+            return accounts, discoverer
 
-    accounts = anyio.run(go)
+    accounts, discoverer = anyio.run(go)
     rows = write_outputs(discoverer.inventory, out, inventory_path, accounts, discoverer.now)
     found = discoverer.inventory.found
     errors = [f for f in found if f.selection == "error"]
