@@ -16,10 +16,11 @@ from click.testing import CliRunner
 
 from fleet.cli.report_command import report_command
 from fleet.errors import EXIT_USAGE, FleetError
-from fleet.records.change_record import Record, ReportError, load, short_names
+from fleet.records.change_record import Record, ReportError, load, load_many, short_names
 from fleet.records.html import html
 from fleet.records.markdown import markdown
 from fleet.records.report import COLUMNS
+from fleet.records.run_file import read_run_record
 
 from .files import csv_rows
 
@@ -317,3 +318,25 @@ def test_several_reports_make_one_record_every_domain_once(tmp_path: Path) -> No
 def test_the_same_report_twice_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(report_command, [str(SAMPLE), str(SAMPLE)])
     assert isinstance(result.exception, ReportError) and "named twice" in str(result.exception)
+
+
+def test_the_run_record_names_the_plan_and_the_ticket_old_ones_still_read(tmp_path: Path) -> None:
+    report = tmp_path / "prod.report.csv"
+    shutil.copy(SAMPLE, report)
+    digest = "ab" * 32
+    run = {"run_id": "r1", "command": "run", "hub": HUB, "counts": '{"verified": 12}', "change_ref": "CHG-7|x"}
+    run["plan"] = {"plan_id": "p1", "path": "P.json", "sha256": digest, "pinned": False}  # type: ignore[assignment]
+    (tmp_path / "prod.report.run.json").write_text(json.dumps(run), encoding="utf-8")
+    assert read_run_record(report)["counts"] == {"verified": 12}  # an older record's counts: JSON text
+    record = load(report)
+    facts = dict(record.facts())
+    assert facts["Change reference"] == "CHG-7|x"
+    assert facts["Plan applied"] == f"p1 (P.json), SHA-256 {digest} (NOT pinned: no --plan-sha256)"
+    assert "- **Change reference:** CHG-7\\|x" in markdown(record)  # escaped like every value
+    assert "<dt>Plan applied</dt>" in html(record) and digest in html(record)
+    other = tmp_path / "other.report.csv"
+    shutil.copy(SAMPLE, other)
+    merged = load_many([report, other])
+    assert dict(merged.facts())["Change reference"] == "CHG-7|x"  # several reports: each distinct value once
+    (tmp_path / "prod.report.run.json").write_text(json.dumps({"run_id": "r1", "hub": HUB}), encoding="utf-8")
+    assert "Plan applied" not in dict(load(report).facts())  # no plan, no ticket: no line

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
 from fleet.cli import main
 from fleet.migrate.pipeline import RunResult, migrate
 from fleet.migrate.row import Mode
-from fleet.records.rollback import plan_rollback
+from fleet.records.rollback import Part, RollbackError, plan_rollback, state_name
 from fleet.sandbox.seed import write_manifest
 from fleet.state.checkpoint import Checkpoint
 
@@ -37,8 +38,9 @@ def test_the_cron_run_after_a_rollback_writes_nothing_until_released(make_fleet,
     assert code == 0 and "4 domains back to their previous certificates (pending=4)" in out, out
     state = tmp_path / "prod.checkpoint.sqlite"
     assert f"held in {state} by rollback-" in out
-    assert invoke("run", str(undo), *base)[0] == 0
-    assert (tmp_path / "undo.checkpoint.sqlite").exists()  # the rollback run kept its own state
+    code, out = invoke("run", str(undo), *base)
+    assert code == 0 and f"its run records into the forward state {state}" in out, out
+    assert not (tmp_path / "undo.checkpoint.sqlite").exists()  # the rollback's run is part of the forward story
     assert all(fleet.box.certificate_of(x.domain) == x.old_certificate_arn for x in d)
 
     # A plan of the forward manifest reads the state's holds: it plans nothing for the held domains.
@@ -74,6 +76,68 @@ def test_the_cron_run_after_a_rollback_writes_nothing_until_released(make_fleet,
     assert set(fleet.box.state.writes.values()) == {1}
     code, out = invoke("history", str(state))
     assert code == 0 and out.count("  hold  ") == 4 and out.count("  release  ") == 4, out
+
+
+def test_a_rollback_finds_its_state_and_its_run_is_part_of_the_forward_story(make_fleet, tmp_path: Path) -> None:
+    fleet: Fleet = make_fleet(accounts=2, regions=("us-east-1",), per_region=2)
+    d = fleet.domains  # two domains in each of two accounts
+    state, report, undo = tmp_path / "elsewhere" / "s.db", tmp_path / "r.csv", tmp_path / "undo.csv"
+    base = ["--endpoint-url", fleet.box.endpoint, "--no-progress"]
+    forward = ["run", str(fleet.manifest), "--checkpoint", str(state), "--report", str(report), *base]
+    assert invoke(*forward)[0] == 0
+    run = json.loads((tmp_path / "r.run.json").read_text(encoding="utf-8"))
+    assert run["state"] == str(state) and run["counts"] == {"pending": 4}  # counts: an object
+
+    # A name the report does not have is refused, not a smaller rollback.
+    code, out = invoke("rollback", str(report), "--out", str(undo), "--domain", "nope.example.com")
+    assert code == 2 and "not in the report: nope.example.com" in out and not undo.exists(), out
+    # No --state: the run record names elsewhere/s.db. Part of the report: one domain, and a whole account.
+    code, out = invoke(
+        "rollback", str(report), "--out", str(undo), "--domain", d[0].domain, "--account", d[2].account_id
+    )
+    assert code == 0 and "3 domains back to their previous certificates" in out, out
+    assert f"held in {state} by rollback-" in out
+    assert set(by_domain(undo)) == {d[0].domain, d[2].domain, d[3].domain}
+
+    code, out = invoke("run", str(undo), *base)  # no --checkpoint: the rollback record names the forward state
+    assert code == 0 and f"its run records into the forward state {state}" in out, out
+    assert not (tmp_path / "undo.checkpoint.sqlite").exists()
+    assert [fleet.box.certificate_of(x.domain) == x.old_certificate_arn for x in d] == [True, False, True, True]
+    undo_run = json.loads((tmp_path / "undo.report.run.json").read_text(encoding="utf-8"))
+    assert undo_run["state"] == str(state)
+    assert by_domain(tmp_path / "undo.report.csv")[d[0].domain]["written_by_run"] == undo_run["run_id"]
+    # The forward state tells the whole story: the forward write, the hold, the rollback's write.
+    code, out = invoke("history", str(state), "--domain", d[0].domain)
+    assert code == 0 and "  hold  " in out, out
+    lines = out.splitlines()
+    forward_write = next(i for i, line in enumerate(lines) if run["run_id"] in line and "  pending" in line)
+    undo_write = next(i for i, line in enumerate(lines) if undo_run["run_id"] in line and "  pending" in line)
+    assert (
+        forward_write < undo_write and f"{d[0].new_certificate_arn} -> {d[0].old_certificate_arn}" in lines[undo_write]
+    )
+
+    fleet.box.state.reset_counters()
+    code, out = invoke(*forward)  # the next forward (cron) run
+    assert code == 0 and finished(out)["counts"]["held"] == 3, out  # type: ignore[index]
+    assert fleet.box.state.writes == {}
+    assert {x.domain for x in d if by_domain(report)[x.domain]["status"] == "held"} == {
+        d[0].domain,
+        d[2].domain,
+        d[3].domain,
+    }
+
+
+@pytest.mark.parametrize(
+    ("report", "state"),
+    [
+        ("prod.report.csv", "prod.checkpoint.sqlite"),
+        ("prod.shard-1-of-4.report.csv", "prod.shard-1-of-4.checkpoint.sqlite"),
+        ("r.csv", "r.checkpoint.sqlite"),
+        ("r", "r.checkpoint.sqlite"),
+    ],
+)
+def test_the_state_named_like_a_report(report: str, state: str) -> None:
+    assert state_name(report) == state
 
 
 def test_a_fleet_hold_stops_every_run_in_one_line_until_released(make_fleet) -> None:
@@ -131,6 +195,12 @@ def test_a_rollback_names_what_it_cannot_cover(tmp_path: Path) -> None:
     code, out = invoke("rollback", str(report), "--out", str(tmp_path / "u.csv"))
     assert code == 2 and "cannot find its state" in out and "--state" in out  # no silent rollback cron undoes
     assert not (tmp_path / "u.csv").exists()
+    part = plan_rollback(report, None, part=Part(domains=frozenset({"c.example.com"})))
+    assert part.rows == [] and part.missed == [
+        "c.example.com (unchanged): not written by the tool, nothing to roll back"
+    ]
+    with pytest.raises(RollbackError, match="not in the report: 444455556666; nothing rolled back"):
+        plan_rollback(report, None, part=Part(accounts=frozenset({"444455556666"})))
 
 
 def _two_bad_rows_first(fleet: Fleet) -> Path:

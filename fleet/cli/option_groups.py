@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -282,6 +283,15 @@ run_only_options = _apply(
             "(drifted-since-plan, exit 1).",
         ),
         click.option(
+            "--plan-sha256",
+            "plan_sha256",
+            metavar="DIGEST",
+            callback=lambda _c, _p, v: _sha256(v),
+            help="With --plan: the plan file's SHA-256 as approved (`cognito-fleet report PLAN.json` shows it); a "
+            "file with any other digest is refused (exit 2, nothing done). Without it the run says the plan was "
+            "not pinned.",
+        ),
+        click.option(
             "--plan-max-age",
             default=span(timedelta(seconds=DEFAULT_MAX_AGE)),
             show_default=True,
@@ -297,6 +307,39 @@ run_only_options = _apply(
         ),
     ]
 )
+
+
+record_options = _apply(  # plan and run: what the records name
+    [
+        click.option(
+            "--change-ref",
+            metavar="REF",
+            callback=lambda _c, _p, v: _change_ref(v),
+            help="The change ticket this run carries out (CHG-1234, a URL): named in run_started, the run record "
+            "and the change record (plan: in the plan file; run --plan: the plan's, unless given).",
+        ),
+    ]
+)
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _sha256(value: str | None) -> str | None:
+    if value is None:
+        return None
+    digest = value.strip().lower().removeprefix("sha256:")
+    if not _SHA256.fullmatch(digest):
+        raise click.BadParameter(f"{value!r} is not a SHA-256 (64 hexadecimal digits, as `report PLAN.json` shows)")
+    return digest
+
+
+def _change_ref(value: str | None) -> str | None:
+    if value is None:
+        return None
+    ref = value.strip()
+    if not ref or len(ref) > 200 or not ref.isprintable():
+        raise click.BadParameter("a change reference is 1 to 200 printable characters (CHG-1234, a ticket URL)")
+    return ref
 
 
 def engine_settings(opts: dict[str, Any], rows: int, run_id: str) -> EngineSettings:
@@ -328,6 +371,7 @@ def engine_settings(opts: dict[str, Any], rows: int, run_id: str) -> EngineSetti
         max_failures=options.failure_budget(opts["max_failures"], rows) if "max_failures" in opts else None,
         canary=opts.get("canary", ENGINE.canary),
         outage_patience=opts["outage_patience"],
+        change_ref=opts.get("change_ref"),
         edge=EdgeSettings(check=opts["edge_check"], address=opts["edge_address"])
         if "edge_check" in opts
         else ENGINE.edge,

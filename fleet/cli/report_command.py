@@ -11,6 +11,7 @@ from fleet.files import atomic_writer
 from fleet.records.change_record import Record, load_many
 from fleet.records.html import html
 from fleet.records.markdown import markdown
+from fleet.records.own_files import CHANGE_RECORD, refuse_foreign
 
 # --- the command --------------------------------------------------------------------------------------------
 
@@ -50,6 +51,7 @@ def report_command(reports: tuple[Path, ...], fmt: str, out: Path | None, hub: s
     if out is None:
         click.echo(text, nl=False)
         return
+    refuse_foreign(out, CHANGE_RECORD)  # a change record replaces only a change record (or nothing)
     with atomic_writer(out) as fh:
         fh.write(text)
     origin = ", ".join(map(str, reports))

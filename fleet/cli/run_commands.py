@@ -20,6 +20,7 @@ from fleet.cli.option_groups import (
     edge_options,
     engine_settings,
     filter_options,
+    record_options,
     run_only_options,
 )
 from fleet.cli.plan_table import plan_table
@@ -37,8 +38,10 @@ from fleet.migrate.pipeline import (
     load,
     new_run_id,
 )
+from fleet.records.own_files import PLAN, refuse_foreign
 from fleet.records.plan_file import Approved, check_usable, read_plan
-from fleet.records.report import read_report
+from fleet.records.report import check_report_paths, read_report
+from fleet.records.rollback import rollback_state
 from fleet.shard import RowFilter
 from fleet.text import printable
 
@@ -48,10 +51,9 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
     logs.configure(opts["log_format"], opts["log_level"])
     run_id = new_run_id()
     logs.bind(run_id=run_id, command="plan" if read_only else "run", manifest=manifest)
-    approved = None
-    if opts.get("plan_file") is not None:  # before anything else: an unusable plan is one line, nothing touched
-        approved = Approved(read_plan(opts["plan_file"]))
-        check_usable(approved.plan, manifest, datetime.now(UTC), opts["plan_max_age"])
+    if opts.get("plan_sha256") and opts.get("plan_file") is None:
+        raise click.UsageError("--plan-sha256 goes with --plan PLAN.json")
+    approved = _approved(manifest, opts) if opts.get("plan_file") is not None else None
     shard = opts["shard"]
     only = RowFilter(opts["only_accounts"], opts["exclude_accounts"] or frozenset(), opts["only_regions"])
     parsed = load(manifest, shard, only)  # the one parse of the run: every stage gets this object
@@ -60,25 +62,33 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
         logs.say(f"{manifest}: no rows to do: nothing to do", rows=0)
         sys.exit(EXIT_OK)
     default_checkpoint, default_report = default_paths(manifest, shard)
+    state = opts["checkpoint"] or _rollback_state(manifest) or default_checkpoint
+    if read_only:
+        report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
+        check_report_paths(report, run_record=False)  # before anything: never over a file the tool did not write
+        if opts["out"] is not None:
+            refuse_foreign(opts["out"], PLAN)
+    else:
+        report = opts["report"] or default_report
+        check_report_paths(report)
     # JSON logs mean every line is JSON: no progress bar unless asked for.
     show_progress = sys.stderr.isatty() and not logs.json_mode() if opts["progress"] is None else opts["progress"]
-    settings = dataclasses.replace(engine_settings(opts, rows, run_id), approved=approved)
+    change_ref = opts.get("change_ref") or (approved.plan.change_ref if approved else None)
+    settings = dataclasses.replace(engine_settings(opts, rows, run_id), approved=approved, change_ref=change_ref)
     row_logger = logs.RowLogger(quiet=show_progress)
     with contextlib.ExitStack() as stack:
         observer: Observer = row_logger
         if show_progress:
             observer = Fanout(observer, stack.enter_context(ProgressBar(rows, plan=read_only)))
-        state = opts["checkpoint"] or default_checkpoint  # plan: read for its holds, never written
-        kind = Kind.PLAN if read_only else Kind.RUN
-        job = Job(kind, parsed, default_report, settings, state, observer, run_id=run_id)
+        kind = Kind.PLAN if read_only else Kind.RUN  # plan: the state is read for its holds, never written
+        job = Job(kind, parsed, report, settings, state, observer, run_id=run_id)
         if read_only:
-            report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
             allowed = Allowed(opts["allowed_accounts"], opts["organization"])
-            job = dataclasses.replace(job, report=report, allowed=allowed, out=opts["out"])
+            job = dataclasses.replace(job, allowed=allowed, out=opts["out"])
         else:
             policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
             approve = None if opts["yes"] or not _interactive() else _ask
-            job = dataclasses.replace(job, report=opts["report"] or default_report, policy=policy, approve=approve)
+            job = dataclasses.replace(job, policy=policy, approve=approve)
         result = execute_job(job)
     if result.fleet_held:  # nothing was called: one line, exit 0
         logs.say(result.fleet_held, held=True, checkpoint=str(result.checkpoint))
@@ -111,6 +121,35 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
     return result
 
 
+def _approved(manifest: Path, opts: dict[str, Any]) -> Approved:
+    """The plan `run --plan` applies, checked before anything else (an unusable plan is one line, nothing touched);
+    pinned by --plan-sha256, or said not to be (stderr, run_started)."""
+    pinned: str | None = opts.get("plan_sha256")
+    found = read_plan(opts["plan_file"], pinned)
+    check_usable(found, manifest, datetime.now(UTC), opts["plan_max_age"], pinned=pinned is not None)
+    if pinned is None:
+        logs.event(
+            "plan_not_pinned",
+            "warning",
+            plan=str(found.path),
+            sha256=found.sha256,
+            message=f"--plan {found.path} is not pinned: its SHA-256 is {found.sha256}; compare it with the one "
+            "approved, and give that one with --plan-sha256 so that a plan edited after its approval is refused",
+        )
+    return Approved(found, pinned=pinned is not None)
+
+
+def _rollback_state(manifest: Path) -> Path | None:
+    """A rollback manifest's run records into the forward state it came from (its rollback record names it)."""
+    forward = rollback_state(manifest)
+    if forward is not None:
+        logs.say(
+            f"{manifest}: a rollback manifest: its run records into the forward state {forward} (--checkpoint)",
+            checkpoint=str(forward),
+        )
+    return forward
+
+
 def _interactive() -> bool:
     """A person at a terminal (cron, pipes and CI never are: they are never asked)."""
     return sys.stdin.isatty() and sys.stderr.isatty()
@@ -130,12 +169,20 @@ def _ask(info: dict[str, object]) -> bool:
             f"About to write as {info['hub']}:\n"
             f"  {_n(info['writes'], 'write')} in {_n(info['write_accounts'], 'account')} "
             f"(of {info['rows']} domains in {info['accounts']} accounts, regions {', '.join(map(str, regions))})"  # type: ignore[call-overload]
-            f"\n  manifest {info['manifest']}\ncalls go to:{where}",
+            f"\n  manifest {info['manifest']}{_approval(info)}\ncalls go to:{where}",
             newlines=True,
         ),
         err=True,
     )
     return click.confirm("Write the new certificates?", default=False, err=True)
+
+
+def _approval(info: dict[str, object]) -> str:
+    """The prompt's lines on the plan applied (pinned or not) and the change ticket, when there are some."""
+    plan, out = info.get("plan"), ""
+    if isinstance(plan, dict):
+        out += f"\n  plan {plan['path']} (SHA-256 {plan['sha256']}, {'pinned' if plan['pinned'] else 'NOT pinned'})"
+    return out + (f"\n  change {info['change_ref']}" if info.get("change_ref") else "")
 
 
 def failures_of(report: Path) -> tuple[collections.Counter[str], collections.Counter[str]]:
@@ -163,6 +210,7 @@ def print_result(result: RunResult, read_only: bool = False) -> None:
 @filter_options
 @edge_options
 @run_only_options
+@record_options
 def run(manifest: Path, **opts: Any) -> None:
     """Migrate every domain of MANIFEST to its certificate_arn; rerun the same command to resume."""
     result = execute(manifest, opts)
@@ -175,6 +223,7 @@ def run(manifest: Path, **opts: Any) -> None:
 @common_options
 @filter_options
 @edge_options
+@record_options
 @click.option("--allowed-accounts", callback=lambda _c, _p, v: options.id_list(v), help=ALLOWED_HELP)
 @click.option(
     "--organization",

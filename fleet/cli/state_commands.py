@@ -9,7 +9,7 @@ import click
 
 from fleet.errors import FleetError
 from fleet.records.report import jsonl_path
-from fleet.records.rollback import check_report, state_of, write_rollback_manifest
+from fleet.records.rollback import Part, check_report, record_path, state_of, write_rollback_manifest
 from fleet.text import printable
 
 
@@ -27,16 +27,28 @@ from fleet.text import printable
 @click.option(
     "--state",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The forward runs' state (--checkpoint) [default: beside REPORT (NAME.checkpoint.sqlite), or beside "
-    "--manifest]",
+    help="The forward runs' state (--checkpoint) [default: the one REPORT's run record names "
+    "(NAME.report.run.json), else NAME.checkpoint.sqlite beside REPORT or beside --manifest]",
 )
-def rollback(report: Path, out: Path, original: Path | None, state: Path | None) -> None:
-    """Write a manifest that puts every domain the tool wrote (per REPORT and its state, whatever the row's status)
-    back on its previous certificate, and hold those domains in the state: forward runs report them `held` until
-    `cognito-fleet release`. Running the manifest is an ordinary `run` (with its own checkpoint)."""
+@click.option("--domain", "domains", multiple=True, help="Roll back only this domain (repeatable).")
+@click.option("--account", "accounts", multiple=True, help="Roll back only this account's domains (repeatable).")
+def rollback(
+    report: Path,
+    out: Path,
+    original: Path | None,
+    state: Path | None,
+    domains: tuple[str, ...],
+    accounts: tuple[str, ...],
+) -> None:
+    """Write a manifest that puts every domain the tool wrote (per REPORT and its state, whatever the row's status;
+    with --domain/--account: those named) back on its previous certificate, and hold those domains in the state:
+    forward runs report them `held` until `cognito-fleet release`. Running the manifest is an ordinary `run`; it
+    records into the forward state (named in OUT's rollback record, OUT.rollback.json), so that state's history
+    tells the whole story."""
     check_report(report)
     state_path = state_of(report, original, state)
-    done = write_rollback_manifest(report, out, original, state_path)
+    part = Part(frozenset(domains), frozenset(accounts))
+    done = write_rollback_manifest(report, out, original, state_path, part)
     statuses = ", ".join(f"{k}={v}" for k, v in sorted(done.by_status.items()))
     click.echo(f"{out}: {len(done.rows)} domains back to their previous certificates ({statuses})")
     click.echo(
@@ -44,8 +56,8 @@ def rollback(report: Path, out: Path, original: Path | None, state: Path | None)
         f"cognito-fleet release {state_path} --all (or --domain D)"
     )
     for missed in done.missed:
-        click.echo(f"not covered: {missed}")
-    click.echo(f"next: cognito-fleet run {out}")
+        click.echo(printable(f"not covered: {missed}"))
+    click.echo(f"next: cognito-fleet run {out}  (its run records into {state_path}, as {record_path(out)} says)")
 
 
 @click.command("hold")

@@ -50,6 +50,7 @@ class EngineSettings:
     outage_patience: float = DEFAULT_PATIENCE  # seconds an endpoint may be unreachable before the run stops
     edge: EdgeSettings = field(default_factory=EdgeSettings)  # verified = ACTIVE and the edge serves the target
     approved: Approved | None = None  # run --plan: the plan applied (fleet/records/plan_file.py)
+    change_ref: str | None = None  # --change-ref: the change ticket this run carries out (the records name it)
 
 
 class Observer:

@@ -164,7 +164,8 @@ async def _run(job: Job, aws: Runtime, holds: Mapping[str, Hold], edges: EdgeTal
     store, settings, rows = state_at(job.state), job.settings, job.manifest.rows
     with store.lock():
         more = {"plan": plan_facts(settings)} if settings.approved else {}
-        info = run_info("run", job.run_id, aws.hub, job.manifest, settings, report=str(job.report), **more)
+        report = str(job.report)
+        info = run_info("run", job.run_id, aws.hub, job.manifest, settings, state=job.state, report=report, **more)
         if job.approve is not None:
             writes = await _writes_ahead(job, aws, holds)
             # A pre-check stopped (an outage past --outage-patience) writes nothing: the run stops, resumable.
@@ -214,7 +215,8 @@ async def _plan(
             options = info["options"]
             assert isinstance(options, dict)
             domains = planned_domains(job.manifest.rows, state)
-            write_plan(job.out, job.run_id, made_at, aws.hub.arn or "unknown", job.manifest.path, domains, options)
+            hub, change_ref = aws.hub.arn or "unknown", job.settings.change_ref
+            write_plan(job.out, job.run_id, made_at, hub, job.manifest.path, domains, options, change_ref=change_ref)
         return counts
 
 

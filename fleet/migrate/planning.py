@@ -15,7 +15,6 @@ from fleet.manifest import Manifest, Row
 from fleet.migrate import allow_list
 from fleet.migrate.engine import EngineSettings
 from fleet.migrate.row import Mode
-from fleet.outcome import stamp
 from fleet.records.plan_file import PlannedDomain
 from fleet.records.report import record
 from fleet.state.checkpoint import Checkpoint
@@ -26,11 +25,11 @@ def planning(settings: EngineSettings) -> EngineSettings:
     return dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None)
 
 
-def plan_facts(settings: EngineSettings) -> dict[str, str]:
-    """What run_started says of the plan a run applies: which file (its SHA-256, to match the approved one)."""
+def plan_facts(settings: EngineSettings) -> dict[str, object]:
+    """What run_started says of the plan a run applies: which file (its SHA-256, to match the approved one), and
+    whether that SHA-256 was pinned (--plan-sha256)."""
     assert settings.approved is not None
-    plan = settings.approved.plan
-    return {"path": str(plan.path), "sha256": plan.sha256, "plan_id": plan.plan_id, "made_at": stamp(plan.made_at)}
+    return settings.approved.facts()
 
 
 @dataclass(frozen=True, slots=True)

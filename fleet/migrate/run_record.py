@@ -15,14 +15,22 @@ from fleet.aws.endpoints import summary
 from fleet.files import atomic_writer
 from fleet.manifest import Manifest
 from fleet.migrate.engine import EngineSettings
+from fleet.records.own_files import RUN_RECORD, refuse_foreign
 from fleet.records.report import run_record_path
 
 
 def run_info(
-    command: str, run_id: str, hub: Hub, manifest: Manifest, settings: EngineSettings, **more: object
+    command: str,
+    run_id: str,
+    hub: Hub,
+    manifest: Manifest,
+    settings: EngineSettings,
+    state: Path | None = None,
+    **more: object,
 ) -> dict[str, object]:
     """What ``run_started`` says: who runs what on which fleet, where the calls go (each service's endpoint and
-    the setting it came from), and the options that matter (no secret)."""
+    the setting it came from), and the options that matter (no secret); ``state``: the run's state file (named
+    absolute: the run record is how ``rollback REPORT`` finds it from any directory)."""
     aws = settings.aws
     return {
         "run_id": run_id,
@@ -53,6 +61,8 @@ def run_info(
             "edge_check": settings.edge.check,
             "edge_address": settings.edge.address if settings.edge.check else None,
         },
+        **({"state": os.path.abspath(state)} if state is not None else {}),
+        **({"change_ref": settings.change_ref} if settings.change_ref else {}),
         **more,
     }
 
@@ -79,9 +89,16 @@ def manifest_sha256(path: str | Path) -> str | None:
 
 
 def write_run_record(report_path: Path, info: dict[str, object]) -> None:
-    """Beside the report, written whole (0600) like it: what the change record names as the run."""
-    with atomic_writer(run_record_path(report_path)) as fh:
-        json.dump(info, fh, indent=2, sort_keys=True, default=str)
+    """Beside the report, written whole (0600) like it, never over a file the tool did not write: what the change
+    record names as the run, and where its state is (``rollback REPORT`` reads it). ``counts`` is an object (the
+    runs table keeps it as JSON text)."""
+    record = dict(info)
+    if isinstance(record.get("counts"), str):
+        record["counts"] = json.loads(str(record["counts"]))
+    path = run_record_path(report_path)
+    refuse_foreign(path, RUN_RECORD)
+    with atomic_writer(path) as fh:
+        json.dump(record, fh, indent=2, sort_keys=True, default=str)
         fh.write("\n")
 
 
@@ -89,4 +106,5 @@ def _recorded(info: dict[str, object]) -> dict[str, object]:
     """What the state's runs table keeps of ``run_started``: who, where, with what (no secret: the options
     already say only whether an external id was set)."""
     keep = ("command", "hub", "host", "user", "version", "manifest_sha256", "endpoints", "options", "report")
-    return {k: info[k] for k in keep if k in info}
+    keep_too = ("state", "plan", "change_ref")  # where the state is; the plan applied and the change ticket
+    return {k: info[k] for k in (*keep, *keep_too) if k in info}

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from fleet.outcome import WRITTEN, Status
-from fleet.records.report import ReportError, jsonl_path, read_report, run_record_path
+from fleet.records.report import ReportError, jsonl_path, read_report
+from fleet.records.run_file import change_ref_of, plan_of, ran_by_of, read_run_record
 
 # Older reports lack some columns (drift, attempts ...); these are the ones a record cannot do without.
 REQUIRED = ("account_id", "region", "domain", "status", "previous_certificate_arn", "certificate_arn")
@@ -100,6 +101,8 @@ class Record:
     sources: tuple[Source, ...] = ()  # set when the record merges several reports
     ran_by: str = ""  # host, OS user, tool version and manifest digest, from the run record beside the report
     superseded: tuple[tuple[str, Path, Path], ...] = ()  # (domain, earlier report, the later one that counts)
+    plan_applied: str = ""  # run --plan: the plan's id, file, SHA-256 and whether it was pinned (the run record's)
+    change_ref: str = ""  # --change-ref: the change ticket the run carried out
     kind: ClassVar[str] = "Change record"  # the heading's first words (a plan: fleet/records/plan_record.py)
     shows_writes: ClassVar[bool] = True  # the writes-over-time chart (a plan has no writes yet)
 
@@ -181,6 +184,7 @@ class Record:
         who = [("Hub identity", self.hub)]
         if self.ran_by:
             who.append(("Ran on", self.ran_by))
+        who += [(label, text) for label, text in self._approval() if text]
         return [
             ("Run", self.run_id or "not recorded in the report (cognito-fleet history STATE lists the runs)"),
             *origin,
@@ -192,6 +196,10 @@ class Record:
             ("Drift", f"{drift} (moved off their certificate outside this tool, and written again)" if drift else "0"),
             ("Proven at the edge", self.proof()),
         ]
+
+    def _approval(self) -> list[tuple[str, str]]:
+        """Which change ticket the run carried out and which plan it applied (pinned or not), when known."""
+        return [("Change reference", self.change_ref), ("Plan applied", self.plan_applied)]
 
     def _written(self) -> list[tuple[str, str]]:
         if not any(e.written_by_run for e in self.entries):
@@ -224,36 +232,17 @@ def load(report_csv: Path, hub: str | None = None) -> Record:
     report = read_report(report_csv, REQUIRED)
     entries = tuple(_entry(rec, report_csv, line) for rec, line in zip(report.lines, report.line_numbers, strict=True))
     sha256 = hashlib.sha256(report.data).hexdigest()
-    run = _run_record(report_csv)
+    run = read_run_record(report_csv)
     return Record(
         report_csv,
         sha256,
         _run_id(report.lines, report_csv),
         hub or str(run.get("hub") or "unknown"),  # --hub overrides what the run recorded
         entries,
-        ran_by=_ran_by(run),
+        ran_by=ran_by_of(run),
+        plan_applied=plan_of(run),
+        change_ref=change_ref_of(run),
     )
-
-
-def _run_record(report_csv: Path) -> dict[str, object]:
-    """The run record `run` writes beside its report (NAME.report.run.json), if there is one."""
-    try:
-        data = json.loads(run_record_path(report_csv).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _ran_by(run: dict[str, object]) -> str:
-    parts = []
-    if run.get("user") or run.get("host"):
-        parts.append(f"{run.get('user') or '?'}@{run.get('host') or '?'}")
-    if run.get("version"):
-        parts.append(f"cognito-fleet {run['version']}")
-    if run.get("manifest"):
-        digest = f" (SHA-256 {run['manifest_sha256']})" if run.get("manifest_sha256") else ""
-        parts.append(f"manifest {run['manifest']}{digest}")
-    return ", ".join(parts)
 
 
 def _entry(rec: dict[str, str], path: Path, line: int) -> Entry:
@@ -317,7 +306,14 @@ def merge(records: list[Record], hub: str | None = None) -> Record:
         entries=tuple(entry for entry, _ in rows.values()),
         sources=sources,
         superseded=tuple(superseded),
+        plan_applied="; ".join(_distinct(r.plan_applied for r in records)),
+        change_ref=", ".join(_distinct(r.change_ref for r in records)),
     )
+
+
+def _distinct(values: Iterable[str]) -> list[str]:
+    """Non-empty values, each once, in order."""
+    return list(dict.fromkeys(v for v in values if v))
 
 
 def _one_hub(records: list[Record]) -> str:

@@ -1,8 +1,9 @@
 """`cognito-fleet report PLAN.json`: a saved plan as the record a change board approves ("what will change").
 
 It is a change record (``fleet.records.change_record``: status table and chart, failures, every domain by account
-and region, the certificates) whose header says what was approved — the plan file and its SHA-256, when and by
-which hub identity it was made, from which manifest, the fleet's fingerprint — and which adds the writes it plans.
+and region, the certificates) whose header says what is to be approved — the plan file and its SHA-256 (the digest
+the board approves and the run is pinned to), when and by which hub identity it was made, for which change ticket,
+from which manifest, its fingerprint — and which adds the writes it plans.
 """
 
 from __future__ import annotations
@@ -46,15 +47,20 @@ class PlanRecord(Record):
         accounts = len({e.account_id for e in self.entries})
         regions = len({e.region for e in self.entries})
         edges = ", ".join(f"{k}={v}" for k, v in self.edges().items()) or "not checked"
+        if plan.version == 1:
+            covers = "version 1: SHA-256 of every domain's certificate at plan time only; applied only pinned"
+        else:
+            covers = "SHA-256 of every other field: domains, certificates, targets, actions, when, manifest"
         return [
             ("Plan", plan.plan_id),
             ("Plan file", str(plan.path)),
-            ("Plan file SHA-256", plan.sha256),
+            ("Plan file SHA-256", f"{plan.sha256} (approve this digest: the run is given it with --plan-sha256)"),
             ("Made", f"{_at(plan.made_at)} ({span(datetime.now(UTC) - plan.made_at)} ago)"),
             ("Hub identity", plan.hub),
+            *([("Change reference", plan.change_ref)] if plan.change_ref else []),
             ("Manifest", plan.manifest_path),
             ("Manifest SHA-256", plan.manifest_sha256),
-            ("Fleet fingerprint", f"{plan.fingerprint} (SHA-256 of every domain's certificate at plan time)"),
+            ("Plan fingerprint", f"{plan.fingerprint} ({covers})"),
             ("Domains", f"{len(self.entries)} in {_n(accounts, 'account')} and {_n(regions, 'region')}"),
             ("Will be written", str(counts.get(str(Status.PLANNED), 0))),
             ("Unchanged", str(counts.get(str(Status.UNCHANGED), 0))),
@@ -62,7 +68,8 @@ class PlanRecord(Record):
             ("Edge serves now", edges),
             (
                 "Apply",
-                f"cognito-fleet run {plan.manifest_path} --plan {plan.path}: until {_at(until)} (--plan-max-age, "
+                f"cognito-fleet run {plan.manifest_path} --plan {plan.path} --plan-sha256 {plan.sha256}: until "
+                f"{_at(until)} (--plan-max-age, "
                 f"default {span(timedelta(seconds=DEFAULT_MAX_AGE))}); a domain no longer on the certificate shown "
                 "here is not written (drifted-since-plan)",
             ),
