@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from fleet.aws.credentials import AwsSettings
 from fleet.aws.retry import BackoffPolicy
 from fleet.cli import main
-from fleet.discover.job import run_discovery
+from fleet.discover.job import Criteria, Sources, run_discovery
 from fleet.migrate.engine import EngineSettings
 from fleet.sandbox.seed import SeededDomain, Seeder, admin_client, seed_accounts
 from fleet.sandbox.server import Sandbox
@@ -174,19 +174,15 @@ def test_pagination_and_a_denied_account(box: Sandbox, tmp_path: Path) -> None:
     box.state.configure(deny_accounts={denied})
     out = tmp_path / "paged.csv"
     settings = EngineSettings(policy=BackoffPolicy(base=0.01, cap=0.05), aws=AwsSettings(endpoint_url=box.endpoint))
-    code, text = run_discovery(
+    done = run_discovery(
         settings,
-        accounts_file(tmp_path, [crowded, denied]),
-        False,
-        (),
-        (),
-        ["eu-west-1"],
-        map_file(tmp_path, domains),
-        30,
+        Sources(accounts_file(tmp_path, [crowded, denied]), False, (), (), ["eu-west-1"]),
+        Criteria(map_file(tmp_path, domains)),
         out,
         tmp_path / "paged.inventory.csv",
         page_size=2,
     )
+    code, text = done.code, done.summary
     assert code == 1, text  # one account could not be read
     assert box.state.calls["ListUserPools"] == 2 and box.state.calls["DescribeUserPool"] == 3
     inventory = inventory_of(tmp_path / "paged.inventory.csv")

@@ -49,9 +49,21 @@ def test_the_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, out[-3000:] + err[-3000:]
+    # discover: every seeded domain in the inventory, half on the distrusted CA (selected), half left alone.
+    affected = {r["domain"]: r for r in csv_rows(tmp_path / "affected.csv")}
+    assert len(affected) == 16
+    old = {d for d, r in affected.items() if r["selection"] == "matched"}
+    assert len(old) == 8 and {affected[d]["issuer"] for d in old} == {"Old CA"}
+    assert {r["selection"] for d, r in affected.items() if d not in old} == {"other-issuer"}
+    # reconcile moved exactly the Old-CA domains, each proven at the sandbox's edge ...
     report = csv_rows(tmp_path / "fleet.report.csv")
-    assert len(report) == 12 and {r["status"] for r in report} == {"verified"}
-    assert {r["edge"] for r in report} == {"served"}  # proven at the sandbox's edge (COGNITO_FLEET_EDGE_ADDRESS)
-    assert {r["edge"] for r in csv_rows(tmp_path / "fleet.plan.csv")} == {"old"}  # plan: what clients saw before
+    assert {r["domain"] for r in report} == old
+    assert {r["status"] for r in report} == {"verified"} and {r["edge"] for r in report} == {"served"}
+    # ... the others are still on the certificate they had, and nothing is on "Old CA" any more.
+    after = {r["domain"]: r for r in csv_rows(tmp_path / "fleet.inventory.csv")}
+    assert all(after[d]["certificate_arn"] == affected[d]["certificate_arn"] for d in affected if d not in old)
+    assert {r["issuer"] for r in after.values()} == {"New CA", "Healthy CA"}
+    # The rerun wrote nothing and said so.
+    assert "reconcile: nothing to do" in out + err
     assert "<svg" in (tmp_path / "fleet.html").read_text()
     assert oct((tmp_path / "sandbox.env").stat().st_mode & 0o777) == "0o600"

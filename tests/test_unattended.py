@@ -4,6 +4,7 @@ never block the fleet, a stuck domain raises the alarm, and the external id stay
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -324,19 +325,26 @@ def test_the_external_id_from_a_file_or_the_environment_is_never_shown(make_flee
     assert code == 2 and "give one of --external-id and --external-id-file" in out
 
 
-def test_the_cron_examples_use_a_canary_a_budget_and_resume_after_75() -> None:
+def test_the_schedule_examples_use_a_settings_file_a_canary_a_budget_and_resume_after_75(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parent.parent
-    # The README shows the crontab line; docs/operations.md has it too, with systemd and the CronJob.
     readme = (root / "README.md").read_text(encoding="utf-8")
-    [line] = [line for line in readme.splitlines() if line.startswith("*/15 * * * *")]
-    assert "--canary" in line and "--max-failures" in line and "--external-id-file" in line
     operations = (root / "docs" / "operations.md").read_text(encoding="utf-8")
     section = operations.split("## Running from cron", 1)[1].split("\n## ", 1)[0]
-    [cron] = [line for line in section.splitlines() if line.startswith("*/15 * * * *")]
-    assert "--canary" in cron and "--max-failures" in cron and "--external-id-file" in cron
-    assert "--external-id " not in cron  # never the secret itself on the command line
+    # The options live in a settings file (README and docs/operations.md), which the real loader accepts ...
+    for text in (readme.split("## Running it on a schedule", 1)[1], section):
+        settings = text.split("```toml", 1)[1].split("```", 1)[0]
+        run = tomllib.loads(settings)["run"]
+        assert run["canary"] >= 1 and run["max-failures"] and run["max-runtime"] and run["external-id-file"]
+        assert "external-id" not in run  # never the secret itself
+        (tmp_path / "cognito-fleet.toml").write_text(settings, encoding="utf-8")
+        config = ["--config", str(tmp_path / "cognito-fleet.toml")]
+        result = CliRunner().invoke(main, ["validate", str(root / "manifests" / "example.csv"), *config])
+        assert result.exit_code == 0, result.output
+        # ... and the crontab line carries only the command.
+        [cron] = [line for line in text.splitlines() if line.startswith("*/15 * * * *")]
+        assert " run " in cron and "--external-id" not in cron and "--canary" not in cron
     service = section.split("# /etc/systemd/system/cognito-fleet.service", 1)[1]
-    assert "--canary" in service and "--max-failures 2%%" in service and "SuccessExitStatus=75" in service
+    assert "WorkingDirectory=/srv/certs" in service and "SuccessExitStatus=75" in service
     cronjob = yaml.safe_load(section.split("```yaml", 1)[1].split("```", 1)[0])
     job = cronjob["spec"]["jobTemplate"]["spec"]
     rules = job["podFailurePolicy"]["rules"]
@@ -348,9 +356,9 @@ def test_the_cron_examples_use_a_canary_a_budget_and_resume_after_75() -> None:
     assert job["backoffLimit"] >= 1  # a 75 is resumed in a new pod, boundedly
     container = job["template"]["spec"]["containers"][0]
     assert container["name"] == "run" and job["template"]["spec"]["restartPolicy"] == "Never"
-    args = container["args"]
-    assert "--canary" in args and "--max-failures" in args and "--external-id-file" in args
-    assert "--external-id" not in args
+    assert "--external-id" not in container["args"]
+    assert {"name": "COGNITO_FLEET_CONFIG", "value": "/config/cognito-fleet.toml"} in container["env"]
+    assert "/config" in {mount["mountPath"] for mount in container["volumeMounts"]}
     # A restrictive container: no privilege escalation, read-only root, no capability; /tmp writable.
     for example in [cronjob, *(yaml.safe_load(block.split("```", 1)[0]) for block in operations.split("```yaml")[2:])]:
         spec = example["spec"].get("jobTemplate", example)["spec"]["template"]["spec"]

@@ -45,6 +45,7 @@ class Served:
 
     serial: int
     not_after: datetime
+    issuer: tuple[str, ...] = ()  # the issuer's organization and common name (discover --issuer matches them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +103,17 @@ def format_serial(serial: int) -> str:
 
 
 def leaf(der: bytes) -> Served:
-    """Serial and NotAfter of a DER certificate."""
+    """Serial, NotAfter and issuer names (O, CN) of a DER certificate."""
     from cryptography import x509
+    from cryptography.x509.oid import NameOID
 
     cert = x509.load_der_x509_certificate(der)
-    return Served(cert.serial_number, cert.not_valid_after_utc)
+    names = [
+        str(a.value)
+        for oid in (NameOID.ORGANIZATION_NAME, NameOID.COMMON_NAME)
+        for a in cert.issuer.get_attributes_for_oid(oid)
+    ]
+    return Served(cert.serial_number, cert.not_valid_after_utc, tuple(names))
 
 
 def is_certificate(served: Served, described: Mapping[str, Any] | None) -> bool:

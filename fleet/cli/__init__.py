@@ -15,9 +15,10 @@ from typing import Any, TextIO, cast
 
 import click
 
-from fleet.cli import logs, options
+from fleet.cli import logs, options, settings
 from fleet.cli.discover_command import discover
 from fleet.cli.option_groups import ALLOWED_HELP, EXIT_HELP
+from fleet.cli.reconcile_command import reconcile
 from fleet.cli.report_command import report_command
 from fleet.cli.run_commands import plan_command, run
 from fleet.cli.state_commands import history_command, hold_command, release_command, rollback
@@ -104,6 +105,7 @@ for _command in (
     run,
     plan_command,
     discover,
+    reconcile,
     rollback,
     hold_command,
     release_command,
@@ -121,3 +123,4 @@ def _register_sandbox() -> None:
 
 
 _register_sandbox()
+settings.attach(main)  # every command reads --config / $COGNITO_FLEET_CONFIG / ./cognito-fleet.toml

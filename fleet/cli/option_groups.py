@@ -15,7 +15,7 @@ from fleet.aws.credentials import AwsSettings
 from fleet.aws.edge import EDGE_ADDRESS_ENV, EdgeSettings, split_address
 from fleet.aws.limits import call_ceiling
 from fleet.aws.retry import BackoffPolicy
-from fleet.cli import options
+from fleet.cli import options, settings
 from fleet.discover.select import Selection
 from fleet.migrate.engine import EngineSettings
 from fleet.migrate.pipeline import (
@@ -375,4 +375,5 @@ def engine_settings(opts: dict[str, Any], rows: int, run_id: str) -> EngineSetti
         edge=EdgeSettings(check=opts["edge_check"], address=opts["edge_address"])
         if "edge_check" in opts
         else ENGINE.edge,
+        settings_file=settings.used(),
     )

@@ -37,6 +37,18 @@ from fleet.state.holds import Hold
 
 
 @dataclass(frozen=True, slots=True)
+class SettingsFile:
+    """The settings file a command read (fleet/cli/settings.py): its path, SHA-256 and the options it set."""
+
+    path: str
+    sha256: str
+    options: tuple[str, ...]
+
+    def facts(self) -> dict[str, object]:
+        return {"path": self.path, "sha256": self.sha256, "options": list(self.options)}
+
+
+@dataclass(frozen=True, slots=True)
 class EngineSettings:
     concurrency: int | None = None  # ceiling on calls in flight; None: the limiters and the fd limit bound them
     account_concurrency: int = 64
@@ -51,6 +63,7 @@ class EngineSettings:
     edge: EdgeSettings = field(default_factory=EdgeSettings)  # verified = ACTIVE and the edge serves the target
     approved: Approved | None = None  # run --plan: the plan applied (fleet/records/plan_file.py)
     change_ref: str | None = None  # --change-ref: the change ticket this run carries out (the records name it)
+    settings_file: SettingsFile | None = None  # the settings file that set some options (recorded, not used)
 
 
 class Observer:

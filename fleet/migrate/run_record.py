@@ -63,6 +63,7 @@ def run_info(
         },
         **({"state": os.path.abspath(state)} if state is not None else {}),
         **({"change_ref": settings.change_ref} if settings.change_ref else {}),
+        **({"settings_file": settings.settings_file.facts()} if settings.settings_file else {}),
         **more,
     }
 
@@ -106,5 +107,6 @@ def _recorded(info: dict[str, object]) -> dict[str, object]:
     """What the state's runs table keeps of ``run_started``: who, where, with what (no secret: the options
     already say only whether an external id was set)."""
     keep = ("command", "hub", "host", "user", "version", "manifest_sha256", "endpoints", "options", "report")
-    keep_too = ("state", "plan", "change_ref")  # where the state is; the plan applied and the change ticket
+    # where the state is; the plan applied, the change ticket; the settings file that set options
+    keep_too = ("state", "plan", "change_ref", "settings_file")
     return {k: info[k] for k in (*keep, *keep_too) if k in info}
