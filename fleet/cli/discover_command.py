@@ -11,10 +11,11 @@ from typing import Any
 import click
 
 from fleet.cli import logs, options
+from fleet.cli.help_sections import SectionedCommand
 from fleet.cli.option_groups import Decorator, common_options, edge_options, engine_settings
 from fleet.discover.job import Criteria, Sources
 from fleet.discover.select import AUTO_HORIZON_DAYS
-from fleet.migrate.pipeline import new_run_id
+from fleet.migration.pipeline import new_run_id
 
 
 def apply(decorators: list[Decorator]) -> Decorator:
@@ -87,12 +88,13 @@ def sources_and_criteria(opts: dict[str, Any]) -> tuple[Sources, Criteria]:
 
 
 @click.command(
+    cls=SectionedCommand,
     epilog="""\b
 Exit codes:
   0  every account and region was read; the manifest lists the selected domains (maybe none)
   1  some accounts, regions or domains could not be read, or selected domains have nowhere to go (see the
      inventory)
-  2  usage error, a bad accounts/map file, or the hub identity not confirmed by STS"""
+  2  usage error, a bad accounts/map file, or the hub identity not confirmed by STS""",
 )
 @source_options
 @selection_options

@@ -17,13 +17,14 @@ from fleet.aws.limits import call_ceiling
 from fleet.aws.retry import BackoffPolicy
 from fleet.cli import options, settings
 from fleet.discover.select import Selection
-from fleet.migrate.engine import EngineSettings
-from fleet.migrate.pipeline import (
+from fleet.migration.engine import EngineSettings
+from fleet.migration.pipeline import (
     StopPolicy,
 )
-from fleet.migrate.row import Mode
-from fleet.migrate.stuck import human
+from fleet.migration.row import Mode
+from fleet.migration.stuck import human
 from fleet.records.plan_file import DEFAULT_MAX_AGE, span
+from fleet.state.directory import TRUST_ENV, trust_directories
 
 # The defaults, in one place: the settings dataclasses.
 ENGINE, STOP, DISCOVER = EngineSettings(), StopPolicy(), Selection()
@@ -213,6 +214,19 @@ edge_options = _apply(  # plan and run: where the edge check connects, or no edg
             f"proxy) [env: {EDGE_ADDRESS_ENV}].",
         ),
     ]
+)
+
+# Every command that opens a state: which shared directories the operator trusts (docs/security.md).
+trust_state_dir_option = click.option(
+    "--trust-state-dir",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    expose_value=False,
+    callback=lambda _c, _p, v: trust_directories(v),
+    help=f"Use a state in DIR although others may remove or replace files there (a volume shared through "
+    f"Kubernetes' fsGroup): whoever can write to DIR then controls the state and its holds. Repeatable "
+    f"[env: {TRUST_ENV}, ':'-separated].",
+    metavar="DIR",
 )
 
 run_only_options = _apply(

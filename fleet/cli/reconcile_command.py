@@ -13,6 +13,7 @@ import click
 
 from fleet.cli import logs
 from fleet.cli.discover_command import selection_options, source_options, sources_and_criteria
+from fleet.cli.help_sections import SectionedCommand
 from fleet.cli.option_groups import (
     EXIT_HELP,
     Decorator,
@@ -22,10 +23,11 @@ from fleet.cli.option_groups import (
     filter_options,
     record_options,
     run_only_options,
+    trust_state_dir_option,
 )
 from fleet.cli.run_commands import execute, print_result
 from fleet.discover.job import reconcile_discovery, reconcile_paths
-from fleet.migrate.pipeline import new_run_id
+from fleet.migration.pipeline import new_run_id
 from fleet.records.plan_file import read_plan
 
 DEFAULT_STATE = Path("reconcile.checkpoint.sqlite")
@@ -46,7 +48,7 @@ def without(names: frozenset[str], decorator: Decorator) -> Decorator:
     return decorate
 
 
-@click.command("reconcile", epilog=EXIT_HELP)
+@click.command("reconcile", cls=SectionedCommand, epilog=EXIT_HELP)
 @source_options
 @selection_options
 @click.option(
@@ -60,6 +62,7 @@ def without(names: frozenset[str], decorator: Decorator) -> Decorator:
 @edge_options
 @run_only_options
 @record_options
+@trust_state_dir_option
 def reconcile(plan_only: bool, **opts: Any) -> None:
     """Find the domains whose certificate must move (--issuer, --imported, --expiring-within) and move them
     (--auto or --map), as `run` does; the manifest and inventory go beside the state (--checkpoint). A rerun

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from fleet.cli import logs, options
+from fleet.cli.help_sections import SectionedCommand
 from fleet.cli.option_groups import (
     ALLOWED_HELP,
     EXIT_HELP,
@@ -22,12 +23,13 @@ from fleet.cli.option_groups import (
     filter_options,
     record_options,
     run_only_options,
+    trust_state_dir_option,
 )
 from fleet.cli.plan_table import plan_table
 from fleet.cli.progress import Fanout, ProgressBar, summary_table
 from fleet.errors import EXIT_OK
-from fleet.migrate.engine import Observer
-from fleet.migrate.pipeline import (
+from fleet.migration.engine import Observer
+from fleet.migration.pipeline import (
     Allowed,
     Job,
     Kind,
@@ -163,7 +165,12 @@ def _ask(info: dict[str, object]) -> bool:
         return True
     regions = info["regions"]
     endpoints: dict[str, dict[str, str]] = info["endpoints"]  # type: ignore[assignment]
-    where = "".join(f"\n  {label}: {e['url']} ({e['source']})" for label, e in endpoints.items())
+    where = "".join(
+        f"\n  {label}: {e['url']} ({e['source']}{'; via proxy ' + e['proxy'] if 'proxy' in e else ''})"
+        for label, e in endpoints.items()
+    )
+    trusted = sorted({e["ca_bundle"] for e in endpoints.values() if "ca_bundle" in e})
+    where += f"\nTLS trusts the CA bundle {', '.join(trusted)}" if trusted else ""
     click.echo(
         printable(
             f"About to write as {info['hub']}:\n"
@@ -204,13 +211,14 @@ def print_result(result: RunResult, read_only: bool = False) -> None:
         click.echo(line)
 
 
-@click.command(epilog=EXIT_HELP)
+@click.command(cls=SectionedCommand, epilog=EXIT_HELP)
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @common_options
 @filter_options
 @edge_options
 @run_only_options
 @record_options
+@trust_state_dir_option
 def run(manifest: Path, **opts: Any) -> None:
     """Migrate every domain of MANIFEST to its certificate_arn; rerun the same command to resume."""
     result = execute(manifest, opts)
@@ -218,12 +226,13 @@ def run(manifest: Path, **opts: Any) -> None:
     sys.exit(result.exit_code)
 
 
-@click.command("plan", epilog=EXIT_HELP)
+@click.command("plan", cls=SectionedCommand, epilog=EXIT_HELP)
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @common_options
 @filter_options
 @edge_options
 @record_options
+@trust_state_dir_option
 @click.option("--allowed-accounts", callback=lambda _c, _p, v: options.id_list(v), help=ALLOWED_HELP)
 @click.option(
     "--organization",

@@ -25,7 +25,7 @@ import click
 from click.core import ParameterSource
 
 from fleet.errors import FleetError
-from fleet.migrate.engine import SettingsFile
+from fleet.migration.engine import SettingsFile
 
 CONFIG_ENV = "COGNITO_FLEET_CONFIG"
 DEFAULT_NAME = "cognito-fleet.toml"
@@ -120,8 +120,12 @@ def keys_of(command: click.Command) -> dict[str, click.Parameter]:
 
 
 def _commands(group: click.Group) -> Iterator[tuple[str, click.Command]]:
-    for name, command in group.commands.items():
-        if not isinstance(command, click.Group):
+    """Every command of ``group`` (those it loads by name when asked included: ``fleet.cli.LAZY_COMMANDS``), not
+    the sub-groups."""
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if command is not None and not isinstance(command, click.Group):
             yield name, command
 
 
@@ -243,7 +247,8 @@ def config_option() -> click.Option:
 
 
 def attach(group: click.Group) -> None:
-    """Give every command of ``group`` (not the sub-groups) ``--config``."""
-    for _name, command in _commands(group):
-        if not any(p.name == "config" for p in command.params):
+    """Give every command ``group`` holds (not the sub-groups) ``--config``; a command the group loads by name later
+    gets it then (the group calls this again)."""
+    for command in group.commands.values():
+        if not isinstance(command, click.Group) and not any(p.name == "config" for p in command.params):
             command.params.append(config_option())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from fleet.cli.option_groups import trust_state_dir_option
 from fleet.errors import FleetError
 from fleet.records.report import jsonl_path
 from fleet.records.rollback import Part, check_report, record_path, state_of, write_rollback_manifest
@@ -32,6 +33,7 @@ from fleet.text import printable
 )
 @click.option("--domain", "domains", multiple=True, help="Roll back only this domain (repeatable).")
 @click.option("--account", "accounts", multiple=True, help="Roll back only this account's domains (repeatable).")
+@trust_state_dir_option
 def rollback(
     report: Path,
     out: Path,
@@ -63,6 +65,7 @@ def rollback(
 @click.command("hold")
 @click.argument("state", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--reason", required=True, help="Why (shown by every held run, with who held it and when).")
+@trust_state_dir_option
 def hold_command(state: Path, reason: str) -> None:
     """Hold the whole fleet of STATE: every run on it exits 0 at once, calling and writing nothing, until
     `cognito-fleet release STATE`. Stops cron during an incident without editing crontabs."""
@@ -82,6 +85,7 @@ def hold_command(state: Path, reason: str) -> None:
 @click.argument("state", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--domain", "domains", multiple=True, help="Release this domain's rollback hold (repeatable).")
 @click.option("--all", "everything", is_flag=True, help="Release every rollback hold and the fleet hold.")
+@trust_state_dir_option
 def release_command(state: Path, domains: tuple[str, ...], everything: bool) -> None:
     """Let forward runs move held domains again (--domain D, --all), or lift the fleet hold (no option).
     Recorded in the state's history."""
@@ -125,6 +129,7 @@ class UnknownRun(FleetError):
     type=click.Path(dir_okay=False, path_type=Path),
     help="With --run: write that run's report again (CSV, JSON Lines beside it).",
 )
+@trust_state_dir_option
 def history_command(states: tuple[Path, ...], domain: str | None, run_id: str | None, out: Path | None) -> None:
     """Show what state files (--checkpoint; several: the shards of a fleet) know: their runs, holds and releases; a
     domain's or a run's history; a past report."""

@@ -26,7 +26,7 @@ from fleet.discover import select
 from fleet.discover.inputs import Account
 from fleet.errors import RowFailed
 from fleet.manifest import CERT_REGION
-from fleet.migrate.certificates import check, rejection
+from fleet.migration.certificates import check, rejection
 
 
 @dataclass(slots=True)

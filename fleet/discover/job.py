@@ -15,12 +15,12 @@ from fleet.aws.edge import EdgeChecker
 from fleet.aws.endpoints import summary as endpoint_summary
 from fleet.aws.outage import OutageEvent, log_fields
 from fleet.discover.inputs import Account, DiscoverError, organization_accounts, read_accounts, read_map
-from fleet.discover.inventory import Discoverer
+from fleet.discover.inventory import Discoverer, Found
 from fleet.discover.output import write_outputs
 from fleet.discover.select import AUTO_HORIZON_DAYS, CANNOT_MOVE, MATCHED, Selection
 from fleet.manifest import cognito_regions, parse
-from fleet.migrate.carry import carry, unproven
-from fleet.migrate.engine import EngineSettings, open_runtime
+from fleet.migration.carry import carry, unproven
+from fleet.migration.engine import EngineSettings, open_runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +137,18 @@ def run_discovery(
 
     accounts, discoverer = anyio.run(go)
     rows = write_outputs(discoverer.inventory, out, inventory_path, accounts, discoverer.now)
-    found = discoverer.inventory.found
+    return _finish(discoverer.inventory.found, len(accounts), len(regions), rows, out, inventory_path)
+
+
+def _finish(
+    found: Sequence[Found], accounts: int, regions: int, rows: int, out: Path | None, inventory_path: Path
+) -> Discovered:
+    """The exit code and the one-line summary of what was found, logged as the run's end."""
     errors = [f for f in found if f.selection == "error"]
     domains = [f for f in found if f.domain]
     chosen = f"{rows} selected" if out else f"{sum(f.selection == MATCHED for f in found)} match the selection"
     summary = (
-        f"{len(accounts)} accounts x {len(regions)} regions: {len(domains)} custom domains, {chosen}, "
+        f"{accounts} accounts x {regions} regions: {len(domains)} custom domains, {chosen}, "
         f"{len(errors)} errors; manifest: {out or 'none (no --map/--auto)'}; inventory: {inventory_path}"
     )
     unreadable = [f for f in errors if not f.domain]  # an account, or an account's region, not read at all
@@ -173,4 +179,4 @@ def run_discovery(
         manifest=str(out) if out else None,
         inventory=str(inventory_path),
     )
-    return Discovered(code, summary, rows, len(domains), len(accounts))
+    return Discovered(code, summary, rows, len(domains), accounts)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fleet.errors import RowFailed
-from fleet.migrate.certificates import DEFAULT_MIN_VALIDITY_DAYS, check
+from fleet.migration.certificates import DEFAULT_MIN_VALIDITY_DAYS, check
 
 AUTO_HORIZON_DAYS = 30.0  # --auto with no criterion: domains whose certificate expires within this
 

@@ -14,14 +14,14 @@ import collections
 import contextlib
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
 from fleet.outcome import WRITTEN, Status
+from fleet.records.formatting import at_utc, duration, plural, short_names
 from fleet.records.report import ReportError, jsonl_path, read_report
 from fleet.records.run_file import change_ref_of, plan_of, ran_by_of, read_run_record
 
@@ -172,7 +172,7 @@ class Record:
     def facts(self) -> list[tuple[str, str]]:
         """The header, as (label, plain text): each renderer escapes it."""
         span = self.span()
-        when = f"{_at(span[0])} → {_at(span[1])} ({_duration(span[1] - span[0])})" if span else "no times recorded"
+        when = f"{at_utc(span[0])} → {at_utc(span[1])} ({duration(span[1] - span[0])})" if span else "no times recorded"
         failed = self.failures()
         accounts = len({e.account_id for e in self.entries})
         regions = len({e.region for e in self.entries})
@@ -191,8 +191,8 @@ class Record:
             *who,
             *self._written(),
             ("Time span", when),
-            ("Domains", f"{len(self.entries)} in {_n(accounts, 'account')} and {_n(regions, 'region')}"),
-            ("Failed", f"{sum(map(len, failed.values()))} ({_n(len(failed), 'error code')})" if failed else "0"),
+            ("Domains", f"{len(self.entries)} in {plural(accounts, 'account')} and {plural(regions, 'region')}"),
+            ("Failed", f"{sum(map(len, failed.values()))} ({plural(len(failed), 'error code')})" if failed else "0"),
             ("Drift", f"{drift} (moved off their certificate outside this tool, and written again)" if drift else "0"),
             ("Proven at the edge", self.proof()),
         ]
@@ -211,7 +211,7 @@ class Record:
             facts.append(
                 (
                     "Already on target",
-                    "; ".join(f"{n} from run {run}" + (f" at {_at(t)}" if t else "") for run, t, n in earlier),
+                    "; ".join(f"{n} from run {run}" + (f" at {at_utc(t)}" if t else "") for run, t, n in earlier),
                 )
             )
         return facts
@@ -224,7 +224,9 @@ class Record:
         verified = sum(e.status == Status.VERIFIED for e in self.entries)
         served = sum(e.status == Status.VERIFIED and e.edge == "served" for e in self.entries)
         rest = ", ".join(f"{k}={v}" for k, v in edges.items())
-        return f"{served} of {_n(verified, 'verified domain')} served the new certificate at the edge (edge: {rest})"
+        return (
+            f"{served} of {plural(verified, 'verified domain')} served the new certificate at the edge (edge: {rest})"
+        )
 
 
 def load(report_csv: Path, hub: str | None = None) -> Record:
@@ -340,53 +342,19 @@ def _run_id(rows: list[dict[str, str]], path: Path) -> str | None:
     return ", ".join(sorted(ids - {""})) or None
 
 
-# --- shared formatting --------------------------------------------------------------------------------------
-
-_ACM = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/([0-9a-f-]{8,})")
+# --- shared by the renderers -------------------------------------------------------------------------------------
 
 
-def short_names(arns: Iterable[str]) -> dict[str, str]:
-    """Display names for certificate ARNs: the first 8 hex digits of the certificate id (as the ACM console
-    shortens them); a clash (or anything not an ACM ARN) keeps the whole ARN."""
-    names = {}
-    for arn in set(arns) - {""}:
-        match = _ACM.fullmatch(arn)
-        names[arn] = match.group(1)[:8] + "…" if match else arn
-    clashes = {n for n, k in collections.Counter(names.values()).items() if k > 1}
-    return {arn: arn if name in clashes else name for arn, name in names.items()}
-
-
-def _certificates(record: Record) -> dict[str, str]:
+def certificate_names(record: Record) -> dict[str, str]:
     return short_names(a for e in record.entries for a in (e.previous, e.certificate))
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' if count != 1 else ''}"
-
-
-def _at(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _duration(delta: timedelta) -> str:
-    seconds = delta.total_seconds()
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
 
 
 SOURCE_HEADER = ["Report", "SHA-256", "Rows", "Counted"]
 
 
-def _source_rows(record: Record) -> list[list[str]]:
+def source_rows(record: Record) -> list[list[str]]:
     return [[str(s.path), s.sha256, str(s.rows), str(s.counted)] for s in record.sources]
 
 
-def _superseded_rows(record: Record) -> list[list[str]]:
+def superseded_rows(record: Record) -> list[list[str]]:
     return [[domain, str(earlier), str(later)] for domain, earlier, later in record.superseded]
-
-
-def _by_name(item: tuple[str, str]) -> tuple[str, str]:
-    return item[1], item[0]

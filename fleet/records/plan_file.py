@@ -270,7 +270,7 @@ def check_usable(plan: Plan, manifest: Path, now: datetime, max_age: float, pinn
         )
 
 
-# --- run --plan: the rule per domain (fleet/migrate/row.py calls it) ------------------------------------------------
+# --- run --plan: the rule per domain (fleet/migration/row.py calls it) ------------------------------------------------
 
 
 class DriftedSincePlan(Exception):

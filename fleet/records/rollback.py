@@ -169,7 +169,7 @@ def plan_rollback(
     written = {str(s) for s in WRITTEN}
     out = Rollback()
     part = part or Part()
-    # One reader of report CSVs (fleet.report.read_report): every needed column checked up front.
+    # One reader of report CSVs (fleet.records.report.read_report): every needed column checked up front.
     lines = read_report(report, NEEDS).lines
     part.check(report, lines)
     for rec in filter(part.keeps, lines):
@@ -187,7 +187,7 @@ def plan_rollback(
             continue
         role, external = roles.get(domain, ("", ""))
         # rollback_from: returning to the certificate the tool moved it from is not refused for
-        # expiring within --min-validity-days (see fleet/migrate/row.py _preflight).
+        # expiring within --min-validity-days (see fleet/migration/row.py _preflight).
         out.rows.append(
             Row(
                 0,

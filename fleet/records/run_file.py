@@ -1,4 +1,4 @@
-"""Reading the run record `run` writes beside its report (NAME.report.run.json: ``fleet.migrate.run_record``): who ran
+"""Reading the run record `run` writes beside its report (NAME.report.run.json: ``fleet.migration.run_record``): who ran
 the run, where its state is, which plan it applied and for which change ticket.
 
 Older run records lack ``state``, ``plan.pinned`` and ``change_ref``, and kept ``counts`` as JSON text inside the

@@ -1,5 +1,6 @@
 """`cognito-fleet sandbox serve|seed` and `cognito-fleet demo`: the local AWS for rehearsals (moto is imported
-only when used). ``register`` adds these commands to the main command group."""
+only when used). The main command group imports this module when one of these commands is named
+(``fleet.cli.LAZY_COMMANDS``)."""
 
 from __future__ import annotations
 
@@ -300,9 +301,3 @@ def demo(
     from fleet.sandbox.demo import run_demo
 
     sys.exit(run_demo(workdir, accounts, split_list(regions), domains_per_account, latency, throttle_rate))
-
-
-def register(main: click.Group) -> None:
-    """Add the sandbox's commands to the main group."""
-    main.add_command(sandbox)
-    main.add_command(demo)
