@@ -104,6 +104,7 @@ class Job:
     approve: Approve | None = None  # run: the terminal's y/N, asked after a plan pass counted the writes
     allowed: Allowed | None = None  # plan: warn about manifest accounts outside these
     out: Path | None = None  # plan: also write the plan file that `run --plan` applies
+    watch: bool = False  # plan: the watcher (`plan --check`): a held fleet is still looked at (the result says held)
 
 
 async def run_job(job: Job) -> RunResult:
@@ -113,7 +114,8 @@ async def run_job(job: Job) -> RunResult:
     written, and a no raises NotApproved."""
     held, holds = state_at(job.state).holds() if job.state is not None else (None, {})
     where = job.state if job.kind is Kind.RUN and job.state is not None else Path()
-    if held is not None:  # an operator held the fleet: no call at all, not even the hub's
+    watching = job.kind is Kind.PLAN and job.watch  # a hold stops writes, never the watcher
+    if held is not None and not watching:  # an operator held the fleet: no call at all, not even the hub's
         empty: Counts = collections.Counter()
         return RunResult(empty, job.report, jsonl_path(job.report), where, run_id=job.run_id, fleet_held=held)
     edges = EdgeTally() if job.settings.edge.check else None
@@ -141,6 +143,7 @@ async def run_job(job: Job) -> RunResult:
         stuck_after=settings.mode.stuck_after if job.kind is Kind.RUN else None,
         plan_out=plan_out,
         manifest=job.manifest.path if job.kind is Kind.PLAN else "MANIFEST",
+        fleet_held=held,
     )
 
 
@@ -259,14 +262,16 @@ async def plan_async(
     allowed: Allowed | None = None,
     out: Path | None = None,
     state: Path | None = None,
+    watch: bool = False,
 ) -> RunResult:
     """`plan`, read-only: ``run_job`` of kind plan. ``state``: the run's state, read for its holds (a domain a
-    rollback holds is planned ``held``, a held fleet plans nothing); ``out``: also write the plan file
-    (fleet.records.plan_file) that `run --plan` applies, unless the plan stopped early (rows not looked at)."""
+    rollback holds is planned ``held``, a held fleet plans nothing, unless ``watch``: the watcher, `plan --check`,
+    looks all the same and the result says held); ``out``: also write the plan file (fleet.records.plan_file) that
+    `run --plan` applies, unless the plan stopped early (rows not looked at)."""
     manifest = source if isinstance(source, Manifest) else load(source, shard)
     clock, run_id = clock or SystemClock(), run_id or new_run_id()
     job = Job(Kind.PLAN, manifest, report_path, settings, state, observer, StopPolicy(), clock, run_id)
-    return await run_job(dataclasses.replace(job, allowed=allowed, out=out))
+    return await run_job(dataclasses.replace(job, allowed=allowed, out=out, watch=watch))
 
 
 P = ParamSpec("P")

@@ -59,6 +59,12 @@ async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outco
     except Exception as exc:  # an AWS or connection error that retries did not cure
         failure = classify(exc)
         outcome.error_code, outcome.error_message = failure.code, failure.message
+    current = current_certificate(row, facts.description) if facts.description is not None else None
+    if ctx.expiry and isinstance(current, str):  # described: the certificate it ends on (metrics: its expiry)
+        on = row.certificate_arn if outcome.written_at else current
+        outcome.certificate_not_after = await ctx.certificates.not_after(
+            on, certificate_describer(ctx, row, counter, on)
+        )
     outcome.attempts = counter.attempts
     outcome.finished_at = ctx.now()
     await ctx.checkpoint.record(outcome, row)

@@ -46,6 +46,7 @@ class RowContext:
     edge: EdgeChecker | None = None  # None: --no-edge-check (verified is Cognito's word)
     on_retry: Callable[[Row, Failure, float], None] | None = None
     approved: Approved | None = None  # run --plan: only the plan's writes, on the certificates it saw
+    expiry: bool = False  # also find the NotAfter of the certificate the domain ends on (metrics)
 
     @property
     def stopping(self) -> bool:
