@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 
 from fleet.aws.limits import Limits, RegionLimits
-from fleet.aws.outage import Outages
+from fleet.aws.outage import Outages, leaving
 from fleet.aws.retry import AttemptCounter, BackoffPolicy, Failure, call_with_retry
 from fleet.aws.stop import Stop, StopRequested
 from fleet.aws.write_once import WriteOnce
@@ -73,6 +73,7 @@ class Calls:
                     if write is not None:
                         await write.mark()
                     sent = True
+                leaving()  # the outage gate dates this attempt's answer from now
                 return await method(**kwargs)
 
         async def attempt() -> Any:

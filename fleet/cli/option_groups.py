@@ -91,8 +91,9 @@ common_options = _apply(
             type=click.FloatRange(0, 24 * 3600),
             default=ENGINE.outage_patience,
             show_default=True,
-            help="Seconds an endpoint may refuse connections (an outage: calls wait for it, spending no row's "
-            "attempts) before the run stops as on SIGTERM (exit 75, rerun to resume).",
+            help="Seconds an endpoint may be down (refused, reset, silent or a load balancer's 5xx, 3 calls in a "
+            "row: calls wait for it, spending no row's attempts) before the run stops as on SIGTERM (exit 75, rerun "
+            "to resume).",
         ),
         click.option(
             "--min-validity-days",

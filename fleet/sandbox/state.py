@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fleet.sandbox.faults import Injection, parse_injections
+from fleet.sandbox.faults import REFUSE, Injection, parse_injections, parse_outage_mode
 
 # AWS's default Cognito quotas per account and region (requests per second), by category.
 AWS_QUOTAS = {"UserPoolResourceUpdate": 15.0, "UserPoolResourceRead": 20.0, "UserPoolRead": 15.0}
@@ -48,6 +48,8 @@ KNOB_HELP = {
     "verify_signatures": "recompute every SigV4 signature with its key's secret (on by default)",
     "enforce_iam": "hold the hub and assumed roles to iam/*.json (on by default)",
     "outage_seconds": "cut every connection for this many seconds from now (an endpoint outage; then it heals)",
+    "outage_mode": "how the outage looks: refuse (connections reset in the handshake), reset-after-request, "
+    "html-503 (a load balancer's HTML page), blackhole (no answer until the client's read timeout)",
     "inject": 'errors on demand: [{"operation": "UpdateUserPoolDomain" or "*", "code": ..., "status": 400, '
     '"count": N or null (always), "service": null}]',
 }
@@ -85,6 +87,7 @@ class Knobs:
     verify_signatures: bool = True
     enforce_iam: bool = True
     outage_seconds: float = 0.0  # set: every connection is cut for this long, from when it was set (faults.py)
+    outage_mode: str = REFUSE  # how the outage looks to a client (faults.OUTAGE_MODES)
     inject: list[Any] = field(default_factory=list)  # faults.Injection rules
 
     def update(self, values: dict[str, Any]) -> None:
@@ -95,6 +98,8 @@ class Knobs:
                 value = set(value)
             if key == "inject":
                 value = parse_injections(value)
+            if key == "outage_mode":
+                value = parse_outage_mode(value)
             setattr(self, key, value)
 
 
@@ -144,6 +149,10 @@ class SandboxState:
 
     def in_outage(self) -> bool:
         return self.knobs.outage_seconds > 0 and self.clock() < self.outage_until
+
+    def outage_now(self) -> str | None:
+        """The outage's mode while one lasts (faults.OUTAGE_MODES), else None."""
+        return self.knobs.outage_mode if self.in_outage() else None
 
     def injection(self, service: str, operation: str) -> Injection | None:
         """The injected error this call gets, if a rule (with calls left) matches it; counted as a fault."""
