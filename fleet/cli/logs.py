@@ -59,7 +59,8 @@ class RowLogger(Observer):
         self.throttles = 0
 
     def started(self, info: dict[str, Any]) -> None:
-        start_run(**info)
+        # Labelled like every other line of the command (reconcile's run and plan are reconcile's).
+        start_run(**{**info, "command": bound("command") or info.get("command")})
 
     def note(self, name: str, level: str, fields: dict[str, Any]) -> None:
         event(name, level, **fields)

@@ -126,9 +126,7 @@ class Watch:
         publish(replace(facts, extra=extra), self.outputs, aws, state)
 
     @contextlib.contextmanager
-    def ending(
-        self, report: Path, state: Path | None, run_id: str, aws: Callable[[], AwsSettings]
-    ) -> Iterator[None]:
+    def ending(self, report: Path, state: Path | None, run_id: str, aws: Callable[[], AwsSettings]) -> Iterator[None]:
         """An error raised inside ends the command before its run has a result (a refused plan, a manifest or a
         report path that cannot be used, discovery's hub not confirmed): ``failed`` says so, then it goes on up to
         the CLI's one error line. ``aws`` (the hub's settings, for SNS) is only made when there is something to

@@ -39,11 +39,12 @@ def reconcile_check(opts: dict[str, Any], state: Path, sources: Sources, criteri
     logs.configure(opts["log_format"], opts["log_level"])
     run_id = new_run_id()
     logs.bind(run_id=run_id, command="reconcile", checkpoint=state)
-    named = reconcile_paths(state)[0]  # what the metrics call this fleet: reconcile's manifest beside the state
+    named = reconcile_paths(state).manifest  # what the metrics call this fleet: reconcile's manifest beside the state
     with tempfile.TemporaryDirectory(prefix="cognito-fleet-check-") as scratch:
         manifest = Path(scratch) / "check.csv"
         settings = engine_settings(opts, 0, run_id)
-        found = run_discovery(settings, sources, criteria, manifest, manifest.with_suffix(".inventory.csv"))
+        with Watch(opts, "check", named).ending(default_paths(named)[1], state, run_id, lambda: settings.aws):
+            found = run_discovery(settings, sources, criteria, manifest, manifest.with_suffix(".inventory.csv"))
         carry(manifest, managed(state))
         if not parse(manifest).rows:
             logs.say(f"reconcile --check: nothing selected and nothing managed: {found.summary}")
@@ -52,7 +53,8 @@ def reconcile_check(opts: dict[str, Any], state: Path, sources: Sources, criteri
             return found.code
         checking = {**opts, "check": True, "checkpoint": state, "report": Path(scratch) / "check.plan.csv", "out": None}
         checking.update(allowed_accounts=None, organization=False)
-        result, code, lines = execute(manifest, checking, read_only=True, nowhere=found.cannot_move, as_manifest=named)
+        # Logged as reconcile's (every line), exported and told as the watcher's job (command="check").
+        result, code, lines = execute(manifest, checking, True, "reconcile", found.cannot_move, as_manifest=named)
     if not logs.json_mode():
         for line in [summary_line(result.counts), *result.edge_lines(True), *lines]:
             click.echo(line)

@@ -4,13 +4,14 @@ command for the scheduler; its options are discover's and run's, under the same 
 
 from __future__ import annotations
 
-import hashlib
+import collections
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from fleet.aws.credentials import AwsSettings
 from fleet.cli import logs
 from fleet.cli.discover_command import selection_options, source_options, sources_and_criteria
 from fleet.cli.help_sections import SectionedCommand
@@ -27,10 +28,13 @@ from fleet.cli.option_groups import (
     trust_state_dir_option,
 )
 from fleet.cli.reconcile_check import reconcile_check
+from fleet.cli.reconcile_plan import apply_plan, save_plan
 from fleet.cli.run_commands import execute, print_result
 from fleet.discover.job import reconcile_discovery, reconcile_paths
-from fleet.migration.pipeline import default_paths, new_run_id
-from fleet.records.plan_file import read_plan
+from fleet.errors import EXIT_OK
+from fleet.migration.pipeline import RunResult, default_paths, new_run_id
+from fleet.migration.state_store import state_at
+from fleet.records.report import jsonl_path
 
 DEFAULT_STATE = Path("reconcile.checkpoint.sqlite")
 # run's row filters: discover's --accounts FILE and --regions say which accounts and regions are read.
@@ -50,14 +54,41 @@ def without(names: frozenset[str], decorator: Decorator) -> Decorator:
     return decorate
 
 
+# run's wording that is not true of reconcile, which has no MANIFEST: its files sit beside its state.
+RECONCILE_HELP = {
+    "checkpoint": "The state; the manifest, inventory, report and plan go beside it (fleet.checkpoint.sqlite -> "
+    "fleet.csv, fleet.inventory.csv, fleet.report.csv, fleet.plan.json) [default: reconcile.checkpoint.sqlite in "
+    "the working directory; with --plan: the one beside the plan's manifest, NAME.checkpoint.sqlite].",
+    "plan_file": "Apply exactly this approved plan (`reconcile --plan-only` made it, NAME.plan.json): no discovery; "
+    "it runs the manifest the plan was made from (NAME.plan.manifest.csv, same SHA-256); a domain on another "
+    "certificate than the plan saw, or not planned to be written, is not written (drifted-since-plan, exit 1).",
+    "report": "CSV report; JSON Lines go beside it [default: beside the state, NAME.report.csv; --plan-only: "
+    "NAME.plan.csv].",
+}
+
+
+def reworded(helps: dict[str, str]) -> Decorator:
+    """The options named get reconcile's own help text (the rest read as run's)."""
+
+    def decorate(fn: Any) -> Any:
+        for param in fn.__click_params__:
+            if param.name in helps:
+                param.help = helps[param.name]
+        return fn
+
+    return decorate
+
+
 @click.command("reconcile", cls=SectionedCommand, epilog=EXIT_HELP)
+@reworded(RECONCILE_HELP)
 @source_options
 @selection_options
 @click.option(
     "--plan-only",
     is_flag=True,
-    help="Stop after a saved plan (NAME.plan.json beside the state) for a change board; apply it with "
-    "`reconcile --plan FILE`.",
+    help="Stop after a saved plan for a change board: NAME.plan.json beside the state, made from "
+    "NAME.plan.manifest.csv (a copy of the manifest that later runs leave alone); apply it with "
+    "`reconcile --plan NAME.plan.json --plan-sha256 DIGEST`.",
 )
 @common_options
 @without(_DISCOVER_SAYS, filter_options)
@@ -71,32 +102,42 @@ def without(names: frozenset[str], decorator: Decorator) -> Decorator:
     is_flag=True,
     help="The watcher, with the same settings: discover (into a scratch directory) and check what the selection "
     "picks now and every domain the state manages, read-only (the state is not written); exit 1 while any is off "
-    "its target, not served at its edge, or selected with nowhere to go. Pair with --role-name "
-    "CognitoFleetReadOnlyRole.",
+    "its target, not served at its edge, or selected with nowhere to go. A held fleet is still watched. Pair "
+    "with --role-name CognitoFleetReadOnlyRole.",
 )
 def reconcile(plan_only: bool, check: bool, **opts: Any) -> None:
     """Find the domains whose certificate must move (--issuer, --imported, --expiring-within) and move them
     (--auto or --map), as `run` does; the manifest and inventory go beside the state (--checkpoint). A rerun
-    when all is done writes nothing and exits 0."""
+    when all is done writes nothing and exits 0; a held fleet (`cognito-fleet hold`) calls nothing."""
     opts.update(dict.fromkeys(_DISCOVER_SAYS))
     if check and (plan_only or opts["plan_file"] is not None):
         raise click.UsageError("--check watches; it goes with neither --plan nor --plan-only")
+    logs.configure(opts["log_format"], opts["log_level"])  # first: a refusal too is one JSON error under cron
     if opts["plan_file"] is not None:  # an approved plan: exactly its manifest (its state beside), no discovery
-        manifest = Path(read_plan(opts["plan_file"], opts["plan_sha256"]).manifest_path)
-        result, code, _ = execute(manifest, opts, job="reconcile")
-        print_result(result)
-        sys.exit(code)
+        sys.exit(apply_plan(opts))
     state = opts["checkpoint"] = opts["checkpoint"] or DEFAULT_STATE
     sources, criteria = sources_and_criteria(opts)
     if not (criteria.auto or criteria.map_file):
         raise click.UsageError("reconcile moves domains: give --auto or --map FILE (discover lists them)")
-    if check:
+    if check:  # a hold stops writes, never watching
         sys.exit(reconcile_check(opts, state, sources, criteria))
-    manifest, inventory, plan_out = reconcile_paths(state)
-    logs.configure(opts["log_format"], opts["log_level"])
+    manifest, inventory = reconcile_paths(state)[:2]
     run_id = new_run_id()
     logs.bind(run_id=run_id, command="reconcile", checkpoint=state)
-    found = reconcile_discovery(engine_settings(opts, 0, run_id), sources, criteria, state)
+    watch = Watch(opts, "reconcile", manifest)  # the metrics and messages of what ends before the run
+
+    def aws() -> AwsSettings:
+        return engine_settings(opts, 0, run_id).aws
+
+    report = default_paths(manifest)[1]
+    held = state_at(state).holds()[0]
+    if held is not None:  # as every run on a held state: one line, exit 0, before any call or file
+        logs.say(held, held=True, checkpoint=str(state))
+        result = RunResult(collections.Counter(), report, jsonl_path(report), state, run_id=run_id, fleet_held=held)
+        watch.finished(result, EXIT_OK, aws() if watch.wanted else AwsSettings(), state)  # held: told once
+        sys.exit(EXIT_OK)
+    with watch.ending(report, state, run_id, aws):
+        found = reconcile_discovery(engine_settings(opts, 0, run_id), sources, criteria, state)
     if not found.rows:
         logs.say(
             f"reconcile: nothing to do: {found.domains} custom domains in {found.accounts} accounts checked, none "
@@ -105,20 +146,11 @@ def reconcile(plan_only: bool, check: bool, **opts: Any) -> None:
             else f"reconcile: nothing moved: {found.summary}"
         )
         watch = Watch(opts, "reconcile", manifest, nowhere=found.cannot_move)  # metrics; nowhere to go: told
-        aws = engine_settings(opts, 0, run_id).aws
-        watch.discovered(default_paths(manifest)[1], found.code, run_id, aws, state)
+        watch.discovered(report, found.code, run_id, aws(), state)
         sys.exit(found.code)
     logs.say(f"reconcile: {found.summary}")
     if plan_only:
-        opts.update(out=plan_out, allowed_accounts=None, organization=False)
-        result, code, _ = execute(manifest, opts, read_only=True, job="reconcile", nowhere=found.cannot_move)
-        print_result(result, read_only=True)
-        digest = hashlib.sha256(plan_out.read_bytes()).hexdigest() if plan_out.is_file() else "DIGEST"
-        logs.say(
-            f"reconcile: plan saved: {plan_out}; once approved, apply exactly it with: "
-            f"cognito-fleet reconcile --plan {plan_out} --plan-sha256 {digest}"
-        )
-        sys.exit(code or found.code)
+        sys.exit(save_plan(opts, state, found))
     result, code, _ = execute(manifest, opts, job="reconcile", nowhere=found.cannot_move)
     print_result(result)
     sys.exit(code or found.code)

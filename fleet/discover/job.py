@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import anyio
 
@@ -21,6 +22,8 @@ from fleet.discover.select import AUTO_HORIZON_DAYS, CANNOT_MOVE, MATCHED, Selec
 from fleet.manifest import cognito_regions, parse
 from fleet.migration.carry import carry, unproven
 from fleet.migration.engine import EngineSettings, open_runtime
+
+PLANNED = ".plan.manifest.csv"  # the manifest a --plan-only plan was made from
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,21 +69,43 @@ class Discovered:
     cannot_move: tuple[tuple[str, str], ...] = ()  # selected domains with nowhere to go: (domain, why)
 
 
-def reconcile_paths(state: Path) -> tuple[Path, Path, Path]:
-    """reconcile's files beside its state: fleet.checkpoint.sqlite -> fleet.csv (the manifest; run's report
-    and state defaults beside it are then fleet.report.csv and this state), fleet.inventory.csv, fleet.plan.json."""
+class ReconcileFiles(NamedTuple):
+    """reconcile's files beside its state (fleet.checkpoint.sqlite): the manifest discover writes (fleet.csv; run's
+    report and state defaults beside it are then fleet.report.csv and this state), the inventory, and
+    `--plan-only`'s plan with the manifest it was made from (fleet.plan.json, fleet.plan.manifest.csv: kept apart,
+    so that a later reconcile, which rewrites fleet.csv, leaves the approved plan applicable)."""
+
+    manifest: Path
+    inventory: Path
+    plan: Path
+    plan_manifest: Path
+
+
+def reconcile_paths(state: Path) -> ReconcileFiles:
     name = state.name.removesuffix(".sqlite").removesuffix(".checkpoint")
     name = state.stem if name == state.name else name
-    return tuple(state.with_name(name + end) for end in (".csv", ".inventory.csv", ".plan.json"))  # type: ignore[return-value]
+    return ReconcileFiles(*(state.with_name(name + end) for end in (".csv", ".inventory.csv", ".plan.json", PLANNED)))
+
+
+def state_beside(path: Path) -> Path:
+    """The state a reconcile file belongs to, when none is named: fleet.plan.manifest.csv, fleet.plan.json or
+    fleet.csv -> fleet.checkpoint.sqlite beside it (for any other manifest, prod.csv, run's default: the same)."""
+    name = path.name
+    for end in (PLANNED, ".plan.json", ".csv"):
+        if name.endswith(end) and name != end:
+            return path.with_name(name.removesuffix(end) + ".checkpoint.sqlite")
+    return path.with_name(path.stem + ".checkpoint.sqlite")
 
 
 def reconcile_discovery(settings: EngineSettings, sources: Sources, criteria: Criteria, state: Path) -> Discovered:
-    """reconcile's first half: the manifest and inventory beside ``state``, with the previous manifest's rows that
-    were written and are not yet proven carried over (discover no longer selects them: they are on their target)."""
-    manifest, inventory, _plan = reconcile_paths(state)
-    carried = unproven(manifest, state)  # before discover rewrites the manifest
-    found = run_discovery(settings, sources, criteria, manifest, inventory)
-    added = carry(manifest, carried) if carried else 0
+    """reconcile's first half: the manifest and inventory beside ``state``, with the rows written and not yet proven
+    carried over (discover no longer selects them: they are on their target), from the previous manifest and from
+    the last approved plan's (`reconcile --plan` ran that one)."""
+    files = reconcile_paths(state)
+    before = [*unproven(files.manifest, state), *unproven(files.plan_manifest, state)]  # before discover rewrites
+    carried = list({row.domain: row for row in before}.values())
+    found = run_discovery(settings, sources, criteria, files.manifest, files.inventory)
+    added = carry(files.manifest, carried) if carried else 0
     if not added:
         return found
     said = f"{found.summary}; {added} written earlier and not yet proven: carried over to be proven"
@@ -117,7 +142,7 @@ def run_discovery(
             discoverer = Discoverer(aws.calls, selection, settings.account_concurrency, page_size, edge)
             logs.start_run(
                 run_id=settings.aws.session_name.removeprefix("cognito-fleet-"),
-                command="discover",
+                command=logs.bound("command") or "discover",  # reconcile's discovery: reconcile
                 hub=hub.arn,
                 endpoints=endpoint_summary(hub.endpoints),
                 regions=list(regions),

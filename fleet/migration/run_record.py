@@ -8,6 +8,7 @@ import importlib.metadata
 import json
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 
 from fleet.aws.credentials import Hub
@@ -26,11 +27,13 @@ def run_info(
     manifest: Manifest,
     settings: EngineSettings,
     state: Path | None = None,
+    plan: Mapping[str, object] | None = None,
     **more: object,
 ) -> dict[str, object]:
     """What ``run_started`` says: who runs what on which fleet, where the calls go (each service's endpoint and
-    the setting it came from), and the options that matter (no secret); ``state``: the run's state file (named
-    absolute: the run record is how ``rollback REPORT`` finds it from any directory)."""
+    the setting it came from), and the options that matter (no secret); ``state``: the run's state file, and
+    ``plan``: the plan applied (both named absolute: the run record is how ``rollback REPORT`` finds the state, and
+    an auditor the approved plan, from any directory)."""
     aws = settings.aws
     return {
         "run_id": run_id,
@@ -62,6 +65,7 @@ def run_info(
             "edge_address": settings.edge.address if settings.edge.check else None,
         },
         **({"state": os.path.abspath(state)} if state is not None else {}),
+        **({"plan": {**plan, "path": os.path.abspath(str(plan["path"]))}} if plan is not None else {}),
         **({"change_ref": settings.change_ref} if settings.change_ref else {}),
         **({"settings_file": settings.settings_file.facts()} if settings.settings_file else {}),
         **more,

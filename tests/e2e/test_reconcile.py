@@ -164,7 +164,8 @@ def test_plan_only_saves_a_plan_and_plan_applies_exactly_it(
     assert said[-1].endswith(f"--plan {plan} --plan-sha256 {digest}")
 
     # A later reconcile that finds nothing rewrites fleet.csv (header only): the plan's own manifest stays.
-    code, out = invoke("reconcile", "--config", str(config), "--issuer", "Nobody CA")
+    nobody = ["--issuer", "Nobody CA"]  # the command line wins over the file: nothing is selected
+    code, out = invoke("reconcile", "--config", str(config), *nobody)
     assert code == 0 and "nothing to do" in out, out
     assert not by_domain(tmp_path / "fleet.csv") and set(by_domain(planned)) == {moving.domain}
 
@@ -172,16 +173,19 @@ def test_plan_only_saves_a_plan_and_plan_applies_exactly_it(
     assert code == 2 and box.state.calls["UpdateUserPoolDomain"] == 0, out  # not the approved file: nothing done
 
     monkeypatch.chdir(tmp_path)  # the plan named relative to here; the run record names it absolute
-    code, out = invoke(
-        "reconcile", "--config", str(config), "--plan", "fleet.plan.json", "--plan-sha256", digest, "--wait",
-        "--wait-interval", "0.05",
-    )  # fmt: skip
+    code, out = invoke("reconcile", "--config", str(config), "--plan", "fleet.plan.json", "--plan-sha256", digest)
     assert code == 0, out
     assert box.state.calls["UpdateUserPoolDomain"] == 1
     assert box.certificate_of(moving.domain) == moving.new_certificate_arn
     assert {e["command"] for e in events(out)} == {"reconcile"}  # every line, run_started and run_finished too
     record = json.loads(run_record_path(tmp_path / "fleet.report.csv").read_text())  # reconcile's report, state
     assert record["plan"]["path"] == str(plan) and record["state"] == str(tmp_path / "fleet.checkpoint.sqlite")
+    assert by_domain(tmp_path / "fleet.report.csv")[moving.domain]["status"] == "pending"  # no --wait
+
+    # The next scheduled run proves it (carried from the plan's manifest: fleet.csv has no row), no second write.
+    code, out = invoke("reconcile", "--config", str(config), *nobody, "--wait", "--wait-interval", "0.05")
+    assert code == 0 and "1 written earlier and not yet proven" in out, out
+    assert box.state.calls["UpdateUserPoolDomain"] == 1
     assert by_domain(tmp_path / "fleet.report.csv")[moving.domain]["status"] == "verified"
 
 
@@ -201,7 +205,7 @@ def test_a_held_fleet_reconcile_calls_and_writes_nothing_and_the_watcher_still_l
         for more in ([], ["--plan-only"]):
             code, out = invoke("reconcile", "--config", str(config), *more)
             assert code == 0, out
-            (line,) = events(out)  # one line, before any call
+            (line,) = [e for e in events(out) if e["event"] != "notified"]  # one line, before any call
             assert line["event"] == "message" and line["held"] and "incident 42" in str(line["message"]), out
         assert not box.state.calls and not box.state.assume_role_calls
         assert sorted(p.name for p in tmp_path.iterdir() if p.name != "r.prom") == files  # no manifest, no inventory
