@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,13 +131,8 @@ def reconcile(plan_only: bool, check: bool, **opts: Any) -> None:
         return engine_settings(opts, 0, run_id).aws
 
     report = default_paths(manifest)[1]
-    held = state_at(state).holds()[0]
-    if held is not None:  # as every run on a held state: one line, exit 0, before any call or file
-        logs.say(held, held=True, checkpoint=str(state))
-        result = RunResult(collections.Counter(), report, jsonl_path(report), state, run_id=run_id, fleet_held=held)
-        watch.finished(result, EXIT_OK, aws() if watch.wanted else AwsSettings(), state)  # held: told once
-        sys.exit(EXIT_OK)
     with watch.ending(report, state, run_id, aws):
+        stop_if_held(state, watch, report, run_id, aws)
         found = reconcile_discovery(engine_settings(opts, 0, run_id), sources, criteria, state)
     if not found.rows:
         logs.say(
@@ -154,3 +150,16 @@ def reconcile(plan_only: bool, check: bool, **opts: Any) -> None:
     result, code, _ = execute(manifest, opts, job="reconcile", nowhere=found.cannot_move)
     print_result(result)
     sys.exit(code or found.code)
+
+
+def stop_if_held(state: Path, watch: Watch, report: Path, run_id: str, aws: Callable[[], AwsSettings]) -> None:
+    """As every run on a held state: one line and exit 0, before any call or file (discovery calls AWS and
+    rewrites the manifest and inventory); the metrics say held, and --notify tells it once."""
+    held = state_at(state).holds()[0]
+    if held is None:
+        return
+    logs.say(held, held=True, checkpoint=str(state))
+    if watch.wanted:
+        result = RunResult(collections.Counter(), report, jsonl_path(report), state, run_id=run_id, fleet_held=held)
+        watch.finished(result, EXIT_OK, aws(), state)
+    sys.exit(EXIT_OK)

@@ -75,6 +75,7 @@ def test_nowhere_to_go_is_told_once_and_reconcile_check_watches_read_only(box: S
         assert code == 1, out
         (checked,) = [e for e in events(out) if e["event"] == "run_finished" and "check" in e]  # discover's, then this
         assert [f["domains"] for f in checked["check"]] == [[stranded.domain]]
+        assert {e["command"] for e in events(out)} == {"reconcile"}  # run_finished, notified: every line
         assert not box.state.writes and digests(state_dir) == before
         assert samples(tmp_path / "c.prom", "cognito_fleet_domain_status") == {
             ("check", movable.domain, "unchanged"): 1.0  # the state manages it: on its target, served
