@@ -24,6 +24,7 @@ from fleet.errors import EXIT_FAILED_ROWS, FleetError
 from fleet.manifest import Manifest, Row, parse
 from fleet.migration import allow_list
 from fleet.migration.engine import EngineSettings, Observer, Tally, run_rows
+from fleet.migration.plan_certificates import CertificatesSeen, with_certificates
 from fleet.migration.result import RunResult as RunResult
 from fleet.migration.result import pending_ages
 from fleet.migration.row import Mode
@@ -283,6 +284,9 @@ def plan(
         return RunResult(collections.Counter(), report_path, jsonl_path(report_path), Path(), fleet_held=held)
     holds = _holds(state) if state is not None else {}
     settings = dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None)
+    if out is not None:  # the plan file shows each domain's certificates: the rows describe them (once each)
+        settings = dataclasses.replace(settings, expiry=True)
+    seen = CertificatesSeen(observer)
     stop, clock, run_id = Stop(), clock or SystemClock(), run_id or new_run_id()
     edges = EdgeTally() if settings.edge.check else None
 
@@ -300,12 +304,12 @@ def plan(
                     info = run_info("plan", run_id, hub, manifest, settings, report=str(report_path))
                     if observer is not None:
                         observer.started(info)
-                    await supervise(manifest.rows, checkpoint, settings, hub, observer, StopPolicy(), stop, clock)
+                    await supervise(manifest.rows, checkpoint, settings, hub, seen, StopPolicy(), stop, clock)
                     counts = write_report(manifest.rows, checkpoint, report_path, edges=edges)
                     if out is not None and not counts[str(Status.SKIPPED)]:
                         options = info["options"]
                         assert isinstance(options, dict)
-                        domains = planned_domains(manifest.rows, checkpoint)
+                        domains = with_certificates(planned_domains(manifest.rows, checkpoint), seen.facts)
                         write_plan(
                             out,
                             run_id,

@@ -6,6 +6,7 @@ back with it (SecurityPolicy is not modelled by the pinned botocore, so Cognito 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -340,6 +341,9 @@ async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outco
         on = row.certificate_arn if outcome.written_at else current
         describe = _certificate_describer(ctx, row, counter, on)
         outcome.certificate_not_after = await ctx.certificates.not_after(on, describe)
+        if ctx.mode.plan:  # the plan file's facts of both certificates (cached: no call made twice)
+            describer = functools.partial(_certificate_describer, ctx, row, counter)
+            outcome.certificates = await ctx.certificates.known((current, row.certificate_arn), describer)
     outcome.attempts = counter.attempts
     outcome.finished_at = ctx.now()
     await ctx.checkpoint.record(outcome, row)
