@@ -283,9 +283,8 @@ def plan(
     if held is not None and not watch:
         return RunResult(collections.Counter(), report_path, jsonl_path(report_path), Path(), fleet_held=held)
     holds = _holds(state) if state is not None else {}
-    settings = dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None)
-    if out is not None:  # the plan file shows each domain's certificates: the rows describe them (once each)
-        settings = dataclasses.replace(settings, expiry=True)
+    expiry = settings.expiry or out is not None  # a plan file shows each certificate: rows describe them, once
+    settings = dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None, expiry=expiry)
     seen = CertificatesSeen(observer)
     stop, clock, run_id = Stop(), clock or SystemClock(), run_id or new_run_id()
     edges = EdgeTally() if settings.edge.check else None

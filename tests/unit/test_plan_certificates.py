@@ -74,8 +74,24 @@ def test_the_plan_pass_keeps_what_its_rows_described_and_passes_every_event_on()
     assert (c.current_certificate, c.target_certificate) == (None, seen.facts[NEW])
 
 
-def _line(domain: str, target: str, current: str | None = OLD, **facts: CertificateFacts | None) -> PlannedDomain:
-    return PlannedDomain(ACCOUNT, "eu-west-1", "eu-west-1_pool", domain, current, target, "planned", **facts)  # type: ignore[arg-type]
+def _line(
+    domain: str,
+    target: str,
+    current: str | None = OLD,
+    current_certificate: CertificateFacts | None = None,
+    target_certificate: CertificateFacts | None = None,
+) -> PlannedDomain:
+    return PlannedDomain(
+        ACCOUNT,
+        "eu-west-1",
+        "eu-west-1_pool",
+        domain,
+        current,
+        target,
+        "planned",
+        current_certificate=current_certificate,
+        target_certificate=target_certificate,
+    )
 
 
 def _plan(tmp_path: Path, domains: list[PlannedDomain]) -> Path:
