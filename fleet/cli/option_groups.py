@@ -92,8 +92,8 @@ common_options = _apply(
             default=ENGINE.outage_patience,
             show_default=True,
             help="Seconds an endpoint may be down (refused, reset, silent or a load balancer's 5xx, 3 calls in a "
-            "row: calls wait for it, spending no row's attempts) before the run stops as on SIGTERM (exit 75, rerun "
-            "to resume).",
+            "row: calls wait for it, spending no row's attempts) before the command stops: run/plan as on SIGTERM "
+            "(exit 75, rerun to resume); discover with what it could not read as errors (exit 1).",
         ),
         click.option(
             "--min-validity-days",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -73,12 +74,9 @@ def hold_command(state: Path, reason: str) -> None:
 
     if not reason.strip():
         raise click.BadParameter("must say why", param_hint="--reason")
-    checkpoint = Checkpoint(state, create=False)
-    try:
+    with Checkpoint(state, create=False) as checkpoint:
         checkpoint.set_fleet_hold(who(), reason.strip())
         held = checkpoint.fleet_hold()
-    finally:
-        checkpoint.close()
     assert held is not None
     click.echo(f"{state}: the fleet is held by {held.who} since {held.at} ({held.reason}); a run in progress goes on")
 
@@ -96,8 +94,7 @@ def release_command(state: Path, domains: tuple[str, ...], everything: bool) -> 
 
     if domains and everything:
         raise click.UsageError("give --domain or --all, not both")
-    checkpoint = Checkpoint(state, create=False)
-    try:
+    with Checkpoint(state, create=False) as checkpoint:
         unknown = sorted(set(domains) - set(checkpoint.holds()))
         if unknown:
             raise ReleaseError(f"{state}: not held: {', '.join(unknown)}; nothing released")
@@ -112,8 +109,6 @@ def release_command(state: Path, domains: tuple[str, ...], everything: bool) -> 
                 click.echo(f"{state}: the fleet hold is lifted; the next run goes on")
             elif not everything:
                 click.echo(f"{state}: the fleet was not held (domain holds: release --domain D or --all)")
-    finally:
-        checkpoint.close()
 
 
 class ReleaseError(FleetError):
@@ -146,8 +141,8 @@ def history_command(states: tuple[Path, ...], domain: str | None, run_id: str | 
     if out is not None and len(states) > 1:
         raise click.UsageError("--run RUN_ID --report takes one state file (a run belongs to one)")
     found = False
-    checkpoints = [Checkpoint(state, create=False) for state in states]  # read them; never create one
-    try:
+    with contextlib.ExitStack() as opened:  # read them; never create one
+        checkpoints = [opened.enter_context(Checkpoint(state, create=False)) for state in states]
         if run_id is not None and not any(run_id in {r["run_id"] for r in c.runs()} for c in checkpoints):
             where = " ".join(str(s) for s in states)
             raise UnknownRun(f"{where}: no run {run_id!r} (its runs: cognito-fleet history {where})")
@@ -165,8 +160,5 @@ def history_command(states: tuple[Path, ...], domain: str | None, run_id: str | 
             for line in lines:
                 click.echo(printable(line))  # the state's text came from AWS and manifests
             found = found or bool(lines)
-    finally:
-        for checkpoint in checkpoints:
-            checkpoint.close()
     if not found:
         click.echo("nothing recorded" + (f" for {domain or run_id}" if domain or run_id else ""))

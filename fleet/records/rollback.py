@@ -17,6 +17,7 @@ names that state: the manifest's run records into it (``rollback_state``), so th
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import json
 import os
@@ -104,11 +105,8 @@ def state_name(report_name: str) -> str:
 
 
 def _knows(state: Path, runs: set[str]) -> bool:
-    checkpoint = Checkpoint(state, create=False)
-    try:
+    with Checkpoint(state, create=False) as checkpoint:
         return any(checkpoint.run_info(run) is not None for run in runs)
-    finally:
-        checkpoint.close()
 
 
 def record_path(manifest: Path) -> Path:
@@ -219,8 +217,7 @@ def write_rollback_manifest(
     in that order (no hold without a manifest; a failed hold removes both)."""
     if state_path is not None:
         refuse_foreign(record_path(out), ROLLBACK)
-    state = Checkpoint(state_path, create=False) if state_path is not None else None
-    try:
+    with Checkpoint(state_path, create=False) if state_path is not None else contextlib.nullcontext() as state:
         rollback = plan_rollback(report, state, original, part)
         if not rollback.rows:
             why = "; could not: " + "; ".join(rollback.missed) if rollback.missed else ""
@@ -237,9 +234,6 @@ def write_rollback_manifest(
                 record_path(out).unlink(missing_ok=True)
                 raise
         return rollback
-    finally:
-        if state is not None:
-            state.close()
 
 
 def _write_record(manifest: Path, report: Path, state: Path, rollback: Rollback) -> None:

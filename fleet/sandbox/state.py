@@ -7,7 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from fleet.sandbox.faults import REFUSE, Injection, parse_injections, parse_outage_mode
@@ -91,16 +91,39 @@ class Knobs:
     inject: list[Any] = field(default_factory=list)  # faults.Injection rules
 
     def update(self, values: dict[str, Any]) -> None:
-        for key, value in values.items():
-            if not hasattr(self, key):
-                raise KeyError(f"unknown sandbox knob {key!r}")
-            if key in ("deny_accounts", "fail_domains", "edge_stuck", "outside_organization"):
-                value = set(value)
-            if key == "inject":
-                value = parse_injections(value)
-            if key == "outage_mode":
-                value = parse_outage_mode(value)
+        """All the values or none: each is checked against its knob's type first (a string where a number goes
+        would break every later connection, and the config endpoint with it)."""
+        checked = {key: self._checked(key, value) for key, value in values.items()}
+        for key, value in checked.items():
             setattr(self, key, value)
+
+    def _checked(self, key: str, value: Any) -> Any:
+        kinds = {f.name: str(f.type) for f in fields(self)}
+        if key not in kinds:
+            raise KeyError(f"unknown sandbox knob {key!r}")
+        kind = kinds[key]
+        if kind.startswith("set["):
+            if not isinstance(value, list | tuple | set) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"sandbox knob {key!r}: a list of strings, not {value!r}")
+            return set(value)
+        if key == "inject":
+            return parse_injections(value)
+        if key == "outage_mode":
+            return parse_outage_mode(value)
+        if kind.startswith("dict["):
+            if not isinstance(value, dict):
+                raise ValueError(f"sandbox knob {key!r}: an object, not {value!r}")
+            return value
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ValueError(f"sandbox knob {key!r}: true or false, not {value!r}")
+            return value
+        if value is None and "None" in kind:
+            return None
+        number = (int,) if kind == "int" else (int, float)
+        if isinstance(value, bool) or not isinstance(value, number):
+            raise ValueError(f"sandbox knob {key!r}: a number, not {value!r}")
+        return value
 
 
 class TokenBucket:
