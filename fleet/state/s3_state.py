@@ -1,0 +1,141 @@
+"""The state kept in S3: a SQLite snapshot at ``KEY`` plus a journal of group commits, worked on as a local copy.
+
+Opening downloads the snapshot into a private temporary directory (0700) and replays the journals it lacks
+(``s3_journal``). Every transaction of the local copy (each group commit of the run's rows, ``begin``/``finish``,
+holds) is also written as ONE journal object before it commits locally: the caller (the row about to send its
+write to Cognito) returns only once that object is in S3, as it returns only after the fsync of a local state.
+``compact`` uploads the local copy as the new snapshot, conditional on the ETag last read (``If-Match``; a new
+state with ``If-None-Match: *``), then deletes the journals the snapshot holds. A lost condition is RaceLost
+(exit 3): never an overwrite. docs/s3-state.md has the table of what a crash between any two steps leaves.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from fleet.errors import StateWriteError
+from fleet.state import s3_journal
+from fleet.state.base import CheckpointError
+from fleet.state.checkpoint import Checkpoint
+from fleet.state.s3_objects import ObjectStore, RaceLost, S3Location
+
+COMPACT_EVERY = 200  # journals per snapshot during a run (and once at its end): benchmarks/README.md
+
+
+class S3Checkpoint(Checkpoint):
+    """A ``Checkpoint`` whose durable copy is in S3. ``writer``: the run id (or command id) its journals are
+    named by; None opens it read-only. ``compacts``: this opener holds the state's lock and uploads snapshots."""
+
+    def __init__(
+        self,
+        location: S3Location,
+        store: ObjectStore,
+        writer: str | None = None,
+        create: bool = True,
+        compacts: bool = False,
+        compact_every: int = COMPACT_EVERY,
+    ) -> None:
+        self.location, self.store, self.writer = location, store, writer
+        self.compacts, self.compact_every = compacts, compact_every
+        self._journaling = False
+        self._seq = 0
+        self._replayed: list[s3_journal.Entry] = []
+        self._written: list[str] = []
+        self.uploads = 0
+        self._scratch = tempfile.mkdtemp(prefix="cognito-fleet-state-")  # mode 0700: only this user reads it
+        local = Path(self._scratch) / "state.sqlite"
+        try:
+            snapshot = store.get(location.key)
+            if snapshot is None and not create:
+                raise CheckpointError(f"{location}: no such state (no object at that key)")
+            self._etag = snapshot.etag if snapshot is not None else None
+            if snapshot is not None:
+                fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(snapshot.body)
+            super().__init__(local)
+            self.path = str(location)
+            self._replayed = s3_journal.replay(self._db, store, location.key, self.path)
+            if writer is not None:
+                self._seq = s3_journal.marks(self._db).get(writer, 0)
+        except BaseException:
+            self._remove_scratch()
+            raise
+        self._journaling = writer is not None
+
+    def _write(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
+        """One local transaction whose commit waits for its journal object in S3 (the durable copy)."""
+        if not self._journaling:
+            if self.writer is None:
+                raise CheckpointError(f"{self.path}: opened read-only")
+            super()._write(statements)
+            return
+        assert self.writer is not None
+        seq = self._seq + 1
+        key = s3_journal.journal_key(self.location.key, self.writer, seq)
+        body = s3_journal.encode(statements)
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                for sql, params in [*statements, s3_journal.mark_statement(self.writer, seq)]:
+                    self._db.execute(sql, params)
+                self._put_journal(key, body)
+        except sqlite3.Error as exc:
+            raise StateWriteError(str(self.path), f"local copy: {exc}") from None
+        self._seq = seq
+        self._written.append(key)
+        if self.compacts and len(self._written) >= self.compact_every:
+            self.compact()
+
+    def _put_journal(self, key: str, body: bytes) -> None:
+        try:
+            self.store.put(key, body, if_none_match=True)
+        except RaceLost:
+            # Our own PUT retried after its answer was lost finds itself: the same bytes are ours. Anything
+            # else at our next key is a fence: another run took the lock over while this one was stalled.
+            found = self.store.get(key)
+            if found is None or found.body != body:
+                raise StateWriteError(
+                    str(self.path), "another run took this state's lock over (this run's lease ran out)"
+                ) from None
+
+    def compact(self) -> None:
+        """Upload the local copy as the snapshot (conditional on the ETag last read or written), then delete
+        the journals it holds. RaceLost when the snapshot changed meanwhile: nothing is overwritten."""
+        copy = Path(self._scratch) / "upload.sqlite"
+        copy.unlink(missing_ok=True)
+        self._db.execute("VACUUM INTO ?", (str(copy),))  # a consistent copy, WAL folded in
+        body = copy.read_bytes()
+        copy.unlink()
+        if self._etag is None:
+            self._etag = self.store.put(self.location.key, body, if_none_match=True)
+        else:
+            try:
+                self._etag = self.store.put(self.location.key, body, if_match=self._etag)
+            except RaceLost:
+                raise RaceLost(
+                    f"{self.location}: the snapshot was changed by someone else since this run read it; nothing "
+                    "was overwritten (this run's journals are kept and replayed by the next run); run again"
+                ) from None
+        self.uploads += 1
+        # Fences stay: a stalled writer must keep finding its next key taken.
+        done = [e.key for e in self._replayed if not e.fence] + self._written
+        if done:
+            self.store.delete(done)
+        self._replayed, self._written = [], []
+
+    def close(self) -> None:
+        """Compact (when this opener holds the lock and wrote or replayed anything), then drop the local copy."""
+        try:
+            if self.compacts and (self._written or self._replayed) and "_db" in self.__dict__:
+                self.compact()
+        finally:
+            super().close()
+            self._remove_scratch()
+
+    def _remove_scratch(self) -> None:
+        shutil.rmtree(self._scratch, ignore_errors=True)
