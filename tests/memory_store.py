@@ -7,7 +7,7 @@ import hashlib
 import itertools
 from collections import Counter
 
-from fleet.state.s3_objects import RaceLost, StoredObject
+from fleet.state.s3_objects import Found, RaceLost
 
 
 class MemoryStore:
@@ -19,10 +19,10 @@ class MemoryStore:
         self._versions = itertools.count(1)
         self.before_put: dict[str, bytes] = {}  # key -> a body someone else writes there just before our PUT
 
-    def get(self, key: str) -> StoredObject | None:
+    def get(self, key: str) -> Found | None:
         self.calls["get"] += 1
         found = self.objects.get(key)
-        return None if found is None else StoredObject(found[0], found[1], self.time - found[2])
+        return None if found is None else Found(found[0], found[1], self.time - found[2])
 
     def put(self, key: str, body: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
         self.calls["put"] += 1

@@ -4,6 +4,7 @@ and the lease lock (tests/memory_store.py plays S3's conditional writes)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import anyio
 import pytest
@@ -14,7 +15,7 @@ from fleet.state.base import CheckpointError
 from fleet.state.lock import LockHeld
 from fleet.state.s3_journal import encode, journal_key
 from fleet.state.s3_lock import Decision, Holder, LeaseLock, decide
-from fleet.state.s3_objects import RaceLost, S3Location, StoredObject
+from fleet.state.s3_objects import Found, RaceLost, S3Location
 from fleet.state.s3_state import S3Checkpoint
 
 from .memory_store import MemoryStore
@@ -113,15 +114,15 @@ def test_our_own_retried_journal_put_is_not_mistaken_for_a_fence() -> None:
             real_put(k, body, **kw)  # type: ignore[arg-type]
         return real_put(k, body, **kw)  # type: ignore[arg-type]
 
-    store.put = lost_answer  # type: ignore[method-assign]
+    store.put = lost_answer  # type: ignore[method-assign,assignment]
     anyio.run(state.record, outcome)
     assert state.get("a.example.com") is not None
 
 
-def test_a_journal_may_change_rows_but_not_attach_files_or_run_pragmas(tmp_path) -> None:
+def test_a_journal_may_change_rows_but_not_attach_files_or_run_pragmas(tmp_path: Path) -> None:
     store = MemoryStore()
     open_state(store, compacts=True).close()
-    evil = [(f"ATTACH DATABASE '{tmp_path}/planted.db' AS x", ())]
+    evil: list[tuple[str, tuple[object, ...]]] = [(f"ATTACH DATABASE '{tmp_path}/planted.db' AS x", ())]
     store.objects[journal_key(KEY, "20261204T000300Z-evil", 1)] = (encode(evil), '"e"', 0.0)
     with pytest.raises(CheckpointError, match="cannot be replayed"):
         open_state(store, writer=None)
@@ -144,14 +145,14 @@ def lock_body(lease: float = 120) -> bytes:
     ("found", "decision"),
     [
         (None, Decision.CREATE),
-        (StoredObject(lock_body(120), '"x"', 119), Decision.REFUSE),
-        (StoredObject(lock_body(120), '"x"', 121), Decision.TAKE_OVER),
-        (StoredObject(lock_body(5), '"x"', 6), Decision.TAKE_OVER),  # the holder's own lease rules
-        (StoredObject(b"garbage", '"x"', 60), Decision.REFUSE),  # unreadable: stale only after our lease
-        (StoredObject(b"garbage", '"x"', 121), Decision.TAKE_OVER),
+        (Found(lock_body(120), '"x"', 119), Decision.REFUSE),
+        (Found(lock_body(120), '"x"', 121), Decision.TAKE_OVER),
+        (Found(lock_body(5), '"x"', 6), Decision.TAKE_OVER),  # the holder's own lease rules
+        (Found(b"garbage", '"x"', 60), Decision.REFUSE),  # unreadable: stale only after our lease
+        (Found(b"garbage", '"x"', 121), Decision.TAKE_OVER),
     ],
 )
-def test_lock_decisions(found: StoredObject | None, decision: Decision) -> None:
+def test_lock_decisions(found: Found | None, decision: Decision) -> None:
     assert decide(found, 120) is decision
 
 

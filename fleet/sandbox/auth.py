@@ -49,7 +49,7 @@ IAM_DIR = _iam_dir()
 # placeholder iam/hub-policy.json's aws:ResourceOrgID condition carries, as if it had been filled in.
 SANDBOX_ORGANIZATION = "o-exampleorgid"
 OTHER_ORGANIZATION = "o-someoneelses0"
-POLICY_FILES = {"hub": "hub-policy.json", "role": "role-policy.json"}
+POLICY_FILES = {"hub": "hub-policy.json", "role": "role-policy.json", "state": "state-bucket-policy.json"}
 MAX_SKEW = 15 * 60  # seconds: AWS refuses a signature dated further from its clock ("Signature expired")
 
 Reason = Literal["signature", "token", "missing", "expired", "denied"]

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from fleet.errors import EXIT_LOCKED, EXIT_USAGE, FleetError
+from fleet.errors import EXIT_USAGE, FleetError, RaceLost
+
+__all__ = ["Found", "ObjectStore", "RaceLost", "S3Location", "StoredObject"]
 
 SCHEME = "s3://"
 
@@ -19,13 +21,6 @@ class StateLocationError(FleetError):
     """An ``s3://`` state location that cannot be used (no bucket, no key)."""
 
     exit_code = EXIT_USAGE
-
-
-class RaceLost(FleetError):
-    """A conditional write to the state lost (412 PreconditionFailed / 409 ConditionalRequestConflict): someone
-    else changed the object since it was read. Never retried as an overwrite: the run is refused (exit 3)."""
-
-    exit_code = EXIT_LOCKED
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +54,21 @@ def is_s3(text: object) -> bool:
     return isinstance(text, S3Location) or (isinstance(text, str) and text.startswith(SCHEME))
 
 
-@dataclass(frozen=True, slots=True)
-class StoredObject:
+class StoredObject(Protocol):
     """An object as read: its body, its ETag (for ``If-Match``) and its age by S3's own clock (the response's
     ``Date`` minus ``Last-Modified``: no client clock is trusted for a lease)."""
+
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def etag(self) -> str: ...
+    @property
+    def age(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A ``StoredObject``."""
 
     body: bytes
     etag: str
