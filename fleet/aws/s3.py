@@ -85,25 +85,23 @@ class S3Objects:
         self.requests += 1
 
     def _bucket_region(self) -> str:
-        """HeadBucket's ``x-amz-bucket-region`` (answered even with a 301 or 403 from the wrong region)."""
+        """GetBucketLocation (s3:GetBucketLocation on the bucket, nothing more): its LocationConstraint, where
+        none means us-east-1 and ``EU`` eu-west-1 (Amazon S3 API reference, GetBucketLocation)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         probe = self._client_for("us-east-1")
         try:
-            response = probe.head_bucket(Bucket=self.bucket)
-            headers = response["ResponseMetadata"]["HTTPHeaders"]
+            constraint = probe.get_bucket_location(Bucket=self.bucket).get("LocationConstraint")
         except ClientError as exc:
-            headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-            if "x-amz-bucket-region" not in headers:
-                raise S3Unavailable(
-                    f"s3://{self.bucket}: cannot find the bucket's region ({_code(exc) or exc}); check the bucket "
-                    "name and the hub's s3:ListBucket permission, or give --state-region"
-                ) from None
+            raise S3Unavailable(
+                f"s3://{self.bucket}: cannot find the bucket's region ({_code(exc) or exc}); check the bucket name "
+                "and the hub's s3:GetBucketLocation permission, or give --state-region"
+            ) from None
         except BotoCoreError as exc:
             raise S3Unavailable(f"s3://{self.bucket}: cannot reach S3 ({exc})") from None
         finally:
             probe.close()
-        return str(headers.get("x-amz-bucket-region") or "us-east-1")
+        return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(constraint, str(constraint))
 
     def _fail(self, key: str, exc: Exception) -> FleetError:
         return StateWriteError(f"s3://{self.bucket}/{key}", f"S3: {_code(exc) or exc}", _ADVICE)

@@ -34,9 +34,9 @@ from fleet.outcome import Status, stamp
 from fleet.records.plan_file import PlannedDomain, write_plan
 from fleet.records.report import EdgeTally, jsonl_path, record, write_report
 from fleet.shard import RowFilter, Shard
+from fleet.migrate.state_backend import StatePath, exists, locked, open_state, opened
 from fleet.state.checkpoint import Checkpoint
 from fleet.state.holds import Hold
-from fleet.state.lock import CheckpointLock
 
 
 def default_paths(manifest: str | Path, shard: Shard | None = None) -> tuple[Path, Path]:
@@ -77,7 +77,7 @@ class NotApproved(FleetError):
 
 async def migrate_async(
     source: Manifest | str | Path,
-    checkpoint_path: Path,
+    checkpoint_path: StatePath,
     report_path: Path,
     settings: EngineSettings,
     observer: Observer | None = None,
@@ -97,7 +97,7 @@ async def migrate_async(
     """
     manifest = source if isinstance(source, Manifest) else load(source, shard)
     stop, clock, run_id = Stop(), clock or SystemClock(), run_id or new_run_id()
-    held = _fleet_hold(checkpoint_path)
+    held = _fleet_hold(checkpoint_path, settings)
     if held is not None:  # an operator held the fleet: no call at all, not even the hub's
         return RunResult(
             collections.Counter(), report_path, jsonl_path(report_path), checkpoint_path, run_id=run_id, fleet_held=held
@@ -107,14 +107,14 @@ async def migrate_async(
 
     async def job() -> tuple[collections.Counter[str], int, Tally, tuple[tuple[str, float], ...]]:
         async with checked_hub(settings.aws, settings.policy, clock.sleep, manifest.regions) as hub:
-            with CheckpointLock(checkpoint_path):
+            async with locked(checkpoint_path, settings.aws, run_id, stop, clock):
                 more = {"plan": plan_facts(settings)} if settings.approved else {}
                 info = run_info("run", run_id, hub, manifest, settings, report=str(report_path), **more)
                 if approve is not None:
                     writes = await writes_ahead(manifest, checkpoint_path, settings, hub, clock)
                     if not approve({**info, "writes": len(writes), "write_accounts": len(set(writes))}):
                         raise NotApproved("not confirmed at the prompt: nothing was written")
-                checkpoint = Checkpoint(checkpoint_path)
+                checkpoint = open_state(checkpoint_path, settings.aws, run_id)
                 try:
                     mode = checkpoint.begin(run_id, manifest.path, len(manifest.rows), _recorded(info))
                     if observer is not None:
@@ -174,34 +174,28 @@ def plan_facts(settings: EngineSettings) -> dict[str, str]:
     return {"path": str(plan.path), "sha256": plan.sha256, "plan_id": plan.plan_id, "made_at": stamp(plan.made_at)}
 
 
-def _fleet_hold(checkpoint_path: Path) -> str | None:
+def _fleet_hold(checkpoint_path: StatePath, settings: EngineSettings) -> str | None:
     """The state's fleet hold, as the one line a held run prints; None when not held (or no state yet)."""
-    if not checkpoint_path.exists():
+    if not exists(checkpoint_path, settings.aws):
         return None
-    state = Checkpoint(checkpoint_path, create=False)
-    try:
+    with opened(checkpoint_path, settings.aws) as state:
         hold = state.fleet_hold()
         return None if hold is None else hold.message(str(checkpoint_path))
-    finally:
-        state.close()
 
 
-def _holds(checkpoint_path: Path) -> dict[str, Hold]:
-    if not checkpoint_path.exists():
+def _holds(checkpoint_path: StatePath, settings: EngineSettings) -> dict[str, Hold]:
+    if not exists(checkpoint_path, settings.aws):
         return {}
-    state = Checkpoint(checkpoint_path, create=False)
-    try:
+    with opened(checkpoint_path, settings.aws) as state:
         return state.holds()
-    finally:
-        state.close()
 
 
 async def writes_ahead(
-    manifest: Manifest, checkpoint_path: Path, settings: EngineSettings, hub: Hub, clock: Clock
+    manifest: Manifest, checkpoint_path: StatePath, settings: EngineSettings, hub: Hub, clock: Clock
 ) -> list[str]:
     """What the run would write now (for the terminal's question): the accounts of the rows a plan finds to write,
     one per write, leaving out rows a rollback holds. Read-only: the plan records into a throw-away state."""
-    holds = _holds(checkpoint_path)
+    holds = _holds(checkpoint_path, settings)
     rows = [r for r in manifest.rows if r.domain not in holds or holds[r.domain].certificate_arn == r.certificate_arn]
     planning = dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None)
     with tempfile.TemporaryDirectory(prefix="cognito-fleet-ask-") as scratch:
@@ -265,7 +259,7 @@ def plan(
     run_id: str | None = None,
     allowed: Allowed | None = None,
     out: Path | None = None,
-    state: Path | None = None,
+    state: StatePath | None = None,
 ) -> RunResult:
     """Read-only: describe and check every row, write nothing; rows end planned / unchanged / failed.
 
@@ -275,10 +269,10 @@ def plan(
     plan stopped early (rows not looked at).
     """
     manifest = source if isinstance(source, Manifest) else load(source, shard)
-    held = _fleet_hold(state) if state is not None else None
+    held = _fleet_hold(state, settings) if state is not None else None
     if held is not None:
         return RunResult(collections.Counter(), report_path, jsonl_path(report_path), Path(), fleet_held=held)
-    holds = _holds(state) if state is not None else {}
+    holds = _holds(state, settings) if state is not None else {}
     settings = dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None)
     stop, clock, run_id = Stop(), clock or SystemClock(), run_id or new_run_id()
     edges = EdgeTally() if settings.edge.check else None

@@ -1,0 +1,116 @@
+"""Where the state is kept: a local SQLite file, or ``s3://BUCKET/KEY`` (fleet/state/s3_state.py). One place opens
+either, and locks either, so the job and the state commands never ask which.
+
+- ``opened``: the state as a ``Checkpoint`` (a local file; or an S3 snapshot + journals as a local copy).
+- ``locked``: the run's lock: a local flock, or the S3 lease lock renewed by a task on the run's clock; a lease
+  that cannot be renewed stops the run (no new row starts; exit 75).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import anyio
+
+from fleet.aws.credentials import AwsSettings
+from fleet.aws.s3 import S3Objects
+from fleet.aws.stop import Stop
+from fleet.clock import Clock
+from fleet.events import get_logger
+from fleet.state.checkpoint import Checkpoint
+from fleet.state.lock import CheckpointLock
+from fleet.state.s3_lock import LeaseLock
+from fleet.state.s3_objects import S3Location, is_s3
+from fleet.state.s3_state import S3Checkpoint
+
+StatePath = Path | S3Location
+
+
+def location(text: str | Path) -> StatePath:
+    """A state argument as given: ``s3://BUCKET/KEY`` or a local path."""
+    return S3Location.parse(text) if isinstance(text, str) and is_s3(text) else Path(text)
+
+
+@functools.cache
+def _store(bucket: str, aws: AwsSettings) -> S3Objects:
+    return S3Objects(bucket, aws, aws.state_region)
+
+
+def store_for(where: S3Location, aws: AwsSettings) -> S3Objects:
+    """The bucket's client (one per bucket and settings in a process)."""
+    return _store(where.bucket, aws)
+
+
+@contextlib.contextmanager
+def opened(
+    where: StatePath, aws: AwsSettings, writer: str | None = None, create: bool = False, compacts: bool = False
+) -> Iterator[Checkpoint]:
+    """The state, closed (an S3 state compacted when ``compacts``) on the way out. ``writer``: who writes
+    (an S3 state's journal names); a local file ignores it."""
+    if isinstance(where, S3Location):
+        state: Checkpoint = S3Checkpoint(where, store_for(where, aws), writer, create=create, compacts=compacts)
+    else:
+        state = Checkpoint(where, create=create)
+    failed = False
+    try:
+        yield state
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        if failed and isinstance(state, S3Checkpoint):
+            state.compacts = False  # on an error the journals stay as they are; the next run compacts them
+        state.close()
+
+
+def exists(where: StatePath, aws: AwsSettings) -> bool:
+    if isinstance(where, S3Location):
+        return store_for(where, aws).get(where.key) is not None or bool(
+            store_for(where, aws).list(where.key + ".journal/")
+        )
+    return where.exists()
+
+
+@contextlib.asynccontextmanager
+async def locked(where: StatePath, aws: AwsSettings, run_id: str, stop: Stop, clock: Clock) -> AsyncIterator[None]:
+    """The run's lock on the state (LockHeld, exit 3, when another run holds it)."""
+    if not isinstance(where, S3Location):
+        with CheckpointLock(where):
+            yield
+        return
+    lock = LeaseLock(store_for(where, aws), where.key, run_id, aws.lock_lease)
+    await anyio.to_thread.run_sync(lock.acquire)
+    if lock.taken_from is not None:
+        get_logger().warning(
+            "state_lock_taken_over",
+            lock=lock.where,
+            previous=lock.taken_from.describe(),
+            message=f"the lock's lease had run out: taken over from {lock.taken_from.describe()} (fenced)",
+        )
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lock.keep, clock.sleep, clock.monotonic, _losing(stop))
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+    finally:
+        await anyio.to_thread.run_sync(lock.release)
+
+
+def _losing(stop: Stop) -> Callable[[str], None]:
+    def lost(why: str) -> None:
+        get_logger().error("state_lock_lost", message=f"{why}: no new row starts; exit 75, rerun to resume")
+        stop.request(f"lost the state's lock: {why}")
+
+    return lost
+
+
+def open_state(where: StatePath, aws: AwsSettings, writer: str, compacts: bool = True) -> Checkpoint:
+    """The run's state, created where none is (the caller closes it: an S3 state is compacted then)."""
+    if isinstance(where, S3Location):
+        return S3Checkpoint(where, store_for(where, aws), writer, create=True, compacts=compacts)
+    return Checkpoint(where)
