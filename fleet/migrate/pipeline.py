@@ -28,13 +28,13 @@ from fleet.migrate.result import RunResult as RunResult
 from fleet.migrate.result import pending_ages
 from fleet.migrate.row import Mode
 from fleet.migrate.run_record import _recorded, run_info, write_run_record
+from fleet.migrate.state_backend import StatePath, exists, locked, open_state, opened
 from fleet.migrate.supervise import StopPolicy as StopPolicy
 from fleet.migrate.supervise import supervise as supervise
 from fleet.outcome import Status, stamp
 from fleet.records.plan_file import PlannedDomain, write_plan
 from fleet.records.report import EdgeTally, jsonl_path, record, write_report
 from fleet.shard import RowFilter, Shard
-from fleet.migrate.state_backend import StatePath, exists, locked, open_state, opened
 from fleet.state.checkpoint import Checkpoint
 from fleet.state.holds import Hold
 
@@ -106,7 +106,7 @@ async def migrate_async(
     edges = EdgeTally() if settings.edge.check else None
 
     async def job() -> tuple[collections.Counter[str], int, Tally, tuple[tuple[str, float], ...]]:
-        async with checked_hub(settings.aws, settings.policy, clock.sleep, manifest.regions) as hub:
+        async with checked_hub(settings.aws, settings.policy, clock.sleep, manifest.regions) as hub:  # noqa: SIM117  # noqa: SIM117
             async with locked(checkpoint_path, settings.aws, run_id, stop, clock):
                 more = {"plan": plan_facts(settings)} if settings.approved else {}
                 info = run_info("run", run_id, hub, manifest, settings, report=str(report_path), **more)
