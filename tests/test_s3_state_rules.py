@@ -201,3 +201,20 @@ def test_renewal_keeps_the_lease_and_a_takeover_is_reported_once() -> None:
 
     anyio.run(main)
     assert len(lost) == 1 and "taken over" in lost[0]
+
+
+def test_a_compaction_during_the_run_keeps_the_latest_journal_so_a_takeover_fences_the_right_key() -> None:
+    store = MemoryStore()
+    state = open_state(store, compacts=True, compact_every=3)
+    writer = state.writer or ""
+    for n in range(5):
+        mark(state, f"d{n}.example.com")
+    assert KEY in store.objects  # compacted once already
+    mine = [k for k in journals(store) if f"/{writer}/" in k]
+    assert mine and mine[-1] == journal_key(KEY, writer, 5)
+    lock = LeaseLock(store, KEY, writer, lease=30)
+    lock.acquire()
+    store.time += 31
+    LeaseLock(store, KEY, "20261204T010000Z-run-z", lease=30).acquire()  # takes over, fences seq 6
+    with pytest.raises(StateWriteError, match="took this state's lock over"):
+        mark(state, "late.example.com")

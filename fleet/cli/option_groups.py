@@ -15,6 +15,7 @@ from fleet.aws.edge import EDGE_ADDRESS_ENV, EdgeSettings, split_address
 from fleet.aws.limits import call_ceiling
 from fleet.aws.retry import BackoffPolicy
 from fleet.cli import options
+from fleet.cli.state_options import LOCK_LEASE, STATE_REGION, StateArg
 from fleet.discover.select import Selection
 from fleet.migrate.engine import EngineSettings
 from fleet.migrate.pipeline import (
@@ -218,9 +219,12 @@ run_only_options = _apply(
     [
         click.option(
             "--checkpoint",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="SQLite checkpoint [default: beside the manifest, NAME.checkpoint.sqlite]",
+            type=StateArg(),
+            help="SQLite checkpoint, or s3://BUCKET/KEY (docs/s3-state.md) [default: beside the manifest, "
+            "NAME.checkpoint.sqlite]",
         ),
+        STATE_REGION,
+        LOCK_LEASE,
         click.option(
             "--wait/--no-wait",
             default=ENGINE.mode.wait,
@@ -314,6 +318,8 @@ def engine_settings(opts: dict[str, Any], rows: int, run_id: str) -> EngineSetti
             session_name=f"cognito-fleet-{run_id}",
             session_duration=opts["session_duration"],
             pool_connections=call_ceiling(opts["concurrency"]),
+            state_region=opts.get("state_region"),
+            lock_lease=opts.get("lock_lease", ENGINE.aws.lock_lease),
         ),
         # `run`'s own options; `plan` and `discover` keep the defaults.
         mode=Mode(

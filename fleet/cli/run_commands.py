@@ -24,6 +24,7 @@ from fleet.cli.option_groups import (
 )
 from fleet.cli.plan_table import plan_table
 from fleet.cli.progress import Fanout, ProgressBar, summary_table
+from fleet.cli.state_options import STATE_REGION, StateArg
 from fleet.errors import EXIT_OK
 from fleet.migrate.engine import Observer
 from fleet.migrate.pipeline import (
@@ -182,10 +183,12 @@ def run(manifest: Path, **opts: Any) -> None:
 )
 @click.option(
     "--checkpoint",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The state whose holds the plan respects (read, never written) [default: beside the manifest, "
-    "NAME.checkpoint.sqlite]: a domain a rollback holds is planned `held`, a held fleet plans nothing.",
+    type=StateArg(),
+    help="The state whose holds the plan respects (read, never written; a file or s3://BUCKET/KEY) [default: "
+    "beside the manifest, NAME.checkpoint.sqlite]: a domain a rollback holds is planned `held`, a held fleet plans "
+    "nothing.",
 )
+@STATE_REGION
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),

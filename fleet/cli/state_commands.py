@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Any
 
 import click
 
+from fleet.cli.state_options import StateArg, state_aws, state_aws_options
 from fleet.errors import FleetError
+from fleet.migrate.state_backend import StatePath, command_writer, opened
 from fleet.records.report import jsonl_path
 from fleet.records.rollback import check_report, state_of, write_rollback_manifest
+from fleet.state.s3_objects import S3Location
 from fleet.text import printable
 
 
@@ -25,17 +30,23 @@ from fleet.text import printable
 )
 @click.option(
     "--state",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The forward runs' state (--checkpoint) [default: beside REPORT (NAME.checkpoint.sqlite), or beside "
-    "--manifest]",
+    type=StateArg(),
+    help="The forward runs' state (--checkpoint; a file or s3://BUCKET/KEY) [default: beside REPORT "
+    "(NAME.checkpoint.sqlite), or beside --manifest]",
 )
-def rollback(report: Path, out: Path, original: Path | None, state: Path | None) -> None:
+@state_aws_options
+def rollback(report: Path, out: Path, original: Path | None, state: StatePath | None, **aws: Any) -> None:
     """Write a manifest that puts every domain the tool wrote (per REPORT and its state, whatever the row's status)
     back on its previous certificate, and hold those domains in the state: forward runs report them `held` until
     `cognito-fleet release`. Running the manifest is an ordinary `run` (with its own checkpoint)."""
     check_report(report)
-    state_path = state_of(report, original, state)
-    done = write_rollback_manifest(report, out, original, state_path)
+    if isinstance(state, S3Location):
+        state_path: StatePath = state
+        with opened(state, state_aws(aws), writer=command_writer("rollback")) as checkpoint:
+            done = write_rollback_manifest(report, out, original, checkpoint)
+    else:
+        state_path = state_of(report, original, state)
+        done = write_rollback_manifest(report, out, original, state_path)
     statuses = ", ".join(f"{k}={v}" for k, v in sorted(done.by_status.items()))
     click.echo(f"{out}: {len(done.rows)} domains back to their previous certificates ({statuses})")
     click.echo(
@@ -48,40 +59,36 @@ def rollback(report: Path, out: Path, original: Path | None, state: Path | None)
 
 
 @click.command("hold")
-@click.argument("state", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("state", type=StateArg(exists=True))
 @click.option("--reason", required=True, help="Why (shown by every held run, with who held it and when).")
-def hold_command(state: Path, reason: str) -> None:
+@state_aws_options
+def hold_command(state: StatePath, reason: str, **aws: Any) -> None:
     """Hold the whole fleet of STATE: every run on it exits 0 at once, calling and writing nothing, until
     `cognito-fleet release STATE`. Stops cron during an incident without editing crontabs."""
-    from fleet.state.checkpoint import Checkpoint
     from fleet.state.holds import who
 
     if not reason.strip():
         raise click.BadParameter("must say why", param_hint="--reason")
-    checkpoint = Checkpoint(state, create=False)
-    try:
+    with opened(state, state_aws(aws), writer=command_writer("hold")) as checkpoint:
         checkpoint.set_fleet_hold(who(), reason.strip())
         held = checkpoint.fleet_hold()
-    finally:
-        checkpoint.close()
     assert held is not None
     click.echo(f"{state}: the fleet is held by {held.who} since {held.at} ({held.reason}); a run in progress goes on")
 
 
 @click.command("release")
-@click.argument("state", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("state", type=StateArg(exists=True))
 @click.option("--domain", "domains", multiple=True, help="Release this domain's rollback hold (repeatable).")
 @click.option("--all", "everything", is_flag=True, help="Release every rollback hold and the fleet hold.")
-def release_command(state: Path, domains: tuple[str, ...], everything: bool) -> None:
+@state_aws_options
+def release_command(state: StatePath, domains: tuple[str, ...], everything: bool, **aws: Any) -> None:
     """Let forward runs move held domains again (--domain D, --all), or lift the fleet hold (no option).
     Recorded in the state's history."""
-    from fleet.state.checkpoint import Checkpoint
     from fleet.state.holds import who
 
     if domains and everything:
         raise click.UsageError("give --domain or --all, not both")
-    checkpoint = Checkpoint(state, create=False)
-    try:
+    with opened(state, state_aws(aws), writer=command_writer("release")) as checkpoint:
         unknown = sorted(set(domains) - set(checkpoint.holds()))
         if unknown:
             raise ReleaseError(f"{state}: not held: {', '.join(unknown)}; nothing released")
@@ -96,8 +103,6 @@ def release_command(state: Path, domains: tuple[str, ...], everything: bool) -> 
                 click.echo(f"{state}: the fleet hold is lifted; the next run goes on")
             elif not everything:
                 click.echo(f"{state}: the fleet was not held (domain holds: release --domain D or --all)")
-    finally:
-        checkpoint.close()
 
 
 class ReleaseError(FleetError):
@@ -109,7 +114,7 @@ class UnknownRun(FleetError):
 
 
 @click.command("history")
-@click.argument("states", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("states", nargs=-1, required=True, type=StateArg(exists=True))
 @click.option("--domain", help="The history of this domain: every record of every run, writes in flight included.")
 @click.option("--run", "run_id", help="The records of this run (exit 2 when the state does not know it).")
 @click.option(
@@ -118,19 +123,22 @@ class UnknownRun(FleetError):
     type=click.Path(dir_okay=False, path_type=Path),
     help="With --run: write that run's report again (CSV, JSON Lines beside it).",
 )
-def history_command(states: tuple[Path, ...], domain: str | None, run_id: str | None, out: Path | None) -> None:
+@state_aws_options
+def history_command(
+    states: tuple[StatePath, ...], domain: str | None, run_id: str | None, out: Path | None, **aws: Any
+) -> None:
     """Show what state files (--checkpoint; several: the shards of a fleet) know: their runs, holds and releases; a
     domain's or a run's history; a past report."""
     from fleet.records.history import history_lines, holds_lines, rewrite_report, runs_table
-    from fleet.state.checkpoint import Checkpoint
 
     if out is not None and run_id is None:
         raise click.UsageError("--report goes with --run RUN_ID")
     if out is not None and len(states) > 1:
         raise click.UsageError("--run RUN_ID --report takes one state file (a run belongs to one)")
     found = False
-    checkpoints = [Checkpoint(state, create=False) for state in states]  # read them; never create one
-    try:
+    stack = contextlib.ExitStack()
+    checkpoints = [stack.enter_context(opened(state, state_aws(aws))) for state in states]  # read; never created
+    with stack:
         if run_id is not None and not any(run_id in {r["run_id"] for r in c.runs()} for c in checkpoints):
             where = " ".join(str(s) for s in states)
             raise UnknownRun(f"{where}: no run {run_id!r} (its runs: cognito-fleet history {where})")
@@ -148,8 +156,29 @@ def history_command(states: tuple[Path, ...], domain: str | None, run_id: str | 
             for line in lines:
                 click.echo(printable(line))  # the state's text came from AWS and manifests
             found = found or bool(lines)
-    finally:
-        for checkpoint in checkpoints:
-            checkpoint.close()
     if not found:
         click.echo("nothing recorded" + (f" for {domain or run_id}" if domain or run_id else ""))
+
+
+@click.command("unlock")
+@click.argument("state", type=StateArg())
+@click.option("--yes", is_flag=True, help="Do it without asking (scripts).")
+@state_aws_options
+def unlock_command(state: StatePath, yes: bool, **aws: Any) -> None:
+    """Remove an s3:// state's lock by hand, when its holder is known to be dead and its lease too long to wait
+    out. The holder's journal is fenced first: if it was alive after all, its next state write fails and it
+    stops before sending another write. A local state needs no unlocking (the kernel drops its lock with its
+    holder)."""
+    from fleet.migrate.state_backend import force_unlock, holder_of
+
+    if not isinstance(state, S3Location):
+        raise click.UsageError(f"{state}: a local state's lock is released when its holder exits; nothing to unlock")
+    settings = state_aws(aws)
+    holder = holder_of(state, settings)
+    if holder is None:
+        click.echo(f"{state}: not locked")
+        return
+    click.echo(f"{state}: locked by {holder}")
+    if not yes and not click.confirm("Remove the lock (and fence its holder)?", default=False, err=True):
+        raise click.Abort()
+    click.echo(f"{state}: unlocked ({force_unlock(state, settings)})")

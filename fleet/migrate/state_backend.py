@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -22,7 +24,8 @@ from fleet.clock import Clock
 from fleet.events import get_logger
 from fleet.state.checkpoint import Checkpoint
 from fleet.state.lock import CheckpointLock
-from fleet.state.s3_lock import LeaseLock
+from fleet.state.s3_journal import fence
+from fleet.state.s3_lock import Holder, LeaseLock
 from fleet.state.s3_objects import S3Location, is_s3
 from fleet.state.s3_state import S3Checkpoint
 
@@ -114,3 +117,34 @@ def open_state(where: StatePath, aws: AwsSettings, writer: str, compacts: bool =
     if isinstance(where, S3Location):
         return S3Checkpoint(where, store_for(where, aws), writer, create=True, compacts=compacts)
     return Checkpoint(where)
+
+
+def command_writer(kind: str) -> str:
+    """A state command's writer id (its S3 journals' name): when, what, and a random part; sorts in time."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{kind}-{secrets.token_hex(3)}"
+
+
+def holder_of(where: S3Location, aws: AwsSettings) -> str | None:
+    """Who holds an S3 state's lock (None: nobody), for `unlock`."""
+    found = store_for(where, aws).get(where.key + ".lock")
+    if found is None:
+        return None
+    holder = Holder.decode(found.body)
+    who = holder.describe() if holder is not None else "an unreadable lock"
+    return f"{who}, last renewed {found.age:.0f}s ago"
+
+
+def force_unlock(where: StatePath, aws: AwsSettings) -> str:
+    """Fence the holder's journal, then delete the lock (`cognito-fleet unlock`). Returns what was done."""
+    assert isinstance(where, S3Location)
+    store = store_for(where, aws)
+    found = store.get(where.key + ".lock")
+    if found is None:
+        return "it was not locked"
+    holder = Holder.decode(found.body)
+    fenced = ""
+    if holder is not None:
+        seq = fence(store, where.key, holder.run_id, command_writer("unlock"))
+        fenced = f"run {holder.run_id} fenced at journal {seq}; "
+    store.delete([where.key + ".lock"])
+    return fenced + "the next run takes the lock"

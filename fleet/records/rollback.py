@@ -121,11 +121,13 @@ def plan_rollback(report: Path, state: Checkpoint | None, original: Path | None 
 
 
 def write_rollback_manifest(
-    report: Path, out: Path, original: Path | None = None, state_path: Path | None = None
+    report: Path, out: Path, original: Path | None = None, state_path: Path | Checkpoint | None = None
 ) -> Rollback:
     """Write the rollback manifest of ``report``; with ``state_path``, hold its domains there on their previous
-    certificates (after the manifest is written: no hold without a manifest)."""
-    state = Checkpoint(state_path, create=False) if state_path is not None else None
+    certificates (after the manifest is written: no hold without a manifest). An open state (an S3 one) is used
+    as given and left open."""
+    mine = isinstance(state_path, Path)
+    state = Checkpoint(state_path, create=False) if isinstance(state_path, Path) else state_path
     try:
         rollback = plan_rollback(report, state, original)
         if not rollback.rows:
@@ -142,5 +144,5 @@ def write_rollback_manifest(
                 raise
         return rollback
     finally:
-        if state is not None:
+        if state is not None and mine:
             state.close()

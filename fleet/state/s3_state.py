@@ -88,7 +88,7 @@ class S3Checkpoint(Checkpoint):
             raise StateWriteError(str(self.path), f"local copy: {exc}") from None
         self._seq = seq
         self._written.append(key)
-        if self.compacts and len(self._written) >= self.compact_every:
+        if self.compacts and len(self._written) > self.compact_every:
             self.compact()
 
     def _put_journal(self, key: str, body: bytes) -> None:
@@ -99,13 +99,17 @@ class S3Checkpoint(Checkpoint):
             # else at our next key is a fence: another run took the lock over while this one was stalled.
             found = self.store.get(key)
             if found is None or found.body != body:
+                self.compacts = False  # fenced: the snapshot is the new holder's to write
                 raise StateWriteError(
                     str(self.path), "another run took this state's lock over (this run's lease ran out)"
                 ) from None
 
-    def compact(self) -> None:
+    def compact(self, final: bool = False) -> None:
         """Upload the local copy as the snapshot (conditional on the ETag last read or written), then delete
-        the journals it holds. RaceLost when the snapshot changed meanwhile: nothing is overwritten."""
+        the journals it holds. RaceLost when the snapshot changed meanwhile: nothing is overwritten.
+
+        Until the ``final`` one, this writer's latest journal is kept: a run that takes the lock over finds this
+        writer's last sequence number by listing, and fences the next one."""
         copy = Path(self._scratch) / "upload.sqlite"
         copy.unlink(missing_ok=True)
         self._db.execute("VACUUM INTO ?", (str(copy),))  # a consistent copy, WAL folded in
@@ -123,16 +127,17 @@ class S3Checkpoint(Checkpoint):
                 ) from None
         self.uploads += 1
         # Fences stay: a stalled writer must keep finding its next key taken.
-        done = [e.key for e in self._replayed if not e.fence] + self._written
+        kept = [] if final else self._written[-1:]
+        done = [e.key for e in self._replayed if not e.fence] + self._written[: len(self._written) - len(kept)]
         if done:
             self.store.delete(done)
-        self._replayed, self._written = [], []
+        self._replayed, self._written = [], kept
 
     def close(self) -> None:
         """Compact (when this opener holds the lock and wrote or replayed anything), then drop the local copy."""
         try:
             if self.compacts and (self._written or self._replayed) and "_db" in self.__dict__:
-                self.compact()
+                self.compact(final=True)
         finally:
             super().close()
             self._remove_scratch()
