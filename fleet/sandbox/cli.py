@@ -87,6 +87,11 @@ def _knobs_epilog() -> str:
     help="Serve HTTPS with this certificate chain (PEM) instead; needs --tls-key.",
 )
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Its private key (PEM).")
+@click.option(
+    "--bucket",
+    help="Create this S3 bucket for an s3:// state (the hub may use its cognito-fleet/ prefix when the bucket is "
+    "example-fleet-state: iam/state-bucket-policy.json).",
+)
 def serve(
     port: int,
     env_file: Path | None,
@@ -102,6 +107,7 @@ def serve(
     tls_dir: Path | None,
     tls_cert: Path | None,
     tls_key: Path | None,
+    bucket: str | None,
 ) -> None:
     """Run the sandbox until interrupted; prints its endpoint and its edge (COGNITO_FLEET_EDGE_ADDRESS, which `run`
     and `plan` read). Knobs: POST /_sandbox/config, GET /_sandbox/stats.
@@ -149,6 +155,11 @@ def serve(
         click.echo(f"sandbox endpoint: {box.endpoint}", nl=True)
         # The sandbox checks signatures: the tool must sign with the hub's keys (sandbox-only, not secrets).
         click.echo(f"sandbox edge: {box.edge_address} (TLS: every custom domain's CloudFront edge, by SNI)")
+        if bucket:
+            from fleet.sandbox.seed import create_bucket
+
+            create_bucket(box.endpoint, bucket)
+            click.echo(f"S3 bucket: s3://{bucket}/ (e.g. --checkpoint s3://{bucket}/cognito-fleet/prod/state.sqlite)")
         exports = {"SANDBOX_ENDPOINT": box.endpoint, EDGE_ADDRESS_ENV: box.edge_address, **HUB_CREDENTIALS}
         if files is not None and files.ca is not None:
             click.echo(f"CA certificate: {files.ca}")
