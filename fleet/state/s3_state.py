@@ -50,7 +50,7 @@ class S3Checkpoint(Checkpoint):
         local = Path(self._scratch) / "state.sqlite"
         try:
             snapshot = store.get(location.key)
-            if snapshot is None and not create:
+            if snapshot is None and not create and not store.list(s3_journal.prefix(location.key)):
                 raise CheckpointError(f"{location}: no such state (no object at that key)")
             self._etag = snapshot.etag if snapshot is not None else None
             if snapshot is not None:
