@@ -141,7 +141,7 @@ def test_two_runs_at_once_one_is_refused_in_seconds_naming_the_holder_then_a_dea
     code, _out, err = finish(start(args(fleet, state)))
     assert code == 3, err  # the lease has not run out yet: still refused
     time.sleep(6.5)
-    code, out, err = finish(start(args(fleet, state)))
+    code, _out, err = finish(start(args(fleet, state)))
     assert code == 0, err
     assert "state_lock_taken_over" in err and f"pid {first.pid}" in err
     assert lock not in keys(fleet.box, state)  # released at the end of the run
@@ -156,7 +156,8 @@ def test_a_rollback_recorded_in_an_s3_state_holds_its_domains_in_the_next_forwar
     assert code == 0, err
     back = fleet.tmp / "back.csv"
     report = fleet.tmp / "manifest.report.csv"
-    code, out = invoke("rollback", str(report), "--out", str(back), "--state", state, "--endpoint-url", fleet.box.endpoint)
+    endpoint = ["--endpoint-url", fleet.box.endpoint]
+    code, out = invoke("rollback", str(report), "--out", str(back), "--state", state, *endpoint)
     assert code == 0 and f"held in {state} by rollback-" in out, out
     code, out = invoke("run", str(back), "--endpoint-url", fleet.box.endpoint, "--no-progress", "--checkpoint",
                        state.replace("state.sqlite", "rollback.sqlite"))  # fmt: skip
