@@ -261,6 +261,10 @@ class Authority:
         if policy is None:
             from moto.iam.access_control import IAMPolicy
 
+            from fleet.sandbox.s3 import teach_moto_string_like
+
+            teach_moto_string_like()
+
             path = self.iam_dir / POLICY_FILES[name]
             try:
                 document = path.read_text(encoding="utf-8")

@@ -50,3 +50,23 @@ def operation_name(environ: dict[str, Any]) -> str:
     if "delete" in environ.get("QUERY_STRING", ""):
         return "s3:DELETE"
     return f"s3:{method}"
+
+
+def _string_like(expected_value: list[str] | str, actual_value: str) -> bool:
+    """IAM's StringLike: ``*`` any run of characters, ``?`` one character, case-sensitive."""
+    actual = actual_value
+    patterns = [expected_value] if isinstance(expected_value, str) else expected_value
+    for pattern in patterns:
+        regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+        if re.fullmatch(regex, actual, re.DOTALL):
+            return True
+    return False
+
+
+def teach_moto_string_like() -> None:
+    """moto 5.2.5 evaluates only StringEquals and *ignores* (allows) any other condition operator
+    (``moto.iam.policy_conditions.CONDITION_OPERATIONS``, private): the state policy's ``s3:prefix`` StringLike
+    would grant a listing of the whole bucket. tests/test_iam_documents.py fails if that dict changes shape."""
+    from moto.iam import policy_conditions
+
+    policy_conditions.CONDITION_OPERATIONS.setdefault("StringLike", _string_like)
