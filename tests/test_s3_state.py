@@ -22,7 +22,7 @@ from fleet.sandbox.seed import admin_client, create_bucket
 from fleet.sandbox.server import Sandbox
 
 from .conftest import Fleet
-from .files import csv_rows, finished
+from .files import finished
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def s3(box: Sandbox) -> Any:
 
 
 def keys(box: Sandbox, state: str) -> list[str]:
-    prefix = state.removeprefix(f"s3://{STATE_BUCKET}/")
+    prefix = state.removeprefix(f"s3://{STATE_BUCKET}/").rsplit("/", 1)[0] + "/"  # the test's own folder
     listed = s3(box).list_objects_v2(Bucket=STATE_BUCKET, Prefix=prefix)
     return [o["Key"] for o in listed.get("Contents", [])]
 
@@ -122,8 +122,8 @@ def test_killed_then_rerun_until_done_writes_each_domain_once_and_history_lists_
 def test_two_runs_at_once_one_is_refused_in_seconds_naming_the_holder_then_a_dead_holders_lease_runs_out(
     make_fleet: Any, state: str
 ) -> None:
-    fleet: Fleet = make_fleet(accounts=3, regions=("us-east-1",), per_region=1)
-    fleet.box.state.configure(latency=0.5)
+    fleet: Fleet = make_fleet(accounts=2, regions=("us-east-1",), per_region=3)
+    fleet.box.state.configure(latency=1.0)  # the first run outlasts the second's start (a few seconds)
     first = start(args(fleet, state, "--rate-per-account", "1", "--lock-lease", "6"))
     lock = state.removeprefix(f"s3://{STATE_BUCKET}/") + ".lock"
     deadline = time.monotonic() + 30
@@ -135,6 +135,7 @@ def test_two_runs_at_once_one_is_refused_in_seconds_naming_the_holder_then_a_dea
     assert code == 3, err
     assert time.monotonic() - began < 10
     assert f"pid {first.pid} on " in err and "in use by run 20" in err
+    assert first.poll() is None, "the first run ended before it could be killed: the test proved nothing"
     first.send_signal(signal.SIGKILL)
     finish(first)
     fleet.box.state.configure(latency=0.0)
@@ -152,23 +153,29 @@ def test_a_rollback_recorded_in_an_s3_state_holds_its_domains_in_the_next_forwar
     make_fleet: Any, state: str
 ) -> None:
     fleet: Fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=2)
-    code, out, err = finish(start(args(fleet, state)))
-    assert code == 0, err
-    back = fleet.tmp / "back.csv"
-    report = fleet.tmp / "manifest.report.csv"
     endpoint = ["--endpoint-url", fleet.box.endpoint]
-    code, out = invoke("rollback", str(report), "--out", str(back), "--state", state, *endpoint)
+    report = state.replace("state.sqlite", "reports/prod.report.csv")  # records beside the state, in S3
+    code, out, err = finish(start(args(fleet, state, "--report", report)))
+    assert code == 0, err
+    stem = report.removeprefix(f"s3://{STATE_BUCKET}/").removesuffix(".csv")
+    assert {stem + s for s in (".csv", ".jsonl", ".run.json")} <= set(keys(fleet.box, state))
+    back = fleet.tmp / "back.csv"
+    code, out = invoke("rollback", report, "--out", str(back), "--state", state, *endpoint)
     assert code == 0 and f"held in {state} by rollback-" in out, out
-    code, out = invoke("run", str(back), "--endpoint-url", fleet.box.endpoint, "--no-progress", "--checkpoint",
+    code, out = invoke("run", str(back), *endpoint, "--no-progress", "--checkpoint",
                        state.replace("state.sqlite", "rollback.sqlite"))  # fmt: skip
     assert code == 0, out
     fleet.box.state.reset_counters()
-    code, out, err = finish(start(args(fleet, state)))
+    code, out, err = finish(start(args(fleet, state, "--report", report)))
     assert code == 0, err
-    assert finished(err or out)["counts"] == {"held": 2}
+    assert finished(err)["counts"] == {"held": 2}
     assert fleet.box.state.writes == {}
-    assert {r["status"] for r in csv_rows(report)} == {"held"}
-    assert invoke("release", state, "--all", "--endpoint-url", fleet.box.endpoint)[0] == 0
-    code, out = invoke("history", state, "--endpoint-url", fleet.box.endpoint)
+    change = report.replace(".csv", ".md")
+    code, out = invoke("report", report, "--out", change, *endpoint)
+    assert code == 0, out
+    text = s3(fleet.box).get_object(Bucket=STATE_BUCKET, Key=stem + ".md")["Body"].read().decode()
+    assert all(d.domain in text for d in fleet.domains) and "held" in text
+    assert invoke("release", state, "--all", *endpoint)[0] == 0
+    code, out = invoke("history", state, *endpoint)
     assert "release" in out, out
     no_local_state(fleet)

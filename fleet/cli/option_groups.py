@@ -15,6 +15,7 @@ from fleet.aws.edge import EDGE_ADDRESS_ENV, EdgeSettings, split_address
 from fleet.aws.limits import call_ceiling
 from fleet.aws.retry import BackoffPolicy
 from fleet.cli import options
+from fleet.cli.s3_records import LocationArg
 from fleet.cli.state_options import LOCK_LEASE, STATE_REGION, StateArg
 from fleet.discover.select import Selection
 from fleet.migrate.engine import EngineSettings
@@ -150,8 +151,9 @@ filter_options = _apply(  # plan and run: which rows, where the report goes, how
     [
         click.option(
             "--report",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="CSV report; JSON Lines go beside it [default: beside the manifest]",
+            type=LocationArg(),
+            help="CSV report; JSON Lines and the run record go beside it; a file or s3://BUCKET/PREFIX/NAME.csv "
+            "[default: beside the manifest]",
         ),
         click.option(
             "--shard",

@@ -24,7 +24,8 @@ from fleet.cli.option_groups import (
 )
 from fleet.cli.plan_table import plan_table
 from fleet.cli.progress import Fanout, ProgressBar, summary_table
-from fleet.cli.state_options import STATE_REGION, StateArg
+from fleet.cli.s3_records import staged
+from fleet.cli.state_options import STATE_REGION, StateArg, state_aws
 from fleet.errors import EXIT_OK
 from fleet.migrate.engine import Observer
 from fleet.migrate.pipeline import (
@@ -165,8 +166,9 @@ def print_result(result: RunResult, read_only: bool = False) -> None:
 @run_only_options
 def run(manifest: Path, **opts: Any) -> None:
     """Migrate every domain of MANIFEST to its certificate_arn; rerun the same command to resume."""
-    result = execute(manifest, opts)
-    print_result(result)
+    with staged(opts["report"], state_aws(opts)) as opts["report"]:  # s3://: written here, uploaded at the end
+        result = execute(manifest, opts)
+        print_result(result)
     sys.exit(result.exit_code)
 
 
@@ -201,8 +203,9 @@ def plan_command(manifest: Path, **opts: Any) -> None:
     The report defaults to NAME.plan.csv beside the manifest; the run's state is read for its holds (a domain a
     rollback holds is planned `held`), never written.
     """
-    result = execute(manifest, opts, read_only=True)
-    print_result(result, read_only=True)
+    with staged(opts["report"], state_aws(opts)) as opts["report"]:
+        result = execute(manifest, opts, read_only=True)
+        print_result(result, read_only=True)
     sys.exit(result.exit_code)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from fleet.cli.s3_records import LocationArg, fetched
 from fleet.cli.state_options import StateArg, state_aws, state_aws_options
 from fleet.errors import FleetError
 from fleet.migrate.state_backend import StatePath, command_writer, opened
@@ -18,7 +19,7 @@ from fleet.text import printable
 
 
 @click.command()
-@click.argument("report", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("report", type=LocationArg(exists=True))
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The rollback manifest to write."
 )
@@ -35,10 +36,20 @@ from fleet.text import printable
     "(NAME.checkpoint.sqlite), or beside --manifest]",
 )
 @state_aws_options
-def rollback(report: Path, out: Path, original: Path | None, state: StatePath | None, **aws: Any) -> None:
+def rollback(report: Path | S3Location, out: Path, original: Path | None, state: StatePath | None, **aws: Any) -> None:
     """Write a manifest that puts every domain the tool wrote (per REPORT and its state, whatever the row's status)
     back on its previous certificate, and hold those domains in the state: forward runs report them `held` until
     `cognito-fleet release`. Running the manifest is an ordinary `run` (with its own checkpoint)."""
+    if isinstance(report, S3Location):  # read from S3 (with the files beside it); its state must be named
+        if state is None:
+            raise click.UsageError("a report in S3 needs --state (the forward runs' --checkpoint)")
+        with fetched((report,), state_aws(aws)) as (local,):
+            _rollback(local, out, original, state, aws)
+        return
+    _rollback(report, out, original, state, aws)
+
+
+def _rollback(report: Path, out: Path, original: Path | None, state: StatePath | None, aws: dict[str, Any]) -> None:
     check_report(report)
     if isinstance(state, S3Location):
         state_path: StatePath = state
