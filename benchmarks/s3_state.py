@@ -1,0 +1,108 @@
+"""The same fleet run with a local state and with an s3:// state in the sandbox: wall time, S3 requests and
+bytes written per run (docs/s3-state.md; the target: S3 within 1.2x of local).
+
+    python -m benchmarks.s3_state                       # 1,000 domains, 50 ms per call (S3 too)
+    python -m benchmarks.s3_state --accounts 2 --domains 1 --latency 0   # a smoke run
+
+One sandbox in this process (moto + the fidelity layer: signatures, IAM, S3's conditional writes). Each state
+gets two runs of the real CLI (a subprocess, as cron starts it): *migrate* (every domain written, the state
+new) and *converge* (the next run: every domain described, nothing written). Every domain is put back on its old
+certificate between the two states. S3 requests and bytes are the sandbox's counters (requests it served,
+bodies it received by PUT).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from fleet.sandbox.demo import isolate_from_real_aws
+from fleet.sandbox.s3 import STATE_BUCKET, STATE_PREFIX
+from fleet.sandbox.seed import create_bucket, seed_fleet, write_manifest
+from fleet.sandbox.server import Sandbox
+from fleet.sandbox.state import Knobs
+
+
+def one_run(box: Sandbox, manifest: Path, state: str, report: Path) -> dict[str, Any]:
+    box.state.reset_counters()
+    args = [sys.executable, "-m", "fleet", "run", str(manifest), "--endpoint-url", box.endpoint]
+    args += ["--checkpoint", state, "--report", str(report), "--log-format", "json", "--no-progress"]
+    args += ["--edge-address", box.edge_address]
+    t0 = time.monotonic()
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=1800, env=os.environ.copy())
+    wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"run failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    calls = box.state.calls
+    s3 = {k: v for k, v in calls.items() if k.startswith("s3:") and k != "s3:bytes_written"}
+    return {
+        "wall_s": round(wall, 2),
+        "writes": sum(box.state.writes.values()),
+        "s3_requests": sum(s3.values()),
+        "s3_by_kind": dict(sorted(s3.items())),
+        "s3_bytes_written": calls["s3:bytes_written"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=250)
+    parser.add_argument("--regions", default="us-east-1,eu-west-1")
+    parser.add_argument("--domains", type=int, default=2, help="per account and region")
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds per call, S3's included")
+    parser.add_argument("--json", type=Path, help="write the results here too")
+    args = parser.parse_args()
+    isolate_from_real_aws()
+    knobs = Knobs(latency=args.latency, latency_everywhere=True)
+    results: dict[str, Any] = {"latency_s": args.latency}
+    with Sandbox(knobs=knobs) as box, tempfile.TemporaryDirectory() as tmp:
+        box.state.configure(latency=0.0)  # seeding at full speed
+        domains = seed_fleet(box.endpoint, args.accounts, tuple(args.regions.split(",")), args.domains)
+        create_bucket(box.endpoint, STATE_BUCKET)
+        box.state.configure(latency=args.latency, latency_everywhere=True)
+        manifest = write_manifest(domains, Path(tmp) / "m.csv")
+        results["domains"] = len(domains)
+        states = {
+            "local": str(Path(tmp) / "state.sqlite"),
+            "s3": f"s3://{STATE_BUCKET}/{STATE_PREFIX}bench/state.sqlite",
+        }
+        for name, state in states.items():
+            for domain in domains:
+                box.set_domain_certificate(domain.domain, domain.old_certificate_arn)
+            for kind in ("migrate", "converge"):
+                results[f"{name}_{kind}"] = one_run(box, manifest, state, Path(tmp) / f"{name}.csv")
+                print(name, kind, results[f"{name}_{kind}"], flush=True)
+    for kind in ("migrate", "converge"):
+        results[f"ratio_{kind}"] = round(results[f"s3_{kind}"]["wall_s"] / results[f"local_{kind}"]["wall_s"], 3)
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+def table(r: dict[str, Any]) -> str:
+    lines = [
+        f"{r['domains']} domains, {r['latency_s'] * 1000:.0f} ms per call (S3 included)",
+        "",
+        "| run | state | wall s | x local | writes | S3 requests | S3 bytes written |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for kind in ("migrate", "converge"):
+        for name in ("local", "s3"):
+            x = r[f"{name}_{kind}"]
+            ratio = f"{r[f'ratio_{kind}']:.2f}" if name == "s3" else "1.00"
+            lines.append(
+                f"| {kind} | {name} | {x['wall_s']} | {ratio} | {x['writes']} | {x['s3_requests']} | "
+                f"{x['s3_bytes_written']:,} |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
