@@ -254,9 +254,14 @@ def test_the_external_id_from_a_file_or_the_environment_is_never_shown(make_flee
     assert code == 2 and "give one of --external-id and --external-id-file" in out
 
 
-def test_the_readme_cron_examples_use_a_canary_a_budget_and_resume_after_75() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Running from cron", 1)[1].split("\n## ", 1)[0]
+def test_the_cron_examples_use_a_canary_a_budget_and_resume_after_75() -> None:
+    root = Path(__file__).resolve().parent.parent
+    # The README shows the crontab line; docs/operations.md has it too, with systemd and the CronJob.
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    [line] = [line for line in readme.splitlines() if line.startswith("*/15 * * * *")]
+    assert "--canary" in line and "--max-failures" in line and "--external-id-file" in line
+    operations = (root / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = operations.split("## Running from cron", 1)[1].split("\n## ", 1)[0]
     [cron] = [line for line in section.splitlines() if line.startswith("*/15 * * * *")]
     assert "--canary" in cron and "--max-failures" in cron and "--external-id-file" in cron
     assert "--external-id " not in cron  # never the secret itself on the command line
@@ -276,6 +281,14 @@ def test_the_readme_cron_examples_use_a_canary_a_budget_and_resume_after_75() ->
     args = container["args"]
     assert "--canary" in args and "--max-failures" in args and "--external-id-file" in args
     assert "--external-id" not in args
+    # A restrictive container: no privilege escalation, read-only root, no capability; /tmp writable.
+    for example in [cronjob, *(yaml.safe_load(block.split("```", 1)[0]) for block in operations.split("```yaml")[2:])]:
+        spec = example["spec"].get("jobTemplate", example)["spec"]["template"]["spec"]
+        for box in spec["containers"]:
+            assert box["securityContext"]["allowPrivilegeEscalation"] is False
+            assert box["securityContext"]["readOnlyRootFilesystem"] is True
+            assert box["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+            assert "/tmp" in {mount["mountPath"] for mount in box["volumeMounts"]}
     # The options the examples use exist (click refuses unknown ones).
     for option in ("--canary", "--max-failures", "--external-id-file", "--stuck-after", "--max-runtime"):
         assert option in CliRunner().invoke(main, ["run", "--help"]).output
