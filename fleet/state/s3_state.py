@@ -91,6 +91,12 @@ class S3Checkpoint(Checkpoint):
         if self.compacts and len(self._written) > self.compact_every:
             self.compact()
 
+    def _lost(self) -> RaceLost:
+        return RaceLost(
+            f"{self.location}: the snapshot was changed by someone else since this run read it; nothing was "
+            "overwritten (this run's journals are kept and replayed by the next run); run again"
+        )
+
     def _put_journal(self, key: str, body: bytes) -> None:
         try:
             self.store.put(key, body, if_none_match=True)
@@ -115,17 +121,18 @@ class S3Checkpoint(Checkpoint):
         self._db.execute("VACUUM INTO ?", (str(copy),))  # a consistent copy, WAL folded in
         body = copy.read_bytes()
         copy.unlink()
-        if self._etag is None:
-            self._etag = self.store.put(self.location.key, body, if_none_match=True)
-        else:
-            try:
+        try:
+            if self._etag is None:  # a new state: only if nobody created one meanwhile
+                self._etag = self.store.put(self.location.key, body, if_none_match=True)
+            else:
                 self._etag = self.store.put(self.location.key, body, if_match=self._etag)
-            except RaceLost:
-                raise RaceLost(
-                    f"{self.location}: the snapshot was changed by someone else since this run read it; nothing "
-                    "was overwritten (this run's journals are kept and replayed by the next run); run again"
-                ) from None
+        except RaceLost:
+            found = self.store.get(self.location.key)  # our own PUT, retried after its answer was lost?
+            if found is None or found.body != body:
+                raise self._lost() from None
+            self._etag = found.etag
         self.uploads += 1
+
         # Fences stay: a stalled writer must keep finding its next key taken.
         kept = [] if final else self._written[-1:]
         done = [e.key for e in self._replayed if not e.fence] + self._written[: len(self._written) - len(kept)]
