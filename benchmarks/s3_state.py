@@ -7,8 +7,8 @@ bytes written per run (docs/s3-state.md; the target: S3 within 1.2x of local).
 One sandbox in this process (moto + the fidelity layer: signatures, IAM, S3's conditional writes). Each state
 gets two runs of the real CLI (a subprocess, as cron starts it): *migrate* (every domain written, the state
 new) and *converge* (the next run: every domain described, nothing written). Every domain is put back on its old
-certificate between the two states. S3 requests and bytes are the sandbox's counters (requests it served,
-bodies it received by PUT).
+certificate between the two states. Rounds alternate local and S3 (a shared machine's load drifts): medians.
+S3 requests and bytes are the sandbox's counters (requests it served, bodies it received by PUT).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,28 +58,34 @@ def main() -> None:
     parser.add_argument("--regions", default="us-east-1,eu-west-1")
     parser.add_argument("--domains", type=int, default=2, help="per account and region")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per call, S3's included")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (local and S3 alternate); medians reported")
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
     isolate_from_real_aws()
-    knobs = Knobs(latency=args.latency, latency_everywhere=True)
-    results: dict[str, Any] = {"latency_s": args.latency}
-    with Sandbox(knobs=knobs) as box, tempfile.TemporaryDirectory() as tmp:
-        box.state.configure(latency=0.0)  # seeding at full speed
+    results: dict[str, Any] = {"latency_s": args.latency, "repeat": args.repeat}
+    rounds: dict[str, list[dict[str, Any]]] = {}
+    with Sandbox(knobs=Knobs()) as box, tempfile.TemporaryDirectory() as tmp:
         domains = seed_fleet(box.endpoint, args.accounts, tuple(args.regions.split(",")), args.domains)
         create_bucket(box.endpoint, STATE_BUCKET)
         box.state.configure(latency=args.latency, latency_everywhere=True)
         manifest = write_manifest(domains, Path(tmp) / "m.csv")
         results["domains"] = len(domains)
-        states = {
-            "local": str(Path(tmp) / "state.sqlite"),
-            "s3": f"s3://{STATE_BUCKET}/{STATE_PREFIX}bench/state.sqlite",
-        }
-        for name, state in states.items():
-            for domain in domains:
-                box.set_domain_certificate(domain.domain, domain.old_certificate_arn)
-            for kind in ("migrate", "converge"):
-                results[f"{name}_{kind}"] = one_run(box, manifest, state, Path(tmp) / f"{name}.csv")
-                print(name, kind, results[f"{name}_{kind}"], flush=True)
+        for n in range(args.repeat):
+            names = ("local", "s3") if n % 2 == 0 else ("s3", "local")  # alternate: the machine's load drifts
+            for name in names:
+                # A new state each round; every domain back on its old certificate.
+                state = str(Path(tmp) / f"state-{n}.sqlite")
+                if name == "s3":
+                    state = f"s3://{STATE_BUCKET}/{STATE_PREFIX}bench-{n}/state.sqlite"
+                for domain in domains:
+                    box.set_domain_certificate(domain.domain, domain.old_certificate_arn)
+                for kind in ("migrate", "converge"):
+                    measured = one_run(box, manifest, state, Path(tmp) / f"{name}.csv")
+                    rounds.setdefault(f"{name}_{kind}", []).append(measured)
+                    print(n, name, kind, measured, flush=True)
+    for key, measured in rounds.items():
+        results[key] = {**measured[0], "wall_s": statistics.median(m["wall_s"] for m in measured)}
+        results[key]["wall_s_each"] = [m["wall_s"] for m in measured]
     for kind in ("migrate", "converge"):
         results[f"ratio_{kind}"] = round(results[f"s3_{kind}"]["wall_s"] / results[f"local_{kind}"]["wall_s"], 3)
     print(table(results))
@@ -88,17 +95,19 @@ def main() -> None:
 
 def table(r: dict[str, Any]) -> str:
     lines = [
-        f"{r['domains']} domains, {r['latency_s'] * 1000:.0f} ms per call (S3 included)",
+        f"{r['domains']} domains, {r['latency_s'] * 1000:.0f} ms per call (S3 included), "
+        f"median of {r['repeat']} rounds",
         "",
-        "| run | state | wall s | x local | writes | S3 requests | S3 bytes written |",
-        "|---|---|---|---|---|---|---|",
+        "| run | state | wall s (median) | each round | x local | writes | S3 requests | S3 bytes written |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for kind in ("migrate", "converge"):
         for name in ("local", "s3"):
             x = r[f"{name}_{kind}"]
             ratio = f"{r[f'ratio_{kind}']:.2f}" if name == "s3" else "1.00"
             lines.append(
-                f"| {kind} | {name} | {x['wall_s']} | {ratio} | {x['writes']} | {x['s3_requests']} | "
+                f"| {kind} | {name} | {x['wall_s']:.2f} | {', '.join(map(str, x['wall_s_each']))} | {ratio} | "
+                f"{x['writes']} | {x['s3_requests']} | "
                 f"{x['s3_bytes_written']:,} |"
             )
     return "\n".join(lines)
