@@ -70,10 +70,10 @@ def opened(
 
 
 def exists(where: StatePath, aws: AwsSettings) -> bool:
+    """Whether there is a state there: a file; for S3, a snapshot or journals (one LIST, nothing downloaded)."""
     if isinstance(where, S3Location):
-        return store_for(where, aws).get(where.key) is not None or bool(
-            store_for(where, aws).list(where.key + ".journal/")
-        )
+        keys = store_for(where, aws).list(where.key)
+        return any(k == where.key or k.startswith(where.key + ".journal/") for k in keys)
     return where.exists()
 
 
