@@ -239,7 +239,7 @@ class FidelityApp(_Services):
         region, service = (credential.region, credential.service) if credential else ("us-east-1", "")
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         protocol = "json" if target else "query"
-        params = _params(environ, body, protocol)
+        params = _params(environ, body, protocol) if service != "s3" else {}  # an S3 body is an object, not a form
         operation = target.rpartition(".")[2] if target else str(params.get("Action", ""))
         try:
             identity = self._identify(environ, body, credential)
