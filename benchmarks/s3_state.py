@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,20 +32,28 @@ from fleet.sandbox.server import Sandbox
 from fleet.sandbox.state import Knobs
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def one_run(box: Sandbox, manifest: Path, state: str, report: Path) -> dict[str, Any]:
     box.state.reset_counters()
     args = [sys.executable, "-m", "fleet", "run", str(manifest), "--endpoint-url", box.endpoint]
     args += ["--checkpoint", state, "--report", str(report), "--log-format", "json", "--no-progress"]
     args += ["--edge-address", box.edge_address]
-    t0 = time.monotonic()
+    t0, cpu0, served0 = time.monotonic(), _children_cpu(), time.process_time()
     proc = subprocess.run(args, capture_output=True, text=True, timeout=1800, env=os.environ.copy())
     wall = time.monotonic() - t0
+    cpu, served = _children_cpu() - cpu0, time.process_time() - served0
     if proc.returncode != 0:
         raise SystemExit(f"run failed ({proc.returncode}): {proc.stderr[-2000:]}")
     calls = box.state.calls
     s3 = {k: v for k, v in calls.items() if k.startswith("s3:") and k != "s3:bytes_written"}
     return {
         "wall_s": round(wall, 2),
+        "tool_cpu_s": round(cpu, 2),  # the run's process (user + sys)
+        "sandbox_cpu_s": round(served, 2),  # this process meanwhile: the sandbox serving the run
         "writes": sum(box.state.writes.values()),
         "s3_requests": sum(s3.values()),
         "s3_by_kind": dict(sorted(s3.items())),
@@ -84,8 +93,12 @@ def main() -> None:
                     rounds.setdefault(f"{name}_{kind}", []).append(measured)
                     print(n, name, kind, measured, flush=True)
     for key, measured in rounds.items():
-        results[key] = {**measured[0], "wall_s": statistics.median(m["wall_s"] for m in measured)}
+        results[key] = {
+            **measured[0],
+            **{k: statistics.median(m[k] for m in measured) for k in ("wall_s", "tool_cpu_s", "sandbox_cpu_s")},
+        }
         results[key]["wall_s_each"] = [m["wall_s"] for m in measured]
+    results["load_average"] = os.getloadavg()
     for kind in ("migrate", "converge"):
         results[f"ratio_{kind}"] = round(results[f"s3_{kind}"]["wall_s"] / results[f"local_{kind}"]["wall_s"], 3)
     print(table(results))
@@ -98,8 +111,9 @@ def table(r: dict[str, Any]) -> str:
         f"{r['domains']} domains, {r['latency_s'] * 1000:.0f} ms per call (S3 included), "
         f"median of {r['repeat']} rounds",
         "",
-        "| run | state | wall s (median) | each round | x local | writes | S3 requests | S3 bytes written |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | state | wall s (median) | each round | x local | tool CPU s | sandbox CPU s | writes | S3 requests "
+        "| S3 bytes written |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind in ("migrate", "converge"):
         for name in ("local", "s3"):
@@ -107,7 +121,7 @@ def table(r: dict[str, Any]) -> str:
             ratio = f"{r[f'ratio_{kind}']:.2f}" if name == "s3" else "1.00"
             lines.append(
                 f"| {kind} | {name} | {x['wall_s']:.2f} | {', '.join(map(str, x['wall_s_each']))} | {ratio} | "
-                f"{x['writes']} | {x['s3_requests']} | "
+                f"{x['tool_cpu_s']:.2f} | {x['sandbox_cpu_s']:.2f} | {x['writes']} | {x['s3_requests']} | "
                 f"{x['s3_bytes_written']:,} |"
             )
     return "\n".join(lines)
