@@ -4,6 +4,8 @@ and the lease lock (tests/memory_store.py plays S3's conditional writes)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import anyio
@@ -13,7 +15,7 @@ from fleet.errors import StateWriteError
 from fleet.outcome import Outcome, Status
 from fleet.state.base import CheckpointError
 from fleet.state.lock import LockHeld
-from fleet.state.s3_journal import encode, journal_key
+from fleet.state.s3_journal import encode, fence, journal_key
 from fleet.state.s3_lock import Decision, Holder, LeaseLock, decide
 from fleet.state.s3_objects import Found, RaceLost, S3Location
 from fleet.state.s3_state import S3Checkpoint
@@ -98,7 +100,10 @@ def test_a_fenced_writer_cannot_journal_so_its_write_is_never_sent() -> None:
     store.before_put[journal_key(KEY, state.writer or "", 2)] = json.dumps({"v": 1, "fence": "run-b"}).encode()
     with pytest.raises(StateWriteError, match="took this state's lock over"):
         mark(state, "b.example.com")
-    assert state.get("b.example.com") is None  # the local copy was rolled back too
+    assert not state.compacts  # the snapshot is the new holder's now: never uploaded from this copy
+    with pytest.raises(StateWriteError):  # and nothing after it is journaled either
+        mark(state, "c.example.com")
+    assert journal_key(KEY, state.writer or "", 3) not in store.objects
 
 
 def test_our_own_retried_journal_put_is_not_mistaken_for_a_fence() -> None:
@@ -218,3 +223,64 @@ def test_a_compaction_during_the_run_keeps_the_latest_journal_so_a_takeover_fenc
     LeaseLock(store, KEY, "20261204T010000Z-run-z", lease=30).acquire()  # takes over, fences seq 6
     with pytest.raises(StateWriteError, match="took this state's lock over"):
         mark(state, "late.example.com")
+
+
+def test_a_fence_covers_every_key_a_stalled_writer_may_still_land_and_replay_keeps_what_landed() -> None:
+    store = MemoryStore()
+    open_state(store, compacts=True).close()
+    writer = "20261204T020000Z-run-s"
+    body = encode([("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("probe", "x"))])
+    for seq in (1, 2, 3, 5):  # 4 is still in flight: PUTs land in any order
+        store.objects[journal_key(KEY, writer, seq)] = (body, f'"{seq}"', 0.0)
+    fence(store, KEY, writer, "run-b", window=4)
+    fences = {k for k, v in store.objects.items() if b'"fence"' in v[0]}
+    assert fences == {journal_key(KEY, writer, seq) for seq in (4, 6, 7, 8, 9)}
+    with pytest.raises(RaceLost):  # the PUT in flight lands too late
+        store.put(journal_key(KEY, writer, 4), body, if_none_match=True)
+    reader = open_state(store, writer=None)
+    assert reader._one("SELECT value FROM meta WHERE key = 'probe'")[0] == "x"  # 5 applied beside the fence
+    reader.close()
+
+
+def test_journal_puts_are_in_flight_together_and_each_caller_waits_for_its_own() -> None:
+    store = SlowStore()
+    state = open_state(store)
+    landed_before_return: list[bool] = []
+
+    async def one(n: int) -> None:
+        await anyio.sleep(0.002 * n)  # callers arrive while earlier journals are on their way
+        outcome = Outcome(f"d{n}.example.com", Status.IN_FLIGHT, "arn:new", previous_certificate_arn="arn:old")
+        await state.record(outcome)
+        landed_before_return.append(any(f"d{n}.example.com".encode() in v[0] for v in store.objects.values()))
+
+    async def many() -> None:
+        async with anyio.create_task_group() as tg:
+            for n in range(40):
+                tg.start_soon(one, n)
+
+    anyio.run(many)
+    assert all(landed_before_return) and len(landed_before_return) == 40  # durable before record() returned
+    assert 2 <= store.most_in_flight <= 4  # pipelined, within the window
+    assert 1 < len(journals(store)) < 40  # and still grouped
+    state.close()
+
+
+class SlowStore(MemoryStore):
+    """A store whose PUTs take 20 ms (in the caller's thread, as botocore's do), counting those in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = self.most_in_flight = 0
+        self._lock = threading.Lock()
+
+    def put(self, key: str, body: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        time.sleep(0.02)
+        try:
+            with self._lock:
+                return super().put(key, body, if_match=if_match, if_none_match=if_none_match)
+        finally:
+            with self._lock:
+                self.in_flight -= 1

@@ -13,8 +13,8 @@ written once. The snapshot's ``meta`` table keeps, per writer, the last sequence
 already holds, so a crash between uploading a snapshot and deleting its journals replays nothing twice.
 
 A fence stops a writer that lost its lock but does not know it yet (stalled past its lease): the run that takes
-the lock over creates the writer's next journal key itself, so the stalled writer's next group commit fails
-(412) before its write to Cognito is sent.
+the lock over creates the keys the writer could still write itself, so the stalled writer's next group commit
+fails (412) before its write to Cognito is sent.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from fleet.state.base import CheckpointError
 from fleet.state.s3_objects import ObjectStore, RaceLost
 
 SEQ_DIGITS = 10
+WINDOW = 4  # a writer's journal PUTs in flight at once (fleet/state/s3_window.py)
 _MARK = "s3_journal:"
 # What a journal may do to the local copy (sqlite3's authorizer, during replay only): read, insert, update and
 # delete rows of the state's own tables. A journal is data from the bucket: it must not ATTACH a file, run a
@@ -71,7 +72,7 @@ class Entry:
     writer: str
     seq: int
     key: str
-    fence: bool = False  # known to be a fence (read during replay): never deleted
+    fence: bool = False  # known to be a fence (read during replay): kept
 
 
 def entries(key: str, keys: Iterable[str]) -> list[Entry]:
@@ -132,15 +133,12 @@ def apply(db: sqlite3.Connection, where: str, writer: str, seq: int, statements:
 
 def replay(db: sqlite3.Connection, store: ObjectStore, key: str, where: str) -> list[Entry]:
     """Every journal the local copy lacks, applied in order; returns the entries listed (to delete once a
-    snapshot holds them). A writer's chain ends at its first fence."""
+    snapshot holds them; fences flagged, to keep). A fence is skipped, not an end: journals that landed beside
+    it (a writer's PUTs in flight land in any order) are real commits."""
     listed = entries(key, store.list(prefix(key)))
     have = marks(db)
-    fenced: set[str] = set()
     out = []
     for entry in listed:
-        if entry.writer in fenced:
-            out.append(Entry(entry.writer, entry.seq, entry.key, fence=True))  # never written past a fence
-            continue
         if entry.seq <= have.get(entry.writer, 0):
             out.append(entry)  # in the snapshot already (a compaction that did not get to delete it)
             continue
@@ -149,7 +147,6 @@ def replay(db: sqlite3.Connection, store: ObjectStore, key: str, where: str) -> 
             raise RaceLost(f"{where}: compacted by another run while being read; run again")
         statements, _by = decode(f"s3://{store.bucket}/{entry.key}", got.body)
         if statements is None:
-            fenced.add(entry.writer)
             out.append(Entry(entry.writer, entry.seq, entry.key, fence=True))
             continue
         apply(db, where, entry.writer, entry.seq, statements)
@@ -157,14 +154,18 @@ def replay(db: sqlite3.Connection, store: ObjectStore, key: str, where: str) -> 
     return out
 
 
-def fence(store: ObjectStore, key: str, writer: str, by: str, have: int = 0) -> int:
-    """Stop ``writer`` from journaling any more: create its next journal key (retried while it races us).
-    ``have``: the writer's last sequence number known elsewhere (the snapshot's mark). Returns the fence's seq."""
+def fence(store: ObjectStore, key: str, writer: str, by: str, window: int = WINDOW) -> int:
+    """Stop ``writer`` from journaling any more: create every key it could still be writing. A writer has at
+    most ``window`` PUTs in flight and starts none after one failed, so those are the unlisted keys among the
+    ``window`` below its last listed one and the ``window`` after it. Redone while the writer races us (a key
+    we meant to fence landed first). Returns the first fence after the writer's last listed journal."""
     while True:
-        listed = [e.seq for e in entries(key, store.list(f"{prefix(key)}{writer}/")) if e.writer == writer]
-        seq = max([have, *listed]) + 1
+        listed = {e.seq for e in entries(key, store.list(f"{prefix(key)}{writer}/")) if e.writer == writer}
+        last = max(listed, default=0)
+        todo = [s for s in range(max(1, last - window + 1), last + window + 1) if s not in listed]
         try:
-            store.put(journal_key(key, writer, seq), encode_fence(by), if_none_match=True)
-            return seq
+            for seq in todo:
+                store.put(journal_key(key, writer, seq), encode_fence(by), if_none_match=True)
+            return last + 1
         except RaceLost:
-            continue  # the writer committed seq meanwhile: fence the next one
+            continue  # the writer committed one of them meanwhile: look again

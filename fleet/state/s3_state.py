@@ -17,11 +17,15 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
+import anyio
+
 from fleet.errors import StateWriteError
 from fleet.state import s3_journal
 from fleet.state.base import CheckpointError
 from fleet.state.checkpoint import Checkpoint
+from fleet.state.rows import _Batch
 from fleet.state.s3_objects import ObjectStore, RaceLost, S3Location
+from fleet.state.s3_window import JournalWindow
 
 COMPACT_EVERY = 200  # journals per snapshot during a run (and once at its end): benchmarks/README.md
 
@@ -46,6 +50,7 @@ class S3Checkpoint(Checkpoint):
         self._replayed: list[s3_journal.Entry] = []
         self._written: list[str] = []
         self.uploads = 0
+        self._window = JournalWindow()
         self._scratch = tempfile.mkdtemp(prefix="cognito-fleet-state-")  # mode 0700: only this user reads it
         local = Path(self._scratch) / "state.sqlite"
         try:
@@ -94,6 +99,53 @@ class S3Checkpoint(Checkpoint):
         if self.compacts and len(self._written) > self.compact_every:
             self.compact()
 
+    async def _commit(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
+        """The group commit (``fleet.state.rows``), pipelined: each batch is applied to the local copy at once and
+        its journal sent while the next batch gathers (``s3_window``); each caller returns once its own batch's
+        journal is in S3."""
+        if not self._journaling:
+            await super()._commit(statements)
+            return
+        batch = self._open
+        batch.statements.extend(statements)
+        if not self._committing:
+            self._committing = True
+            try:
+                with anyio.CancelScope(shield=True):  # the waiters' statements must not be left behind
+                    while self._open.statements:
+                        await self._window.slot()
+                        if self.compacts and len(self._written) > self.compact_every:
+                            await self._window.drain()
+                            await anyio.to_thread.run_sync(self.compact)
+                        current, self._open = self._open, _Batch()
+                        self._send(current)
+            finally:
+                self._committing = False
+        await batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
+
+    def _send(self, batch: _Batch) -> None:
+        """Apply ``batch`` to the local copy (in order) and send its journal; the batch is done when it lands."""
+        assert self.writer is not None
+        seq = self._seq + 1
+        key = s3_journal.journal_key(self.location.key, self.writer, seq)
+        try:
+            if self._window.broken is not None:
+                raise self._window.broken
+            with self._db:
+                self._db.execute("BEGIN")
+                for sql, params in [*batch.statements, s3_journal.mark_statement(self.writer, seq)]:
+                    self._db.execute(sql, params)
+        except Exception as exc:
+            batch.error = exc if not isinstance(exc, sqlite3.Error) else StateWriteError(self.path, f"local: {exc}")
+            batch.done.set()
+            self._window.free()
+            return
+        self._seq = seq
+        body = s3_journal.encode(batch.statements)
+        self._window.send(lambda: self._put_journal(key, body), batch, lambda: self._written.append(key))
+
     def _lost(self) -> RaceLost:
         return RaceLost(
             f"{self.location}: the snapshot was changed by someone else since this run read it; nothing was "
@@ -137,8 +189,8 @@ class S3Checkpoint(Checkpoint):
         self.uploads += 1
 
         # Fences stay: a stalled writer must keep finding its next key taken.
-        kept = [] if final else self._written[-1:]
-        done = [e.key for e in self._replayed if not e.fence] + self._written[: len(self._written) - len(kept)]
+        kept = [] if final else sorted(self._written)[-1:]  # keys sort by sequence number
+        done = [e.key for e in self._replayed if not e.fence] + [k for k in self._written if k not in kept]
         if done:
             self.store.delete(done)
         self._replayed, self._written = [], kept
@@ -146,6 +198,7 @@ class S3Checkpoint(Checkpoint):
     def close(self) -> None:
         """Compact (when this opener holds the lock and wrote or replayed anything), then drop the local copy."""
         try:
+            self._window.close()  # every journal PUT answered first
             if self.compacts and (self._written or self._replayed) and "_db" in self.__dict__:
                 self.compact(final=True)
         finally:
