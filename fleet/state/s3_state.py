@@ -24,13 +24,14 @@ from fleet.state import s3_journal
 from fleet.state.base import CheckpointError
 from fleet.state.checkpoint import Checkpoint
 from fleet.state.rows import _Batch
+from fleet.state.s3_compact import _Compaction
 from fleet.state.s3_objects import ObjectStore, RaceLost, S3Location
 from fleet.state.s3_window import JournalWindow
 
 COMPACT_EVERY = 200  # journals per snapshot during a run (and once at its end): benchmarks/README.md
 
 
-class S3Checkpoint(Checkpoint):
+class S3Checkpoint(_Compaction, Checkpoint):
     """A ``Checkpoint`` whose durable copy is in S3. ``writer``: the run id (or command id) its journals are
     named by; None opens it read-only. ``compacts``: this opener holds the state's lock and uploads snapshots."""
 
@@ -146,12 +147,6 @@ class S3Checkpoint(Checkpoint):
         body = s3_journal.encode(batch.statements)
         self._window.send(lambda: self._put_journal(key, body), batch, lambda: self._written.append(key))
 
-    def _lost(self) -> RaceLost:
-        return RaceLost(
-            f"{self.location}: the snapshot was changed by someone else since this run read it; nothing was "
-            "overwritten (this run's journals are kept and replayed by the next run); run again"
-        )
-
     def _put_journal(self, key: str, body: bytes) -> None:
         try:
             self.store.put(key, body, if_none_match=True)
@@ -164,36 +159,6 @@ class S3Checkpoint(Checkpoint):
                 raise StateWriteError(
                     str(self.path), "another run took this state's lock over (this run's lease ran out)"
                 ) from None
-
-    def compact(self, final: bool = False) -> None:
-        """Upload the local copy as the snapshot (conditional on the ETag last read or written), then delete
-        the journals it holds. RaceLost when the snapshot changed meanwhile: nothing is overwritten.
-
-        Until the ``final`` one, this writer's latest journal is kept: a run that takes the lock over finds this
-        writer's last sequence number by listing, and fences the next one."""
-        copy = Path(self._scratch) / "upload.sqlite"
-        copy.unlink(missing_ok=True)
-        self._db.execute("VACUUM INTO ?", (str(copy),))  # a consistent copy, WAL folded in
-        body = copy.read_bytes()
-        copy.unlink()
-        try:
-            if self._etag is None:  # a new state: only if nobody created one meanwhile
-                self._etag = self.store.put(self.location.key, body, if_none_match=True)
-            else:
-                self._etag = self.store.put(self.location.key, body, if_match=self._etag)
-        except RaceLost:
-            found = self.store.get(self.location.key)  # our own PUT, retried after its answer was lost?
-            if found is None or found.body != body:
-                raise self._lost() from None
-            self._etag = found.etag
-        self.uploads += 1
-
-        # Fences stay: a stalled writer must keep finding its next key taken.
-        kept = [] if final else sorted(self._written)[-1:]  # keys sort by sequence number
-        done = [e.key for e in self._replayed if not e.fence] + [k for k in self._written if k not in kept]
-        if done:
-            self.store.delete(done)
-        self._replayed, self._written = [], kept
 
     def close(self) -> None:
         """Compact (when this opener holds the lock and wrote or replayed anything), then drop the local copy."""
