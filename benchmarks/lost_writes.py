@@ -31,8 +31,8 @@ from fleet.sandbox.state import Knobs
 def lost_writes(accounts: int, loss: float, propagation: float, seed: int) -> dict[str, Any]:
     from fleet.aws.credentials import AwsSettings
     from fleet.aws.edge import EdgeSettings
-    from fleet.migrate.engine import EngineSettings
-    from fleet.migrate.pipeline import migrate
+    from fleet.migration.engine import EngineSettings
+    from fleet.migration.pipeline import migrate
 
     with Sandbox(knobs=Knobs(seed=seed)) as box, tempfile.TemporaryDirectory() as tmp:
         domains = seed_fleet(box.endpoint, accounts, ("us-east-1", "eu-west-1"), 2)

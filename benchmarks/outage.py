@@ -32,9 +32,9 @@ def outage_mid_run(accounts: int, outage: float, propagation: float) -> dict[str
     from fleet.aws.credentials import AwsSettings
     from fleet.aws.edge import EdgeSettings
     from fleet.aws.outage import OutageEvent
-    from fleet.migrate.engine import EngineSettings, Observer
-    from fleet.migrate.pipeline import migrate
-    from fleet.migrate.row import Mode
+    from fleet.migration.engine import EngineSettings, Observer
+    from fleet.migration.pipeline import migrate
+    from fleet.migration.row import Mode
 
     class Seen(Observer):
         def __init__(self) -> None:

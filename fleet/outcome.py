@@ -55,7 +55,7 @@ class Outcome:
     error_message: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
-    edge: str | None = None  # what the domain's edge served (fleet.edge.Edge), None where not checked
+    edge: str | None = None  # what the domain's edge served (an ``Edge`` above), None where not checked
     edge_not_after: str | None = None  # NotAfter of the certificate the edge served
     written_at: str | None = None  # when this run's UpdateUserPoolDomain was answered (None: this run wrote nothing)
     drift: bool = False  # seen moved off its target by someone else (and written again): not a stored column

@@ -15,8 +15,8 @@ from botocore.config import Config
 from fleet.aws.credentials import AwsSettings
 from fleet.aws.edge import EDGE_ADDRESS_ENV, EdgeSettings
 from fleet.aws.retry import BackoffPolicy
-from fleet.migrate.engine import EngineSettings
-from fleet.migrate.pipeline import RunResult, migrate
+from fleet.migration.engine import EngineSettings
+from fleet.migration.pipeline import RunResult, migrate
 from fleet.sandbox.demo import isolate_from_real_aws
 from fleet.sandbox.seed import SeededDomain, Seeder, seed_fleet, write_manifest
 from fleet.sandbox.server import Sandbox

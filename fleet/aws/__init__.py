@@ -2,6 +2,6 @@
 hub check, the account loop, the calls layer (politeness limits, retries, outages, the stop flag), the write-once
 rule, Organizations' listing, and the edge's TLS check.
 
-May import: the pure top modules of ``fleet`` and ``fleet.events``. Never ``migrate``, ``state``, ``records``, ``cli``
+May import: the pure top modules of ``fleet`` and ``fleet.events``. Never ``migration``, ``state``, ``records``, ``cli``
 or the sandbox: it knows nothing of rows' outcomes, state files or reports.
 """

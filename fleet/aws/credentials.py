@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from fleet.aws.endpoints import Endpoint, require_encryption, resolve
+from fleet.aws.endpoints import Endpoint, credential_endpoints, require_encryption, resolve
 from fleet.aws.limits import call_ceiling
 from fleet.aws.retry import AttemptCounter, BackoffPolicy, Sleep, call_with_retry
 
@@ -87,6 +87,10 @@ class Hub:
         self.outages: Outages | None = None
 
     async def __aenter__(self) -> Hub:
+        # Before any credential is resolved: where botocore's own providers (a role's AssumeRole, SSO) would call.
+        for endpoint in credential_endpoints(self._session._session, self.settings.sts_region):
+            require_encryption(endpoint, self.settings.insecure_endpoint)
+            self.endpoints[(f"{endpoint.service} ({endpoint.use})", endpoint.region)] = endpoint
         self._sts = await self.client("sts", self.settings.sts_region)
         return self
 
@@ -218,7 +222,7 @@ def _build_user_agent_once(client: Any) -> None:
     botocore builds the header when it prepares a request, then rebuilds it in a last ``request-created``
     hook only to append per-request feature codes (usage metrics for AWS). Each build sanitises every
     component, and the rebuild was a fifth of a run's CPU (benchmarks/README.md). The header keeps the first
-    build. Private API (``_user_agent_creator``, pinned botocore): ``tests/test_credentials.py`` fails if it moves.
+    build. Private API (``_user_agent_creator``, pinned botocore): ``tests/e2e/test_credentials.py`` fails if it moves.
     """
     service_id = client.meta.service_model.service_id.hyphenize()
     client.meta.events.unregister(

@@ -45,6 +45,7 @@ class Served:
 
     serial: int
     not_after: datetime
+    issuer: tuple[str, ...] = ()  # the issuer's organization and common name (discover --issuer matches them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,7 @@ class Seen:
         return self.served.not_after.strftime("%Y-%m-%dT%H:%M:%SZ") if self.served else None
 
 
-class Unreachable(Exception):
+class EdgeUnreachable(Exception):
     """No handshake with the edge; the message says why."""
 
 
@@ -94,11 +95,17 @@ def format_serial(serial: int) -> str:
 
 
 def leaf(der: bytes) -> Served:
-    """Serial and NotAfter of a DER certificate."""
+    """Serial, NotAfter and issuer names (O, CN) of a DER certificate."""
     from cryptography import x509
+    from cryptography.x509.oid import NameOID
 
     cert = x509.load_der_x509_certificate(der)
-    return Served(cert.serial_number, cert.not_valid_after_utc)
+    names = [
+        str(a.value)
+        for oid in (NameOID.ORGANIZATION_NAME, NameOID.COMMON_NAME)
+        for a in cert.issuer.get_attributes_for_oid(oid)
+    ]
+    return Served(cert.serial_number, cert.not_valid_after_utc, tuple(names))
 
 
 def is_certificate(served: Served, described: Mapping[str, Any] | None) -> bool:
@@ -161,33 +168,33 @@ class EdgeChecker:
         return (cloudfront, HTTPS_PORT) if cloudfront else None
 
     async def handshake(self, host: str, port: int, name: str) -> Served:
-        """One TLS handshake (SNI = ``name``): the leaf the edge presents. Unreachable (why) on any failure."""
+        """One TLS handshake (SNI = ``name``): the leaf the edge presents. EdgeUnreachable (why) on any failure."""
         s = self.settings
         async with self._limiter:
             try:
                 with anyio.fail_after(s.connect_timeout):
                     tcp = await anyio.connect_tcp(host, port)
             except TimeoutError:
-                raise Unreachable(f"connect timed out after {s.connect_timeout:g} s") from None
+                raise EdgeUnreachable(f"connect timed out after {s.connect_timeout:g} s") from None
             except OSError as exc:
-                raise Unreachable(f"connect failed: {_reason(exc)}") from None
+                raise EdgeUnreachable(f"connect failed: {_reason(exc)}") from None
             try:
                 with anyio.fail_after(s.handshake_timeout):
                     tls = await TLSStream.wrap(tcp, hostname=name, ssl_context=self._context, standard_compatible=False)
                 der = tls.extra(TLSAttribute.peer_certificate_binary)
                 await tls.aclose()
             except TimeoutError:
-                raise Unreachable(f"TLS handshake timed out after {s.handshake_timeout:g} s") from None
+                raise EdgeUnreachable(f"TLS handshake timed out after {s.handshake_timeout:g} s") from None
             except (OSError, ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
-                raise Unreachable(f"TLS handshake failed: {_reason(exc)}") from None
+                raise EdgeUnreachable(f"TLS handshake failed: {_reason(exc)}") from None
             finally:
                 await anyio.aclose_forcefully(tcp)
         if not der:
-            raise Unreachable("no certificate presented")
+            raise EdgeUnreachable("no certificate presented")
         try:
             return leaf(der)
         except ValueError as exc:
-            raise Unreachable(f"a certificate that cannot be read ({exc})") from None
+            raise EdgeUnreachable(f"a certificate that cannot be read ({exc})") from None
 
     async def look(self, domain: str, cloudfront: str | None) -> Served | str:
         """The certificate the domain's edge serves, or why none could be seen after ``tries`` tries
@@ -201,7 +208,7 @@ class EdgeChecker:
                 await self.clock.sleep(max(0.0, start + attempt * self.settings.retry_spacing - self.clock.monotonic()))
             try:
                 return await self.handshake(*where, domain)
-            except Unreachable as exc:
+            except EdgeUnreachable as exc:
                 reason = str(exc)
         return f"{reason}; edge {where[0]}:{where[1]}, SNI {domain}, {self.settings.tries} tries"
 

@@ -48,7 +48,7 @@ class SharedTLSSession(AIOHTTPSession):  # type: ignore[misc]
     """aiobotocore's HTTP session with verifying TLS (shared context when nothing client-specific is set).
 
     Private hooks of aiobotocore 2.25.1 (``_get_ssl_context``, ``_create_connector``, ``_verify``, ``_cert_file``,
-    ``_key_file``, ``_proxy_config``): they are where it builds TLS, and ``tests/test_tls.py`` fails if they
+    ``_key_file``, ``_proxy_config``): they are where it builds TLS, and ``tests/e2e/test_tls.py`` fails if they
     change shape.
     """
 
@@ -83,7 +83,7 @@ class ProxyTLSConnector(aiohttp.TCPConnector):
     """aiohttp's connector, with a TLS context of its own for an HTTPS proxy.
 
     aiohttp 3.14 builds the request to the proxy with the target's ``ssl`` (``_update_proxy_auth_header_and_build_
-    proxy_req``, private; ``tests/test_tls.py`` fails if it changes shape): one context would have to trust both
+    proxy_req``, private; ``tests/e2e/test_tls.py`` fails if it changes shape): one context would have to trust both
     the proxy's CA and the endpoint's. Here the proxy's request gets the proxy's context.
     """
 

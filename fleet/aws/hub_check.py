@@ -72,7 +72,7 @@ def _config_files() -> str:
 
 def explain(exc: BaseException, settings: AwsSettings, endpoint: str) -> str:
     """One line for the operator: what stopped the hub check, and what to do. Never a secret."""
-    cause = exc.__cause__ if isinstance(exc, _Unreachable) and exc.__cause__ is not None else exc
+    cause = exc.__cause__ if isinstance(exc, _StsUnreachable) and exc.__cause__ is not None else exc
     profile = _profile(settings)
     fix_profile = f"--profile {profile}" if profile else "--profile P"
     if isinstance(cause, bce.ProfileNotFound):
@@ -96,7 +96,7 @@ def explain(exc: BaseException, settings: AwsSettings, endpoint: str) -> str:
             f"hub: TLS verification of {endpoint} failed ({_reason(cause)}); if the endpoint uses a private CA, "
             "point AWS_CA_BUNDLE (or the profile's ca_bundle) at it"
         )
-    if isinstance(exc, _Unreachable) or isinstance(cause, bce.ConnectionError):
+    if isinstance(exc, _StsUnreachable) or isinstance(cause, bce.ConnectionError):
         return (
             f"hub: cannot reach STS at {endpoint} ({_reason(cause)}); check --endpoint-url, the network and any "
             "proxy (HTTPS_PROXY)"
@@ -129,7 +129,7 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-class _Unreachable(Exception):
+class _StsUnreachable(Exception):
     """The STS endpoint could not be reached: not retried, so a dead endpoint fails within the connect timeout."""
 
 
@@ -140,6 +140,6 @@ async def caller_identity(sts: Any, policy: BackoffPolicy, sleep: Sleep) -> dict
         try:
             return dict(await sts.get_caller_identity())
         except connection_errors() as exc:
-            raise _Unreachable(str(exc)) from exc
+            raise _StsUnreachable(str(exc)) from exc
 
     return await call_with_retry(attempt, policy, AttemptCounter(), sleep)

@@ -3,7 +3,7 @@
 A write whose answer is lost may or may not have been applied (AWS-NOTES, "Lost responses"); sending it again
 blindly writes twice, and each write restarts a distribution of up to an hour. ``WriteOnce`` is the rule; the
 generic retry loop (``retry.call_with_retry``) asks it before each attempt, after each failure, and when the
-attempts run out. Its decision table (one unit test per row: ``tests/test_write_once_rule.py``, on virtual time):
+attempts run out. Its decision table (one unit test per row: ``tests/unit/test_write_once_rule.py``, on virtual time):
 
 - before the first send: the in-flight mark is made durable (``mark``, the caller's); a crash from here on makes
   the next run describe the domain first;

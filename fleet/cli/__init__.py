@@ -8,6 +8,7 @@ May import anything of ``fleet``; nothing imports it but ``fleet.__main__`` (the
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from pathlib import Path
@@ -15,20 +16,37 @@ from typing import Any, TextIO, cast
 
 import click
 
-from fleet.cli import logs, options
+from fleet.cli import logs, options, settings
 from fleet.cli.discover_command import discover
 from fleet.cli.option_groups import ALLOWED_HELP, EXIT_HELP
+from fleet.cli.reconcile_command import reconcile
 from fleet.cli.report_command import report_command
 from fleet.cli.run_commands import plan_command, run
 from fleet.cli.state_commands import history_command, hold_command, release_command, rollback, unlock_command
 from fleet.errors import EXIT_FAILED_ROWS, FleetError, reduce_group
 from fleet.manifest import parse
-from fleet.migrate import allow_list
+from fleet.migration import allow_list
+
+# The sandbox's own commands, imported when named (or listed by --help): the CLI does not import the sandbox, which
+# imports the CLI's helpers, so the two make no import cycle (click's "lazily loading subcommands" pattern).
+LAZY_COMMANDS = {"sandbox": "fleet.sandbox.cli:sandbox", "demo": "fleet.sandbox.cli:demo"}
 
 
 class _Commands(click.Group):
     """The command group, with the CLI's one ``except``: expected errors are one line and their exit code;
     anything unexpected is one line and exit 1 (the traceback only with --log-level debug)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module, name = LAZY_COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module), name)
+            assert isinstance(command, click.Command), LAZY_COMMANDS[cmd_name]
+            self.add_command(command, cmd_name)
+            settings.attach(self)  # its --config, as every command has
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -104,6 +122,7 @@ for _command in (
     run,
     plan_command,
     discover,
+    reconcile,
     rollback,
     hold_command,
     release_command,
@@ -114,11 +133,4 @@ for _command in (
     main.add_command(_command)
 
 
-def _register_sandbox() -> None:
-    """The sandbox package registers its own commands (`sandbox serve|seed`, `demo`); the engine never imports it."""
-    from fleet.sandbox.cli import register
-
-    register(main)
-
-
-_register_sandbox()
+settings.attach(main)  # every command reads --config / $COGNITO_FLEET_CONFIG / ./cognito-fleet.toml

@@ -25,7 +25,7 @@ from fleet.events import (
     start_run,
 )
 from fleet.manifest import Row
-from fleet.migrate.engine import Observer
+from fleet.migration.engine import Observer
 from fleet.outcome import Outcome, Status
 
 __all__ = [

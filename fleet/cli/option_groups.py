@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -14,17 +15,18 @@ from fleet.aws.credentials import AwsSettings
 from fleet.aws.edge import EDGE_ADDRESS_ENV, EdgeSettings, split_address
 from fleet.aws.limits import call_ceiling
 from fleet.aws.retry import BackoffPolicy
-from fleet.cli import options
+from fleet.cli import options, settings
 from fleet.cli.s3_records import LocationArg
 from fleet.cli.state_options import LOCK_LEASE, STATE_REGION, StateArg
 from fleet.discover.select import Selection
-from fleet.migrate.engine import EngineSettings
-from fleet.migrate.pipeline import (
+from fleet.migration.engine import EngineSettings
+from fleet.migration.pipeline import (
     StopPolicy,
 )
-from fleet.migrate.row import Mode
-from fleet.migrate.stuck import human
+from fleet.migration.row import Mode
+from fleet.migration.stuck import human
 from fleet.records.plan_file import DEFAULT_MAX_AGE, span
+from fleet.state.directory import TRUST_ENV, trust_directories
 
 # The defaults, in one place: the settings dataclasses.
 ENGINE, STOP, DISCOVER = EngineSettings(), StopPolicy(), Selection()
@@ -217,6 +219,19 @@ edge_options = _apply(  # plan and run: where the edge check connects, or no edg
     ]
 )
 
+# Every command that opens a state: which shared directories the operator trusts (docs/security.md).
+trust_state_dir_option = click.option(
+    "--trust-state-dir",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    expose_value=False,
+    callback=lambda _c, _p, v: trust_directories(v),
+    help=f"Use a state in DIR although others may remove or replace files there (a volume shared through "
+    f"Kubernetes' fsGroup): whoever can write to DIR then controls the state and its holds. Repeatable "
+    f"[env: {TRUST_ENV}, ':'-separated].",
+    metavar="DIR",
+)
+
 run_only_options = _apply(
     [
         click.option(
@@ -288,6 +303,15 @@ run_only_options = _apply(
             "(drifted-since-plan, exit 1).",
         ),
         click.option(
+            "--plan-sha256",
+            "plan_sha256",
+            metavar="DIGEST",
+            callback=lambda _c, _p, v: _sha256(v),
+            help="With --plan: the plan file's SHA-256 as approved (`cognito-fleet report PLAN.json` shows it); a "
+            "file with any other digest is refused (exit 2, nothing done). Without it the run says the plan was "
+            "not pinned.",
+        ),
+        click.option(
             "--plan-max-age",
             default=span(timedelta(seconds=DEFAULT_MAX_AGE)),
             show_default=True,
@@ -303,6 +327,39 @@ run_only_options = _apply(
         ),
     ]
 )
+
+
+record_options = _apply(  # plan and run: what the records name
+    [
+        click.option(
+            "--change-ref",
+            metavar="REF",
+            callback=lambda _c, _p, v: _change_ref(v),
+            help="The change ticket this run carries out (CHG-1234, a URL): named in run_started, the run record "
+            "and the change record (plan: in the plan file; run --plan: the plan's, unless given).",
+        ),
+    ]
+)
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _sha256(value: str | None) -> str | None:
+    if value is None:
+        return None
+    digest = value.strip().lower().removeprefix("sha256:")
+    if not _SHA256.fullmatch(digest):
+        raise click.BadParameter(f"{value!r} is not a SHA-256 (64 hexadecimal digits, as `report PLAN.json` shows)")
+    return digest
+
+
+def _change_ref(value: str | None) -> str | None:
+    if value is None:
+        return None
+    ref = value.strip()
+    if not ref or len(ref) > 200 or not ref.isprintable():
+        raise click.BadParameter("a change reference is 1 to 200 printable characters (CHG-1234, a ticket URL)")
+    return ref
 
 
 def engine_settings(opts: dict[str, Any], rows: int, run_id: str) -> EngineSettings:
@@ -336,7 +393,9 @@ def engine_settings(opts: dict[str, Any], rows: int, run_id: str) -> EngineSetti
         max_failures=options.failure_budget(opts["max_failures"], rows) if "max_failures" in opts else None,
         canary=opts.get("canary", ENGINE.canary),
         outage_patience=opts["outage_patience"],
+        change_ref=opts.get("change_ref"),
         edge=EdgeSettings(check=opts["edge_check"], address=opts["edge_address"])
         if "edge_check" in opts
         else ENGINE.edge,
+        settings_file=settings.used(),
     )

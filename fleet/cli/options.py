@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -70,27 +73,51 @@ def failure_budget(value: str | None, rows: int) -> int | None:
 EXTERNAL_ID_ENV = "COGNITO_FLEET_EXTERNAL_ID"
 
 
-def secret_file(value: Path | None) -> str | None:
+@dataclass(frozen=True, slots=True)
+class SecretFile:
+    """--external-id-file: where the external id was read, whether others may read it too, and the id itself."""
+
+    path: Path
+    mode: int  # its permission bits, when read
+    text: str = field(repr=False)
+
+    @property
+    def readable_by_others(self) -> bool:
+        return bool(self.mode & 0o044)
+
+
+def secret_file(value: Path | None) -> SecretFile | None:
     """--external-id-file: the file's first line (a trailing newline is not part of it); its content never goes
     into a message."""
     if value is None:
         return None
     try:
         text = value.read_text(encoding="utf-8").strip()
+        mode = stat.S_IMODE(os.stat(value).st_mode)  # of the file itself (a Kubernetes secret is a symlink to it)
     except (OSError, UnicodeDecodeError) as exc:
         why = getattr(exc, "strerror", None) or type(exc).__name__
         raise click.BadParameter(f"{value}: cannot read: {why}") from None
     if not text or "\n" in text:
         raise click.BadParameter(f"{value}: must hold the external id on one line ({'empty' if not text else 'lines'})")
-    return text
+    return SecretFile(value, mode, text)
 
 
-def external_id(given: str | None, from_file: str | None, environ: Mapping[str, str]) -> str | None:
+def external_id(given: str | None, from_file: SecretFile | None, environ: Mapping[str, str]) -> str | None:
     """The ExternalId: --external-id, else --external-id-file, else $COGNITO_FLEET_EXTERNAL_ID (the last two keep
-    it out of `ps` and the crontab)."""
+    it out of `ps` and the crontab). A file that group or others may read is used, with a warning (once the logs
+    are set up: this runs when the settings are made)."""
     if given and from_file:
         raise click.UsageError("give one of --external-id and --external-id-file")
-    return given or from_file or environ.get(EXTERNAL_ID_ENV) or None
+    if from_file is not None and from_file.readable_by_others:
+        from fleet.events import get_logger
+
+        get_logger().warning(
+            "external_id_file_readable",
+            path=str(from_file.path),
+            mode=f"{from_file.mode:04o}",
+            message=f"group or others may read the external id in {from_file.path}: chmod 600 {from_file.path}",
+        )
+    return given or (from_file.text if from_file else None) or environ.get(EXTERNAL_ID_ENV) or None
 
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fleet.outcome import Status
-from fleet.records.change_record import short_names
+from fleet.records.formatting import short_names
 from fleet.records.report import read_report
 from fleet.text import printable
 

@@ -15,7 +15,7 @@ from rich.table import Table
 from fleet.aws.outage import OutageEvent
 from fleet.aws.retry import Failure
 from fleet.manifest import Row
-from fleet.migrate.engine import Observer
+from fleet.migration.engine import Observer
 from fleet.outcome import Outcome, Status
 from fleet.text import printable
 

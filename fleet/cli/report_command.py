@@ -11,10 +11,11 @@ import click
 from fleet.cli.s3_records import LocationArg, fetched
 from fleet.cli.state_options import state_aws, state_aws_options
 from fleet.files import atomic_writer
-from fleet.migrate.state_backend import store_for
+from fleet.migration.state_backend import store_for
 from fleet.records.change_record import Record, load_many
 from fleet.records.html import html
 from fleet.records.markdown import markdown
+from fleet.records.own_files import CHANGE_RECORD, refuse_foreign
 from fleet.state.s3_objects import S3Location
 
 # --- the command --------------------------------------------------------------------------------------------
@@ -63,6 +64,7 @@ def report_command(
     if isinstance(out, S3Location):
         store_for(out, settings).put(out.key, text.encode())
     else:
+        refuse_foreign(out, CHANGE_RECORD)  # a change record replaces only a change record (or nothing)
         with atomic_writer(out) as fh:
             fh.write(text)
     origin = ", ".join(map(str, reports))

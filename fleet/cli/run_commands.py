@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from fleet.cli import logs, options
+from fleet.cli.help_sections import SectionedCommand
 from fleet.cli.option_groups import (
     ALLOWED_HELP,
     EXIT_HELP,
@@ -20,15 +21,17 @@ from fleet.cli.option_groups import (
     edge_options,
     engine_settings,
     filter_options,
+    record_options,
     run_only_options,
+    trust_state_dir_option,
 )
 from fleet.cli.plan_table import plan_table
 from fleet.cli.progress import Fanout, ProgressBar, summary_table
 from fleet.cli.s3_records import staged
 from fleet.cli.state_options import STATE_REGION, StateArg, state_aws
 from fleet.errors import EXIT_OK
-from fleet.migrate.engine import Observer
-from fleet.migrate.pipeline import (
+from fleet.migration.engine import Observer
+from fleet.migration.pipeline import (
     Allowed,
     RunResult,
     StopPolicy,
@@ -38,9 +41,12 @@ from fleet.migrate.pipeline import (
     new_run_id,
     plan,
 )
+from fleet.records.own_files import PLAN, refuse_foreign
 from fleet.records.plan_file import Approved, check_usable, read_plan
-from fleet.records.report import read_report
+from fleet.records.report import check_report_paths, read_report
+from fleet.records.rollback import rollback_state
 from fleet.shard import RowFilter
+from fleet.state.s3_objects import S3Location
 from fleet.text import printable
 
 
@@ -49,10 +55,9 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
     logs.configure(opts["log_format"], opts["log_level"])
     run_id = new_run_id()
     logs.bind(run_id=run_id, command="plan" if read_only else "run", manifest=manifest)
-    approved = None
-    if opts.get("plan_file") is not None:  # before anything else: an unusable plan is one line, nothing touched
-        approved = Approved(read_plan(opts["plan_file"]))
-        check_usable(approved.plan, manifest, datetime.now(UTC), opts["plan_max_age"])
+    if opts.get("plan_sha256") and opts.get("plan_file") is None:
+        raise click.UsageError("--plan-sha256 goes with --plan PLAN.json")
+    approved = _approved(manifest, opts) if opts.get("plan_file") is not None else None
     shard = opts["shard"]
     only = RowFilter(opts["only_accounts"], opts["exclude_accounts"] or frozenset(), opts["only_regions"])
     parsed = load(manifest, shard, only)  # the one parse of the run: every stage gets this object
@@ -61,26 +66,33 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
         logs.say(f"{manifest}: no rows to do: nothing to do", rows=0)
         sys.exit(EXIT_OK)
     default_checkpoint, default_report = default_paths(manifest, shard)
+    state = opts["checkpoint"] or _rollback_state(manifest) or default_checkpoint
+    if read_only:
+        report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
+        check_report_paths(report, run_record=False)  # before anything: never over a file the tool did not write
+        if opts["out"] is not None:
+            refuse_foreign(opts["out"], PLAN)
+    else:
+        report = opts["report"] or default_report
+        check_report_paths(report)
     # JSON logs mean every line is JSON: no progress bar unless asked for.
     show_progress = sys.stderr.isatty() and not logs.json_mode() if opts["progress"] is None else opts["progress"]
-    settings = dataclasses.replace(engine_settings(opts, rows, run_id), approved=approved)
+    change_ref = opts.get("change_ref") or (approved.plan.change_ref if approved else None)
+    settings = dataclasses.replace(engine_settings(opts, rows, run_id), approved=approved, change_ref=change_ref)
     row_logger = logs.RowLogger(quiet=show_progress)
     with contextlib.ExitStack() as stack:
         observer: Observer = row_logger
         if show_progress:
             observer = Fanout(observer, stack.enter_context(ProgressBar(rows, plan=read_only)))
         if read_only:
-            report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
             allowed = Allowed(opts["allowed_accounts"], opts["organization"])
-            state = opts["checkpoint"] or default_checkpoint
             result = plan(
                 parsed, report, settings, observer, run_id=run_id, allowed=allowed, out=opts["out"], state=state
             )
         else:
             policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
-            checkpoint, report = opts["checkpoint"] or default_checkpoint, opts["report"] or default_report
             approve = None if opts["yes"] or not _interactive() else _ask
-            result = migrate(parsed, checkpoint, report, settings, observer, policy, run_id=run_id, approve=approve)
+            result = migrate(parsed, state, report, settings, observer, policy, run_id=run_id, approve=approve)
     if result.fleet_held:  # nothing was called: one line, exit 0
         logs.say(result.fleet_held, held=True, checkpoint=str(result.checkpoint))
         sys.exit(result.exit_code)
@@ -112,6 +124,35 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
     return result
 
 
+def _approved(manifest: Path, opts: dict[str, Any]) -> Approved:
+    """The plan `run --plan` applies, checked before anything else (an unusable plan is one line, nothing touched);
+    pinned by --plan-sha256, or said not to be (stderr, run_started)."""
+    pinned: str | None = opts.get("plan_sha256")
+    found = read_plan(opts["plan_file"], pinned)
+    check_usable(found, manifest, datetime.now(UTC), opts["plan_max_age"], pinned=pinned is not None)
+    if pinned is None:
+        logs.event(
+            "plan_not_pinned",
+            "warning",
+            plan=str(found.path),
+            sha256=found.sha256,
+            message=f"--plan {found.path} is not pinned: its SHA-256 is {found.sha256}; compare it with the one "
+            "approved, and give that one with --plan-sha256 so that a plan edited after its approval is refused",
+        )
+    return Approved(found, pinned=pinned is not None)
+
+
+def _rollback_state(manifest: Path) -> Path | S3Location | None:
+    """A rollback manifest's run records into the forward state it came from (its rollback record names it)."""
+    forward = rollback_state(manifest)
+    if forward is not None:
+        logs.say(
+            f"{manifest}: a rollback manifest: its run records into the forward state {forward} (--checkpoint)",
+            checkpoint=str(forward),
+        )
+    return forward
+
+
 def _interactive() -> bool:
     """A person at a terminal (cron, pipes and CI never are: they are never asked)."""
     return sys.stdin.isatty() and sys.stderr.isatty()
@@ -125,18 +166,31 @@ def _ask(info: dict[str, object]) -> bool:
         return True
     regions = info["regions"]
     endpoints: dict[str, dict[str, str]] = info["endpoints"]  # type: ignore[assignment]
-    where = "".join(f"\n  {label}: {e['url']} ({e['source']})" for label, e in endpoints.items())
+    where = "".join(
+        f"\n  {label}: {e['url']} ({e['source']}{'; via proxy ' + e['proxy'] if 'proxy' in e else ''})"
+        for label, e in endpoints.items()
+    )
+    trusted = sorted({e["ca_bundle"] for e in endpoints.values() if "ca_bundle" in e})
+    where += f"\nTLS trusts the CA bundle {', '.join(trusted)}" if trusted else ""
     click.echo(
         printable(
             f"About to write as {info['hub']}:\n"
             f"  {_n(info['writes'], 'write')} in {_n(info['write_accounts'], 'account')} "
             f"(of {info['rows']} domains in {info['accounts']} accounts, regions {', '.join(map(str, regions))})"  # type: ignore[call-overload]
-            f"\n  manifest {info['manifest']}\ncalls go to:{where}",
+            f"\n  manifest {info['manifest']}{_approval(info)}\ncalls go to:{where}",
             newlines=True,
         ),
         err=True,
     )
     return click.confirm("Write the new certificates?", default=False, err=True)
+
+
+def _approval(info: dict[str, object]) -> str:
+    """The prompt's lines on the plan applied (pinned or not) and the change ticket, when there are some."""
+    plan, out = info.get("plan"), ""
+    if isinstance(plan, dict):
+        out += f"\n  plan {plan['path']} (SHA-256 {plan['sha256']}, {'pinned' if plan['pinned'] else 'NOT pinned'})"
+    return out + (f"\n  change {info['change_ref']}" if info.get("change_ref") else "")
 
 
 def failures_of(report: Path) -> tuple[collections.Counter[str], collections.Counter[str]]:
@@ -158,12 +212,14 @@ def print_result(result: RunResult, read_only: bool = False) -> None:
         click.echo(line)
 
 
-@click.command(epilog=EXIT_HELP)
+@click.command(cls=SectionedCommand, epilog=EXIT_HELP)
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @common_options
 @filter_options
 @edge_options
 @run_only_options
+@record_options
+@trust_state_dir_option
 def run(manifest: Path, **opts: Any) -> None:
     """Migrate every domain of MANIFEST to its certificate_arn; rerun the same command to resume."""
     with staged(opts["report"], state_aws(opts)) as opts["report"]:  # s3://: written here, uploaded at the end
@@ -172,11 +228,13 @@ def run(manifest: Path, **opts: Any) -> None:
     sys.exit(result.exit_code)
 
 
-@click.command("plan", epilog=EXIT_HELP)
+@click.command("plan", cls=SectionedCommand, epilog=EXIT_HELP)
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @common_options
 @filter_options
 @edge_options
+@record_options
+@trust_state_dir_option
 @click.option("--allowed-accounts", callback=lambda _c, _p, v: options.id_list(v), help=ALLOWED_HELP)
 @click.option(
     "--organization",

@@ -18,7 +18,7 @@ import click
 
 from fleet.aws.credentials import AwsSettings
 from fleet.events import say
-from fleet.migrate.state_backend import store_for
+from fleet.migration.state_backend import store_for
 from fleet.state.s3_objects import S3Location, StateLocationError, is_s3
 
 # What a report brings along (fleet.records.report: jsonl_path, run_record_path).

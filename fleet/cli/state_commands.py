@@ -8,12 +8,13 @@ from typing import Any
 
 import click
 
+from fleet.cli.option_groups import trust_state_dir_option
 from fleet.cli.s3_records import LocationArg, fetched
 from fleet.cli.state_options import StateArg, state_aws, state_aws_options
 from fleet.errors import FleetError
-from fleet.migrate.state_backend import StatePath, command_writer, opened
+from fleet.migration.state_backend import StatePath, command_writer, opened
 from fleet.records.report import jsonl_path
-from fleet.records.rollback import check_report, state_of, write_rollback_manifest
+from fleet.records.rollback import Part, check_report, record_path, state_of, write_rollback_manifest
 from fleet.state.s3_objects import S3Location
 from fleet.text import printable
 
@@ -32,32 +33,48 @@ from fleet.text import printable
 @click.option(
     "--state",
     type=StateArg(),
-    help="The forward runs' state (--checkpoint; a file or s3://BUCKET/KEY) [default: beside REPORT "
-    "(NAME.checkpoint.sqlite), or beside --manifest]",
+    help="The forward runs' state (--checkpoint; a file or s3://BUCKET/KEY) [default: the one REPORT's run record "
+    "names (NAME.report.run.json), else NAME.checkpoint.sqlite beside REPORT or beside --manifest]",
 )
+@click.option("--domain", "domains", multiple=True, help="Roll back only this domain (repeatable).")
+@click.option("--account", "accounts", multiple=True, help="Roll back only this account's domains (repeatable).")
+@trust_state_dir_option
 @state_aws_options
-def rollback(report: Path | S3Location, out: Path, original: Path | None, state: StatePath | None, **aws: Any) -> None:
-    """Write a manifest that puts every domain the tool wrote (per REPORT and its state, whatever the row's status)
-    back on its previous certificate, and hold those domains in the state: forward runs report them `held` until
-    `cognito-fleet release`. Running the manifest is an ordinary `run` (with its own checkpoint)."""
+def rollback(
+    report: Path | S3Location,
+    out: Path,
+    original: Path | None,
+    state: StatePath | None,
+    domains: tuple[str, ...],
+    accounts: tuple[str, ...],
+    **aws: Any,
+) -> None:
+    """Write a manifest that puts every domain the tool wrote (per REPORT and its state, whatever the row's status;
+    with --domain/--account: those named) back on its previous certificate, and hold those domains in the state:
+    forward runs report them `held` until `cognito-fleet release`. Running the manifest is an ordinary `run`; it
+    records into the forward state (named in OUT's rollback record, OUT.rollback.json), so that state's history
+    tells the whole story. REPORT and the state may be in S3 (s3://...)."""
+    part = Part(frozenset(domains), frozenset(accounts))
     if isinstance(report, S3Location):  # read from S3 (with the files beside it); its state must be named
         if state is None:
             raise click.UsageError("a report in S3 needs --state (the forward runs' --checkpoint)")
         with fetched((report,), state_aws(aws)) as (local,):
-            _rollback(local, out, original, state, aws)
+            _rollback(local, out, original, state, part, aws)
         return
-    _rollback(report, out, original, state, aws)
+    _rollback(report, out, original, state, part, aws)
 
 
-def _rollback(report: Path, out: Path, original: Path | None, state: StatePath | None, aws: dict[str, Any]) -> None:
+def _rollback(
+    report: Path, out: Path, original: Path | None, state: StatePath | None, part: Part, aws: dict[str, Any]
+) -> None:
     check_report(report)
     if isinstance(state, S3Location):
         state_path: StatePath = state
         with opened(state, state_aws(aws), writer=command_writer("rollback")) as checkpoint:
-            done = write_rollback_manifest(report, out, original, checkpoint)
+            done = write_rollback_manifest(report, out, original, checkpoint, part)
     else:
         state_path = state_of(report, original, state)
-        done = write_rollback_manifest(report, out, original, state_path)
+        done = write_rollback_manifest(report, out, original, state_path, part)
     statuses = ", ".join(f"{k}={v}" for k, v in sorted(done.by_status.items()))
     click.echo(f"{out}: {len(done.rows)} domains back to their previous certificates ({statuses})")
     click.echo(
@@ -65,13 +82,14 @@ def _rollback(report: Path, out: Path, original: Path | None, state: StatePath |
         f"cognito-fleet release {state_path} --all (or --domain D)"
     )
     for missed in done.missed:
-        click.echo(f"not covered: {missed}")
-    click.echo(f"next: cognito-fleet run {out}")
+        click.echo(printable(f"not covered: {missed}"))
+    click.echo(f"next: cognito-fleet run {out}  (its run records into {state_path}, as {record_path(out)} says)")
 
 
 @click.command("hold")
 @click.argument("state", type=StateArg(exists=True))
 @click.option("--reason", required=True, help="Why (shown by every held run, with who held it and when).")
+@trust_state_dir_option
 @state_aws_options
 def hold_command(state: StatePath, reason: str, **aws: Any) -> None:
     """Hold the whole fleet of STATE: every run on it exits 0 at once, calling and writing nothing, until
@@ -91,6 +109,7 @@ def hold_command(state: StatePath, reason: str, **aws: Any) -> None:
 @click.argument("state", type=StateArg(exists=True))
 @click.option("--domain", "domains", multiple=True, help="Release this domain's rollback hold (repeatable).")
 @click.option("--all", "everything", is_flag=True, help="Release every rollback hold and the fleet hold.")
+@trust_state_dir_option
 @state_aws_options
 def release_command(state: StatePath, domains: tuple[str, ...], everything: bool, **aws: Any) -> None:
     """Let forward runs move held domains again (--domain D, --all), or lift the fleet hold (no option).
@@ -134,6 +153,7 @@ class UnknownRun(FleetError):
     type=click.Path(dir_okay=False, path_type=Path),
     help="With --run: write that run's report again (CSV, JSON Lines beside it).",
 )
+@trust_state_dir_option
 @state_aws_options
 def history_command(
     states: tuple[StatePath, ...], domain: str | None, run_id: str | None, out: Path | None, **aws: Any
@@ -180,7 +200,7 @@ def unlock_command(state: StatePath, yes: bool, **aws: Any) -> None:
     out. The holder's journal is fenced first: if it was alive after all, its next state write fails and it
     stops before sending another write. A local state needs no unlocking (the kernel drops its lock with its
     holder)."""
-    from fleet.migrate.state_backend import force_unlock, holder_of
+    from fleet.migration.state_backend import force_unlock, holder_of
 
     if not isinstance(state, S3Location):
         raise click.UsageError(f"{state}: a local state's lock is released when its holder exits; nothing to unlock")

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from fleet.aws.credentials import AwsSettings
-from fleet.migrate.state_backend import StatePath
+from fleet.migration.state_backend import StatePath
 from fleet.state.s3_lock import DEFAULT_LEASE
 from fleet.state.s3_objects import S3Location, StateLocationError, is_s3
 

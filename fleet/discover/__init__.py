@@ -4,6 +4,6 @@ inputs (accounts file, map file, Organizations) -> inventory (per account and re
 layer and account loop as `run`) -> select (pure; the same certificate checks as `run`) -> output (manifest +
 inventory).
 
-May import: ``aws``, ``migrate`` (settings and the certificate checks), ``records`` and the pure top modules, and
+May import: ``aws``, ``migration`` (settings and the certificate checks), ``records`` and the pure top modules, and
 ``fleet.events``. Never ``cli`` or the sandbox.
 """

@@ -18,6 +18,7 @@ import anyio
 from fleet.aws.accounts import Target, each_account
 from fleet.aws.calls import Calls, Once
 from fleet.aws.credentials import AccountSession, Hub
+from fleet.aws.edge import EdgeChecker, Served, format_serial, is_certificate
 from fleet.aws.limits import RegionLimits
 from fleet.aws.retry import Failure, classify
 from fleet.aws.stop import StopRequested
@@ -25,7 +26,7 @@ from fleet.discover import select
 from fleet.discover.inputs import Account
 from fleet.errors import RowFailed
 from fleet.manifest import CERT_REGION
-from fleet.migrate.certificates import check, rejection
+from fleet.migration.certificates import check, rejection
 
 
 @dataclass(slots=True)
@@ -40,22 +41,39 @@ class Found:
     not_after: datetime | None = None
     domain_status: str = ""
     target_certificate_arn: str = ""
-    selection: str = ""  # selected | not-mapped | rejected | not-expiring | no-candidate | error
+    # selected | matched | not-mapped | rejected | other-issuer | not-imported | not-expiring | no-candidate | error
+    selection: str = ""
     error_code: str = ""
     error_message: str = ""
+    current: dict[str, Any] = field(default_factory=dict)  # ACM's DescribeCertificate of the current certificate
+    target: dict[str, Any] = field(default_factory=dict)  # ... of the target
+    cloudfront: str = ""  # the domain's CloudFront host (its edge)
+    edge: str = ""  # what the edge serves: current | target | other | unreachable | '' (not checked)
+    edge_serial: str = ""
+    edge_issuer: str = ""  # the served certificate's issuer (O, CN)
 
     def line(self, now: datetime) -> dict[str, str]:
         days = "" if self.not_after is None else str((self.not_after - now).days)
+        target_expiry = select.not_after(self.target)
         return {
             "account_id": self.account_id,
             "region": self.region,
             "user_pool_id": self.user_pool_id,
             "domain": self.domain,
             "certificate_arn": self.certificate_arn,
+            "issuer": str(self.current.get("Issuer") or ""),
+            "serial": str(self.current.get("Serial") or ""),
+            "type": str(self.current.get("Type") or ""),
+            "key_algorithm": str(self.current.get("KeyAlgorithm") or ""),
             "not_after": self.not_after.isoformat() if self.not_after else "",
             "days_left": days,
             "domain_status": self.domain_status,
+            "edge": self.edge,
+            "edge_serial": self.edge_serial,
+            "edge_issuer": self.edge_issuer,
             "target_certificate_arn": self.target_certificate_arn,
+            "target_issuer": str(self.target.get("Issuer") or ""),
+            "target_not_after": target_expiry.isoformat() if target_expiry else "",
             "selection": self.selection,
             "error_code": self.error_code,
             "error_message": self.error_message,
@@ -74,10 +92,16 @@ class Discoverer:
     """Reads every account and region, and selects targets as it goes."""
 
     def __init__(
-        self, calls: Calls, selection: select.Selection, account_concurrency: int, page_size: int = 60
+        self,
+        calls: Calls,
+        selection: select.Selection,
+        account_concurrency: int,
+        page_size: int = 60,
+        edge: EdgeChecker | None = None,
     ) -> None:
         self.calls, self.selection, self.account_concurrency = calls, selection, account_concurrency
         self.page_size = page_size  # ListUserPools' MaxResults (AWS allows up to 60)
+        self.edge = edge  # None: the edge is not looked at (--no-edge-check)
         self.now = calls.clock.now()
         self.inventory = Inventory()
 
@@ -142,15 +166,38 @@ class Discoverer:
             description = described.get("DomainDescription") or {}
             found.domain_status = str(description.get("Status", ""))
             found.certificate_arn = (description.get("CustomDomainConfig") or {}).get("CertificateArn", "")
-            current = await certificates.describe(found.certificate_arn) if found.certificate_arn else None
-            found.not_after = select.not_after(current)
-            found.target_certificate_arn, found.selection = await self._select(found, certificates)
+            found.cloudfront = str(description.get("CloudFrontDistribution") or "")
+            found.current = await certificates.describe(found.certificate_arn) if found.certificate_arn else {}
+            found.not_after = select.not_after(found.current)
+            served = await self._look(found, self.edge) if self.edge is not None else None
+            found.target_certificate_arn, found.selection = await self._select(found, certificates, served)
+            if found.target_certificate_arn and found.selection == select.SELECTED:
+                found.target = await certificates.describe(found.target_certificate_arn)
+                if served is not None and is_certificate(served, found.target):
+                    found.edge = "target"
         except Exception as exc:
             failure = classify(exc)
             found.selection, found.error_code, found.error_message = "error", failure.code, failure.message
         self.inventory.found.append(found)
 
-    async def _select(self, found: Found, certificates: _Certificates) -> tuple[str, str]:
+    async def _look(self, found: Found, edge: EdgeChecker) -> Served | None:
+        """What the domain's edge serves now: its current certificate, another (the target: once known), or
+        nothing (unreachable)."""
+        served = await edge.look(found.domain, found.cloudfront or None)
+        if isinstance(served, str):
+            found.edge = "unreachable"
+            return None
+        found.edge_serial, found.edge_issuer = format_serial(served.serial), ", ".join(dict.fromkeys(served.issuer))
+        found.edge = "current" if is_certificate(served, found.current) else "other"
+        return served
+
+    async def _select(self, found: Found, certificates: _Certificates, served: Served | None) -> tuple[str, str]:
+        names = served.issuer if served is not None and found.edge == "current" else ()
+        why = select.left_alone(found.current, self.selection, self.now, names)
+        if why:
+            return "", why
+        if not self.selection.targets:
+            return "", select.MATCHED  # the inventory alone: what would be selected
         if self.selection.mapping is not None:
             target, selection = select.mapped(found.certificate_arn, self.selection)
             if target:
@@ -166,8 +213,6 @@ class Discoverer:
                     found.error_code, found.error_message = exc.code, exc.message
                     return target, select.REJECTED
             return target, selection
-        if not select.expiring(found.not_after, self.selection, self.now):
-            return "", select.NOT_EXPIRING
         candidates = await certificates.candidates()
         target, selection, why = select.best_candidate(
             found.domain, found.certificate_arn, found.not_after, candidates, self.selection, self.now

@@ -21,10 +21,19 @@ INVENTORY_COLUMNS = (
     "user_pool_id",
     "domain",
     "certificate_arn",
+    "issuer",
+    "serial",
+    "type",
+    "key_algorithm",
     "not_after",
     "days_left",
     "domain_status",
+    "edge",
+    "edge_serial",
+    "edge_issuer",
     "target_certificate_arn",
+    "target_issuer",
+    "target_not_after",
     "selection",
     "error_code",
     "error_message",
@@ -32,9 +41,10 @@ INVENTORY_COLUMNS = (
 
 
 def write_outputs(
-    inventory: Inventory, manifest_path: Path, inventory_path: Path, accounts: Sequence[Account], now: datetime
+    inventory: Inventory, manifest_path: Path | None, inventory_path: Path, accounts: Sequence[Account], now: datetime
 ) -> int:
-    """Write the manifest of selected domains and the inventory (CSV + JSONL); return the manifest's rows."""
+    """Write the manifest of selected domains (unless ``manifest_path`` is None: the inventory alone) and the
+    inventory (CSV + JSONL); return the manifest's rows."""
     how = {a.account_id: a for a in accounts}
     found = inventory.sorted()
     rows = [
@@ -51,7 +61,8 @@ def write_outputs(
         for f in found
         if f.selection == SELECTED
     ]
-    manifest.write(manifest_path, rows, roles=True)
+    if manifest_path is not None:
+        manifest.write(manifest_path, rows, roles=True)
     with atomic_writer(inventory_path) as csv_fh, atomic_writer(inventory_path.with_suffix(".jsonl")) as json_fh:
         writer = csv.DictWriter(csv_fh, fieldnames=INVENTORY_COLUMNS)
         writer.writeheader()

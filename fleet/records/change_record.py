@@ -14,15 +14,16 @@ import collections
 import contextlib
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
 from fleet.outcome import WRITTEN, Status
-from fleet.records.report import ReportError, jsonl_path, read_report, run_record_path
+from fleet.records.formatting import at_utc, duration, plural, short_names
+from fleet.records.report import ReportError, jsonl_path, read_report
+from fleet.records.run_file import change_ref_of, plan_of, ran_by_of, read_run_record
 
 # Older reports lack some columns (drift, attempts ...); these are the ones a record cannot do without.
 REQUIRED = ("account_id", "region", "domain", "status", "previous_certificate_arn", "certificate_arn")
@@ -100,6 +101,8 @@ class Record:
     sources: tuple[Source, ...] = ()  # set when the record merges several reports
     ran_by: str = ""  # host, OS user, tool version and manifest digest, from the run record beside the report
     superseded: tuple[tuple[str, Path, Path], ...] = ()  # (domain, earlier report, the later one that counts)
+    plan_applied: str = ""  # run --plan: the plan's id, file, SHA-256 and whether it was pinned (the run record's)
+    change_ref: str = ""  # --change-ref: the change ticket the run carried out
     kind: ClassVar[str] = "Change record"  # the heading's first words (a plan: fleet/records/plan_record.py)
     shows_writes: ClassVar[bool] = True  # the writes-over-time chart (a plan has no writes yet)
 
@@ -169,7 +172,7 @@ class Record:
     def facts(self) -> list[tuple[str, str]]:
         """The header, as (label, plain text): each renderer escapes it."""
         span = self.span()
-        when = f"{_at(span[0])} → {_at(span[1])} ({_duration(span[1] - span[0])})" if span else "no times recorded"
+        when = f"{at_utc(span[0])} → {at_utc(span[1])} ({duration(span[1] - span[0])})" if span else "no times recorded"
         failed = self.failures()
         accounts = len({e.account_id for e in self.entries})
         regions = len({e.region for e in self.entries})
@@ -181,17 +184,22 @@ class Record:
         who = [("Hub identity", self.hub)]
         if self.ran_by:
             who.append(("Ran on", self.ran_by))
+        who += [(label, text) for label, text in self._approval() if text]
         return [
             ("Run", self.run_id or "not recorded in the report (cognito-fleet history STATE lists the runs)"),
             *origin,
             *who,
             *self._written(),
             ("Time span", when),
-            ("Domains", f"{len(self.entries)} in {_n(accounts, 'account')} and {_n(regions, 'region')}"),
-            ("Failed", f"{sum(map(len, failed.values()))} ({_n(len(failed), 'error code')})" if failed else "0"),
+            ("Domains", f"{len(self.entries)} in {plural(accounts, 'account')} and {plural(regions, 'region')}"),
+            ("Failed", f"{sum(map(len, failed.values()))} ({plural(len(failed), 'error code')})" if failed else "0"),
             ("Drift", f"{drift} (moved off their certificate outside this tool, and written again)" if drift else "0"),
             ("Proven at the edge", self.proof()),
         ]
+
+    def _approval(self) -> list[tuple[str, str]]:
+        """Which change ticket the run carried out and which plan it applied (pinned or not), when known."""
+        return [("Change reference", self.change_ref), ("Plan applied", self.plan_applied)]
 
     def _written(self) -> list[tuple[str, str]]:
         if not any(e.written_by_run for e in self.entries):
@@ -203,7 +211,7 @@ class Record:
             facts.append(
                 (
                     "Already on target",
-                    "; ".join(f"{n} from run {run}" + (f" at {_at(t)}" if t else "") for run, t, n in earlier),
+                    "; ".join(f"{n} from run {run}" + (f" at {at_utc(t)}" if t else "") for run, t, n in earlier),
                 )
             )
         return facts
@@ -216,7 +224,9 @@ class Record:
         verified = sum(e.status == Status.VERIFIED for e in self.entries)
         served = sum(e.status == Status.VERIFIED and e.edge == "served" for e in self.entries)
         rest = ", ".join(f"{k}={v}" for k, v in edges.items())
-        return f"{served} of {_n(verified, 'verified domain')} served the new certificate at the edge (edge: {rest})"
+        return (
+            f"{served} of {plural(verified, 'verified domain')} served the new certificate at the edge (edge: {rest})"
+        )
 
 
 def load(report_csv: Path, hub: str | None = None) -> Record:
@@ -224,36 +234,17 @@ def load(report_csv: Path, hub: str | None = None) -> Record:
     report = read_report(report_csv, REQUIRED)
     entries = tuple(_entry(rec, report_csv, line) for rec, line in zip(report.lines, report.line_numbers, strict=True))
     sha256 = hashlib.sha256(report.data).hexdigest()
-    run = _run_record(report_csv)
+    run = read_run_record(report_csv)
     return Record(
         report_csv,
         sha256,
         _run_id(report.lines, report_csv),
         hub or str(run.get("hub") or "unknown"),  # --hub overrides what the run recorded
         entries,
-        ran_by=_ran_by(run),
+        ran_by=ran_by_of(run),
+        plan_applied=plan_of(run),
+        change_ref=change_ref_of(run),
     )
-
-
-def _run_record(report_csv: Path) -> dict[str, object]:
-    """The run record `run` writes beside its report (NAME.report.run.json), if there is one."""
-    try:
-        data = json.loads(run_record_path(report_csv).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _ran_by(run: dict[str, object]) -> str:
-    parts = []
-    if run.get("user") or run.get("host"):
-        parts.append(f"{run.get('user') or '?'}@{run.get('host') or '?'}")
-    if run.get("version"):
-        parts.append(f"cognito-fleet {run['version']}")
-    if run.get("manifest"):
-        digest = f" (SHA-256 {run['manifest_sha256']})" if run.get("manifest_sha256") else ""
-        parts.append(f"manifest {run['manifest']}{digest}")
-    return ", ".join(parts)
 
 
 def _entry(rec: dict[str, str], path: Path, line: int) -> Entry:
@@ -317,7 +308,14 @@ def merge(records: list[Record], hub: str | None = None) -> Record:
         entries=tuple(entry for entry, _ in rows.values()),
         sources=sources,
         superseded=tuple(superseded),
+        plan_applied="; ".join(_distinct(r.plan_applied for r in records)),
+        change_ref=", ".join(_distinct(r.change_ref for r in records)),
     )
+
+
+def _distinct(values: Iterable[str]) -> list[str]:
+    """Non-empty values, each once, in order."""
+    return list(dict.fromkeys(v for v in values if v))
 
 
 def _one_hub(records: list[Record]) -> str:
@@ -344,53 +342,19 @@ def _run_id(rows: list[dict[str, str]], path: Path) -> str | None:
     return ", ".join(sorted(ids - {""})) or None
 
 
-# --- shared formatting --------------------------------------------------------------------------------------
-
-_ACM = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/([0-9a-f-]{8,})")
+# --- shared by the renderers -------------------------------------------------------------------------------------
 
 
-def short_names(arns: Iterable[str]) -> dict[str, str]:
-    """Display names for certificate ARNs: the first 8 hex digits of the certificate id (as the ACM console
-    shortens them); a clash (or anything not an ACM ARN) keeps the whole ARN."""
-    names = {}
-    for arn in set(arns) - {""}:
-        match = _ACM.fullmatch(arn)
-        names[arn] = match.group(1)[:8] + "…" if match else arn
-    clashes = {n for n, k in collections.Counter(names.values()).items() if k > 1}
-    return {arn: arn if name in clashes else name for arn, name in names.items()}
-
-
-def _certificates(record: Record) -> dict[str, str]:
+def certificate_names(record: Record) -> dict[str, str]:
     return short_names(a for e in record.entries for a in (e.previous, e.certificate))
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' if count != 1 else ''}"
-
-
-def _at(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _duration(delta: timedelta) -> str:
-    seconds = delta.total_seconds()
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
 
 
 SOURCE_HEADER = ["Report", "SHA-256", "Rows", "Counted"]
 
 
-def _source_rows(record: Record) -> list[list[str]]:
+def source_rows(record: Record) -> list[list[str]]:
     return [[str(s.path), s.sha256, str(s.rows), str(s.counted)] for s in record.sources]
 
 
-def _superseded_rows(record: Record) -> list[list[str]]:
+def superseded_rows(record: Record) -> list[list[str]]:
     return [[domain, str(earlier), str(later)] for domain, earlier, later in record.superseded]
-
-
-def _by_name(item: tuple[str, str]) -> tuple[str, str]:
-    return item[1], item[0]

@@ -13,13 +13,11 @@ from fleet.records.change_record import (
     DOMAIN_HEADER,
     SOURCE_HEADER,
     Record,
-    _at,
-    _by_name,
-    _certificates,
-    _n,
-    _source_rows,
-    _superseded_rows,
+    certificate_names,
+    source_rows,
+    superseded_rows,
 )
+from fleet.records.formatting import at_utc, by_name, plural
 from fleet.text import printable
 
 # --- HTML ---------------------------------------------------------------------------------------------------
@@ -55,28 +53,28 @@ footer{margin-top:32px;color:#57606a;font-size:12px}
 """
 
 
-def _e(value: object) -> str:
+def esc(value: object) -> str:
     return escape(printable(str(value), newlines=True), quote=True)
 
 
-def _wrap(value: str) -> str:
+def wrappable(value: str) -> str:
     """Escaped, with line-break opportunities after dots and underscores: a long domain or pool id wraps there,
     not mid-label."""
-    return _e(value).replace(".", ".<wbr />").replace("_", "_<wbr />")
+    return esc(value).replace(".", ".<wbr />").replace("_", "_<wbr />")
 
 
 def _pill(status: str) -> str:
-    return f'<span class="pill" style="background:{COLOURS.get(status, "#57606a")}">{_e(status)}</span>'
+    return f'<span class="pill" style="background:{COLOURS.get(status, "#57606a")}">{esc(status)}</span>'
 
 
-def _arn(arn: str, names: dict[str, str]) -> str:
-    return f'<span class="mono" title="{_e(arn)}">{_e(names[arn])}</span>' if arn else "—"
+def arn_cell(arn: str, names: dict[str, str]) -> str:
+    return f'<span class="mono" title="{esc(arn)}">{esc(names[arn])}</span>' if arn else "—"
 
 
-def _html_table(header: list[str], rows: Iterable[list[str]], widths: list[int], row_class: list[str]) -> str:
+def html_table(header: list[str], rows: Iterable[list[str]], widths: list[int], row_class: list[str]) -> str:
     """A table of cells that are already HTML (each value escaped by the caller)."""
     cols = "".join(f'<col style="width:{w}%" />' for w in widths)
-    head = "".join(f'<th scope="col">{_e(h)}</th>' for h in header)
+    head = "".join(f'<th scope="col">{esc(h)}</th>' for h in header)
     body = "".join(
         f'<tr class="{cls}">' + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
         for row, cls in zip(rows, row_class, strict=True)
@@ -86,8 +84,8 @@ def _html_table(header: list[str], rows: Iterable[list[str]], widths: list[int],
 
 def html(record: Record) -> str:
     """The record as one self-contained HTML page: inline CSS and SVG charts, no script, no external asset."""
-    names = _certificates(record)
-    facts = "".join(f"<dt>{_e(label)}</dt><dd>{_e(text)}</dd>" for label, text in record.facts())
+    names = certificate_names(record)
+    facts = "".join(f"<dt>{esc(label)}</dt><dd>{esc(text)}</dd>" for label, text in record.facts())
     counts = record.counts()
     count_rows = "".join(f'<tr><td>{_pill(s)}</td><td class="num">{n}</td></tr>' for s, n in counts.items())
     writes = record.writes()
@@ -95,8 +93,8 @@ def html(record: Record) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8" />',
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\" />",
         '<meta name="viewport" content="width=device-width, initial-scale=1" />',
-        f"<title>{_e(record.kind)}: {_e(record.title)}</title><style>{_CSS}</style></head><body>",
-        f'<header><h1>{_e(record.kind)}: {_e(record.title)}</h1><dl class="facts">{facts}</dl></header>',
+        f"<title>{esc(record.kind)}: {esc(record.title)}</title><style>{_CSS}</style></head><body>",
+        f'<header><h1>{esc(record.kind)}: {esc(record.title)}</h1><dl class="facts">{facts}</dl></header>',
         '<section id="status"><h2>Status</h2><div class="summary">',
         '<table class="counts"><thead><tr><th scope="col">Status</th><th scope="col" class="num">Domains</th></tr>'
         f'</thead><tbody>{count_rows}<tr><th scope="row">total</th><td class="num">{len(record.entries)}</td>'
@@ -117,12 +115,12 @@ def html(record: Record) -> str:
         _domains_html(record, names),
     ]
     if names:
-        key = sorted(names.items(), key=_by_name)
+        key = sorted(names.items(), key=by_name)
         parts += [
             '<section id="certificates"><h2>Certificates</h2>',
-            _html_table(
+            html_table(
                 ["Shown as", "ARN"],
-                ([f'<span class="mono">{_e(s)}</span>', f'<span class="mono">{_e(a)}</span>'] for a, s in key),
+                ([f'<span class="mono">{esc(s)}</span>', f'<span class="mono">{esc(a)}</span>'] for a, s in key),
                 [15, 85],
                 [""] * len(key),
             ),
@@ -131,20 +129,22 @@ def html(record: Record) -> str:
     if record.sources:
         parts.append(_sources_html(record))
     origin = f"{len(record.sources)} reports" if record.sources else str(record.source)
-    parts.append(f"<footer>Rendered by cognito-fleet from {_e(origin)}.</footer></body></html>\n")
+    parts.append(f"<footer>Rendered by cognito-fleet from {esc(origin)}.</footer></body></html>\n")
     return "\n".join(parts)
 
 
 def _sources_html(record: Record) -> str:
     def mono(cells: list[str]) -> list[str]:
-        return [f'<span class="mono">{_e(c)}</span>' for c in cells]
+        return [f'<span class="mono">{esc(c)}</span>' for c in cells]
 
-    rows = [mono(r) for r in _source_rows(record)]
-    out = ['<section id="sources"><h2>Sources</h2>', _html_table(SOURCE_HEADER, rows, [40, 44, 8, 8], [""] * len(rows))]
+    rows = [mono(r) for r in source_rows(record)]
+    out = ['<section id="sources"><h2>Sources</h2>', html_table(SOURCE_HEADER, rows, [40, 44, 8, 8], [""] * len(rows))]
     if record.superseded:
-        out.append(f"<p>{_n(len(record.superseded), 'domain')} in more than one report: the later report counts.</p>")
-        rows = [mono(r) for r in _superseded_rows(record)]
-        out.append(_html_table(["Domain", "Not counted from", "Counted from"], rows, [30, 35, 35], [""] * len(rows)))
+        out.append(
+            f"<p>{plural(len(record.superseded), 'domain')} in more than one report: the later report counts.</p>"
+        )
+        rows = [mono(r) for r in superseded_rows(record)]
+        out.append(html_table(["Domain", "Not counted from", "Counted from"], rows, [30, 35, 35], [""] * len(rows)))
     return "".join(out) + "</section>"
 
 
@@ -154,10 +154,10 @@ def _failures_html(record: Record) -> str:
     if not failures:
         out.append("<p>None: no domain failed.</p>")
     for code, group in failures.items():
-        out.append(f'<h3><span class="mono">{_e(code)}</span> ({len(group)})</h3>')
-        rows = ([_wrap(e.domain), _e(e.account_id), _e(e.region), _e(e.error_message)] for e in group)
+        out.append(f'<h3><span class="mono">{esc(code)}</span> ({len(group)})</h3>')
+        rows = ([wrappable(e.domain), esc(e.account_id), esc(e.region), esc(e.error_message)] for e in group)
         out.append(
-            _html_table(
+            html_table(
                 ["Domain", "Account", "Region", "Error message"], rows, [30, 14, 12, 44], ["failed"] * len(group)
             )
         )
@@ -169,23 +169,23 @@ def _domains_html(record: Record, names: dict[str, str]) -> str:
     if not record.entries:
         out.append("<p>The report has no rows.</p>")
     for (account, region), group in record.places().items():
-        out.append(f'<h3>Account <span class="mono">{_e(account)}</span>, {_e(region)} ({len(group)})</h3>')
+        out.append(f'<h3>Account <span class="mono">{esc(account)}</span>, {esc(region)} ({len(group)})</h3>')
         rows = (
             [
-                _wrap(e.domain),
-                f'<span class="mono">{_wrap(e.user_pool_id)}</span>',
-                _arn(e.previous, names),
-                _arn(e.certificate, names),
+                wrappable(e.domain),
+                f'<span class="mono">{wrappable(e.user_pool_id)}</span>',
+                arn_cell(e.previous, names),
+                arn_cell(e.certificate, names),
                 _pill(e.status),
-                _e(e.attempts),
-                _e(e.error),
+                esc(e.attempts),
+                esc(e.error),
                 "yes" if e.drift else "",
-                _e(e.edge),
+                esc(e.edge),
             ]
             for e in group
         )
         widths = [18, 13, 10, 10, 10, 7, 19, 6, 7]
-        out.append(_html_table(DOMAIN_HEADER, rows, widths, [e.status for e in group]))
+        out.append(html_table(DOMAIN_HEADER, rows, widths, [e.status for e in group]))
     return "".join(out) + "</section>"
 
 
@@ -201,9 +201,9 @@ def _status_svg(counts: dict[str, int]) -> str:
     for i, (status, n) in enumerate(counts.items()):
         y, w = pad + i * row, max(2.0, n / top * bar_w)
         out.append(
-            f'<text x="{label_w - 8}" y="{y + row / 2 + 4}" text-anchor="end">{_e(status)}</text>'
-            f'<rect class="bar" data-status="{_e(status)}" x="{label_w}" y="{y + 4}" width="{w:.1f}" '
-            f'height="{row - 8}" fill="{COLOURS.get(status, "#57606a")}"><title>{_e(status)}: {n}</title></rect>'
+            f'<text x="{label_w - 8}" y="{y + row / 2 + 4}" text-anchor="end">{esc(status)}</text>'
+            f'<rect class="bar" data-status="{esc(status)}" x="{label_w}" y="{y + 4}" width="{w:.1f}" '
+            f'height="{row - 8}" fill="{COLOURS.get(status, "#57606a")}"><title>{esc(status)}: {n}</title></rect>'
             f'<text x="{label_w + w + 6:.1f}" y="{y + row / 2 + 4}">{n}</text>'
         )
     return "".join(out) + "</svg>"
@@ -241,16 +241,16 @@ def _writes_svg(times: list[datetime]) -> str:
     per = _per(size)
     out = [
         f'<svg id="writes-chart" role="img" aria-labelledby="writes-chart-title" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}"><title id="writes-chart-title">Writes ended per {_e(per)}, and in total'
+        f'viewBox="0 0 {width} {height}"><title id="writes-chart-title">Writes ended per {esc(per)}, and in total'
         "</title>",
-        f'<text x="{left}" y="16">bars: writes ended per {_e(per)} (left axis) · line: all writes so far '
+        f'<text x="{left}" y="16">bars: writes ended per {esc(per)} (left axis) · line: all writes so far '
         "(right axis)</text>",
         f'<line class="grid" x1="{left}" y1="{top_m}" x2="{left + pw}" y2="{top_m}" />',
     ]
     for i, n in enumerate(counts):
         if n:
             x, h, w = left + i * bw, n / peak * ph, min(bw * 0.8, 40)  # a few wide buckets: slim bars
-            when = _at(start + timedelta(seconds=i * size))
+            when = at_utc(start + timedelta(seconds=i * size))
             out.append(
                 f'<rect class="write" x="{x + (bw - w) / 2:.1f}" y="{base - h:.1f}" width="{max(w, 1):.1f}" '
                 f'height="{h:.1f}" fill="#2e7d32" fill-opacity="0.55"><title>{when}: {n}</title></rect>'
@@ -272,7 +272,7 @@ def _writes_svg(times: list[datetime]) -> str:
         f'<text x="{left}" y="{base + 18}">{start:%H:%M:%S}</text>',
         f'<text x="{left + pw}" y="{base + 18}" text-anchor="end">{end:%H:%M:%S}</text>',
         f'<text x="{left + pw / 2}" y="{base + 40}" text-anchor="middle">time (UTC, {start:%Y-%m-%d})</text>',
-        f'<text transform="translate(16 {top_m + ph / 2}) rotate(-90)" text-anchor="middle">per {_e(per)}</text>',
+        f'<text transform="translate(16 {top_m + ph / 2}) rotate(-90)" text-anchor="middle">per {esc(per)}</text>',
         f'<text transform="translate({width - 12} {top_m + ph / 2}) rotate(90)" text-anchor="middle">'
         "all writes so far</text>",
     ]

@@ -10,13 +10,11 @@ from fleet.records.change_record import (
     DOMAIN_HEADER,
     SOURCE_HEADER,
     Record,
-    _at,
-    _by_name,
-    _certificates,
-    _n,
-    _source_rows,
-    _superseded_rows,
+    certificate_names,
+    source_rows,
+    superseded_rows,
 )
+from fleet.records.formatting import at_utc, by_name, plural
 from fleet.text import printable
 
 # --- Markdown -----------------------------------------------------------------------------------------------
@@ -31,7 +29,7 @@ def _md(text: str) -> str:
     return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
 
 
-def _md_table(header: list[str], rows: Iterable[list[str]], right: frozenset[int] = frozenset()) -> list[str]:
+def md_table(header: list[str], rows: Iterable[list[str]], right: frozenset[int] = frozenset()) -> list[str]:
     """A GFM table; cells are escaped here, so a `|` in a value stays in its cell."""
     rule = ["---:" if i in right else "---" for i in range(len(header))]
     lines = [header, rule, *([_md(c) or " " for c in row] for row in rows)]
@@ -40,17 +38,17 @@ def _md_table(header: list[str], rows: Iterable[list[str]], right: frozenset[int
 
 def markdown(record: Record) -> str:
     """The record as a GitHub-flavoured Markdown document."""
-    names = _certificates(record)
+    names = certificate_names(record)
     out = [f"# {record.kind}: {_md(record.title)}", ""]
     out += [f"- **{label}:** {_md(text)}" for label, text in record.facts()]
     counts = record.counts()
     out += ["", "## Status", ""]
     total = [["total", str(len(record.entries))]]
-    out += _md_table(["Status", "Domains"], [*([s, str(n)] for s, n in counts.items()), *total], frozenset({1}))
+    out += md_table(["Status", "Domains"], [*([s, str(n)] for s, n in counts.items()), *total], frozenset({1}))
     writes = record.writes()
     if writes:
         here = f" ({record.written_here()} in this run)" if any(e.written_by_run for e in record.entries) else ""
-        out += ["", f"{len(writes)} writes{here} were answered between {_at(writes[0])} and {_at(writes[-1])}."]
+        out += ["", f"{len(writes)} writes{here} were answered between {at_utc(writes[0])} and {at_utc(writes[-1])}."]
     out += record.extra_markdown()
     failures = record.failures()
     out += ["", f"## Failures ({sum(map(len, failures.values()))})", ""]
@@ -58,7 +56,7 @@ def markdown(record: Record) -> str:
         out += ["None: no domain failed.", ""]
     for code, group in failures.items():
         out += [f"### {_md(code)} ({len(group)})", ""]
-        out += _md_table(
+        out += md_table(
             ["Domain", "Account", "Region", "Error message"],
             ([e.domain, e.account_id, e.region, e.error_message] for e in group),
         )
@@ -68,7 +66,7 @@ def markdown(record: Record) -> str:
         out += ["The report has no rows.", ""]
     for (account, region), group in record.places().items():
         out += [f"### Account {_md(account)}, {_md(region)} ({len(group)})", ""]
-        out += _md_table(
+        out += md_table(
             DOMAIN_HEADER,
             (
                 [
@@ -89,11 +87,15 @@ def markdown(record: Record) -> str:
         out += [""]
     if names:
         out += ["## Certificates", ""]
-        out += _md_table(["Shown as", "ARN"], ([short, arn] for arn, short in sorted(names.items(), key=_by_name)))
+        out += md_table(["Shown as", "ARN"], ([short, arn] for arn, short in sorted(names.items(), key=by_name)))
     if record.sources:
         out += ["", "## Sources", ""]
-        out += _md_table(SOURCE_HEADER, _source_rows(record), frozenset({2, 3}))
+        out += md_table(SOURCE_HEADER, source_rows(record), frozenset({2, 3}))
         if record.superseded:
-            out += ["", f"{_n(len(record.superseded), 'domain')} in more than one report: the later report counts.", ""]
-            out += _md_table(["Domain", "Not counted from", "Counted from"], _superseded_rows(record))
+            out += [
+                "",
+                f"{plural(len(record.superseded), 'domain')} in more than one report: the later report counts.",
+                "",
+            ]
+            out += md_table(["Domain", "Not counted from", "Counted from"], superseded_rows(record))
     return "\n".join(out).rstrip("\n") + "\n"

@@ -1,9 +1,13 @@
 """A saved plan (`plan --out PLAN.json`) and its rule at run time (`run --plan PLAN.json`).
 
-The plan is what a change board approves: every domain with the certificate it is on (the fleet's fingerprint at
-plan time), its target and what a run would do; when it was made, by which hub identity, from which manifest (path
-and SHA-256). Under ``run --plan`` a domain is written only when the plan planned that very write and Describe still
-shows the certificate the plan saw; anything else ends ``drifted-since-plan``, unwritten.
+The plan is what a change board approves: every domain with the certificate it is on, its target and what a run
+would do; when it was made, by which hub identity, from which manifest (path and SHA-256), for which change ticket.
+The board approves the file by its SHA-256 (``report PLAN.json`` shows it); ``run --plan PLAN.json --plan-sha256
+DIGEST`` refuses any other file. The plan's own ``fingerprint`` (version 2: a SHA-256 of every other field) catches
+an edit made without recomputing it; anyone can recompute an unkeyed digest, which is why the approval is the
+file's SHA-256, given with the run, not anything inside the file. Under ``run --plan`` a domain is written only when
+the plan planned that very write and Describe still shows the certificate the plan saw; anything else ends
+``drifted-since-plan``, unwritten.
 """
 
 from __future__ import annotations
@@ -20,8 +24,12 @@ from fleet.errors import FleetError
 from fleet.files import atomic_writer
 from fleet.manifest import Row
 from fleet.outcome import Status, stamp
+from fleet.records.own_files import PLAN, refuse_foreign
 
-FORMAT, VERSION = "cognito-fleet-plan", 1
+FORMAT, VERSION = "cognito-fleet-plan", 2
+# Version 1's fingerprint covered only the domains' current certificates (not action, made_at, targets): such a plan
+# is still read and rendered, and applied only when pinned by its SHA-256 (check_pinned).
+READABLE = frozenset({1, VERSION})
 DEFAULT_MAX_AGE = 7 * 86400.0  # a week: long enough for a change board, short enough that the fleet is still it
 FUTURE_SKEW = timedelta(minutes=5)  # a plan made "later" than now by more than this: another machine's bad clock
 # held: a rollback holds the domain (the plan read the run's state): approved as left alone.
@@ -56,8 +64,16 @@ def row_key(row: Row) -> tuple[str, str, str, str, str]:
     return (row.account_id, row.region, row.user_pool_id, row.domain, row.certificate_arn)
 
 
-def fingerprint(domains: Iterable[PlannedDomain]) -> str:
-    """SHA-256 of every domain's current certificate (sorted by domain): one value a change board can quote."""
+def fingerprint(document: Mapping[str, object]) -> str:
+    """Version 2: SHA-256 of every field of the plan but the fingerprint itself (canonical JSON: sorted keys, no
+    spaces), so that an edited action, target, made_at, manifest digest or change reference no longer matches."""
+    body = {k: v for k, v in document.items() if k != "fingerprint"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def fingerprint_v1(domains: Iterable[PlannedDomain]) -> str:
+    """Version 1: SHA-256 of every domain's current certificate (sorted by domain), and nothing else."""
     pairs = sorted((d.domain, d.current_certificate_arn or "") for d in domains)
     return hashlib.sha256(json.dumps(pairs, separators=(",", ":")).encode()).hexdigest()
 
@@ -77,10 +93,9 @@ class Plan:
     manifest_sha256: str
     domains: tuple[PlannedDomain, ...]
     options: Mapping[str, object]
-
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.domains)
+    fingerprint: str = ""  # as the file states it, checked against its content when read
+    version: int = VERSION
+    change_ref: str | None = None  # the change ticket the plan was made for (plan --change-ref)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -97,30 +112,35 @@ def write_plan(
     manifest_path: str,
     domains: Sequence[PlannedDomain],
     options: Mapping[str, object],
+    change_ref: str | None = None,
 ) -> None:
-    """The plan as JSON, whole or not at all, mode 0600 (files.atomic_writer)."""
+    """The plan as JSON, whole or not at all, mode 0600 (files.atomic_writer); never over a file that is not a
+    plan (OverwriteRefused)."""
     counts: dict[str, int] = {}
     for d in domains:
         counts[d.action] = counts.get(d.action, 0) + 1
-    document = {
+    document: dict[str, object] = {
         "format": FORMAT,
         "version": VERSION,
         "plan_id": plan_id,
         "made_at": stamp(made_at),
         "hub": hub,
         "manifest": {"path": manifest_path, "sha256": file_sha256(manifest_path)},
-        "fingerprint": fingerprint(domains),
+        "change_ref": change_ref,
         "counts": counts,
         "options": dict(options),
         "domains": [asdict(d) for d in domains],
     }
+    document["fingerprint"] = fingerprint(document)
+    refuse_foreign(path, PLAN)
     with atomic_writer(path) as fh:
         json.dump(document, fh, indent=1)
         fh.write("\n")
 
 
-def read_plan(path: Path) -> Plan:
-    """A plan file, checked whole: PlanError (one line naming the file and what is wrong) otherwise."""
+def read_plan(path: Path, pinned: str | None = None) -> Plan:
+    """A plan file, checked whole: PlanError (one line naming the file and what is wrong) otherwise. ``pinned``: the
+    SHA-256 approved (``--plan-sha256``); the bytes read must have it, checked before anything else in them is."""
 
     def bad(why: str) -> PlanError:
         return PlanError(f"{path}: not a usable cognito-fleet plan ({why}); make a new one: cognito-fleet plan --out")
@@ -129,6 +149,12 @@ def read_plan(path: Path) -> Plan:
         data = path.read_bytes()
     except OSError as exc:
         raise PlanError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if pinned is not None and digest != pinned:
+        raise PlanError(
+            f"{path}: SHA-256 {digest} is not the approved {pinned} (--plan-sha256): the file was changed after its "
+            "approval; nothing done: apply the approved file, or have this one approved"
+        )
     try:
         doc = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
@@ -137,17 +163,22 @@ def read_plan(path: Path) -> Plan:
         raise PlanError(f"{path}:{exc.lineno}:{exc.colno}: not a cognito-fleet plan: bad JSON ({exc.msg})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise bad(f'no "format": "{FORMAT}"')
-    if doc.get("version") != VERSION:
-        raise bad(f"version {doc.get('version')!r}; this tool reads version {VERSION}")
+    version = doc.get("version")
+    if version not in READABLE:
+        raise bad(f"version {version!r}; this tool reads versions {', '.join(map(str, sorted(READABLE)))}")
     made_at = _time(_field(doc, "made_at", str, bad), bad)
     manifest = _field(doc, "manifest", dict, bad)
     raw = _field(doc, "domains", list, bad)
     domains = tuple(_domain(entry, i, bad) for i, entry in enumerate(raw))
     if len({d.domain for d in domains}) != len(domains):
         raise bad("a domain is listed twice")
+    change_ref = doc.get("change_ref")
+    if change_ref is not None and not isinstance(change_ref, str):
+        raise bad(f"change_ref: expected a str or null, found {type(change_ref).__name__}")
+    stated = _field(doc, "fingerprint", str, bad)
     plan = Plan(
         path=path,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=digest,
         plan_id=_field(doc, "plan_id", str, bad),
         made_at=made_at,
         hub=_field(doc, "hub", str, bad),
@@ -155,9 +186,14 @@ def read_plan(path: Path) -> Plan:
         manifest_sha256=_field(manifest, "sha256", str, bad, "manifest.sha256"),
         domains=domains,
         options=_field(doc, "options", dict, bad),
+        fingerprint=stated,
+        version=int(version),
+        change_ref=change_ref,
     )
-    if _field(doc, "fingerprint", str, bad) != plan.fingerprint:
+    if version == 1 and stated != fingerprint_v1(domains):
         raise bad("its fingerprint does not match its domains' current certificates: the file was edited")
+    if version != 1 and stated != fingerprint(doc):
+        raise bad("its fingerprint does not match its content: the file was edited")
     return plan
 
 
@@ -205,9 +241,15 @@ def span(delta: timedelta) -> str:
 # --- run --plan: the checks before anything is called --------------------------------------------------------
 
 
-def check_usable(plan: Plan, manifest: Path, now: datetime, max_age: float) -> None:
+def check_usable(plan: Plan, manifest: Path, now: datetime, max_age: float, pinned: bool = True) -> None:
     """Refuse (PlanError, exit 2) a plan older than ``max_age`` seconds, made in the future, or of another manifest
-    (its SHA-256 is the rule: the file the board approved, byte for byte)."""
+    (its SHA-256 is the rule: the file the board approved, byte for byte); a version 1 plan unless ``pinned`` (its
+    fingerprint leaves action and made_at open to an edit)."""
+    if plan.version == 1 and not pinned:
+        raise PlanError(
+            f"{plan.path}: a version 1 plan (its fingerprint does not cover actions, targets or made_at): apply it "
+            f"only pinned, --plan-sha256 with the SHA-256 approved (this file's is {plan.sha256}), or make a new plan"
+        )
     age = now - plan.made_at
     if age > timedelta(seconds=max_age):
         raise PlanError(
@@ -228,7 +270,7 @@ def check_usable(plan: Plan, manifest: Path, now: datetime, max_age: float) -> N
         )
 
 
-# --- run --plan: the rule per domain (fleet/migrate/row.py calls it) ------------------------------------------------
+# --- run --plan: the rule per domain (fleet/migration/row.py calls it) ------------------------------------------------
 
 
 class DriftedSincePlan(Exception):
@@ -240,11 +282,26 @@ class DriftedSincePlan(Exception):
 
 
 class Approved:
-    """The plan a run applies: what may be written, and on which certificate each domain must still be."""
+    """The plan a run applies: what may be written, and on which certificate each domain must still be; ``pinned``:
+    its SHA-256 was checked against the approved one (``--plan-sha256``)."""
 
-    def __init__(self, plan: Plan) -> None:
-        self.plan = plan
+    def __init__(self, plan: Plan, pinned: bool = False) -> None:
+        self.plan, self.pinned = plan, pinned
         self._by_key = {d.key(): d for d in plan.domains}
+
+    def facts(self) -> dict[str, object]:
+        """What ``run_started``, the run record and the change record say of the plan applied."""
+        plan = self.plan
+        facts: dict[str, object] = {
+            "path": str(plan.path),
+            "sha256": plan.sha256,
+            "plan_id": plan.plan_id,
+            "made_at": stamp(plan.made_at),
+            "pinned": self.pinned,
+        }
+        if plan.change_ref:
+            facts["change_ref"] = plan.change_ref
+        return facts
 
     def entry(self, row: Row) -> PlannedDomain:
         """The plan's line for this row (same account, region, pool, domain and target), or DriftedSincePlan."""

@@ -1,8 +1,9 @@
 """`cognito-fleet report PLAN.json`: a saved plan as the record a change board approves ("what will change").
 
 It is a change record (``fleet.records.change_record``: status table and chart, failures, every domain by account
-and region, the certificates) whose header says what was approved — the plan file and its SHA-256, when and by
-which hub identity it was made, from which manifest, the fleet's fingerprint — and which adds the writes it plans.
+and region, the certificates) whose header says what is to be approved — the plan file and its SHA-256 (the digest
+the board approves and the run is pinned to), when and by which hub identity it was made, for which change ticket,
+from which manifest, its fingerprint — and which adds the writes it plans.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from fleet.outcome import Status
-from fleet.records.change_record import Entry, Record, _at, _n, short_names
-from fleet.records.html import _arn, _e, _html_table, _wrap
-from fleet.records.markdown import _md_table
+from fleet.records.change_record import Entry, Record
+from fleet.records.formatting import at_utc, plural, short_names
+from fleet.records.html import arn_cell, esc, html_table, wrappable
+from fleet.records.markdown import md_table
 from fleet.records.plan_file import DEFAULT_MAX_AGE, Plan, read_plan, span
 
 WILL_CHANGE = ["Domain", "Account", "Region", "Current certificate", "New certificate", "Edge serves now"]
@@ -46,23 +48,32 @@ class PlanRecord(Record):
         accounts = len({e.account_id for e in self.entries})
         regions = len({e.region for e in self.entries})
         edges = ", ".join(f"{k}={v}" for k, v in self.edges().items()) or "not checked"
+        if plan.version == 1:
+            covers = "version 1: SHA-256 of every domain's certificate at plan time only; applied only pinned"
+        else:
+            covers = "SHA-256 of every other field: domains, certificates, targets, actions, when, manifest"
         return [
             ("Plan", plan.plan_id),
             ("Plan file", str(plan.path)),
-            ("Plan file SHA-256", plan.sha256),
-            ("Made", f"{_at(plan.made_at)} ({span(datetime.now(UTC) - plan.made_at)} ago)"),
+            ("Plan file SHA-256", f"{plan.sha256} (approve this digest: the run is given it with --plan-sha256)"),
+            ("Made", f"{at_utc(plan.made_at)} ({span(datetime.now(UTC) - plan.made_at)} ago)"),
             ("Hub identity", plan.hub),
+            *([("Change reference", plan.change_ref)] if plan.change_ref else []),
             ("Manifest", plan.manifest_path),
             ("Manifest SHA-256", plan.manifest_sha256),
-            ("Fleet fingerprint", f"{plan.fingerprint} (SHA-256 of every domain's certificate at plan time)"),
-            ("Domains", f"{len(self.entries)} in {_n(accounts, 'account')} and {_n(regions, 'region')}"),
+            ("Plan fingerprint", f"{plan.fingerprint} ({covers})"),
+            ("Domains", f"{len(self.entries)} in {plural(accounts, 'account')} and {plural(regions, 'region')}"),
             ("Will be written", str(counts.get(str(Status.PLANNED), 0))),
             ("Unchanged", str(counts.get(str(Status.UNCHANGED), 0))),
-            ("Will fail", f"{counts.get(str(Status.FAILED), 0)} ({_n(len(failed), 'error code')})" if failed else "0"),
+            (
+                "Will fail",
+                f"{counts.get(str(Status.FAILED), 0)} ({plural(len(failed), 'error code')})" if failed else "0",
+            ),
             ("Edge serves now", edges),
             (
                 "Apply",
-                f"cognito-fleet run {plan.manifest_path} --plan {plan.path}: until {_at(until)} (--plan-max-age, "
+                f"cognito-fleet run {plan.manifest_path} --plan {plan.path} --plan-sha256 {plan.sha256}: until "
+                f"{at_utc(until)} (--plan-max-age, "
                 f"default {span(timedelta(seconds=DEFAULT_MAX_AGE))}); a domain no longer on the certificate shown "
                 "here is not written (drifted-since-plan)",
             ),
@@ -74,33 +85,33 @@ class PlanRecord(Record):
 
     def extra_markdown(self) -> list[str]:
         planned, names = self._rows()
-        out = ["", f"## What will change ({_n(len(planned), 'write')})", ""]
+        out = ["", f"## What will change ({plural(len(planned), 'write')})", ""]
         if not planned:
             return [*out, "Nothing: no domain is planned to be written."]
         rows = (
             [e.domain, e.account_id, e.region, names.get(e.previous, "—"), names[e.certificate], e.edge]
             for e in planned
         )
-        return out + _md_table(WILL_CHANGE, rows)
+        return out + md_table(WILL_CHANGE, rows)
 
     def extra_html(self) -> str:
         planned, names = self._rows()
-        out = [f'<section id="will-change"><h2>What will change ({_e(_n(len(planned), "write"))})</h2>']
+        out = [f'<section id="will-change"><h2>What will change ({esc(plural(len(planned), "write"))})</h2>']
         if not planned:
             out.append("<p>Nothing: no domain is planned to be written.</p>")
         else:
             rows = [
                 [
-                    _wrap(e.domain),
-                    _e(e.account_id),
-                    _e(e.region),
-                    _arn(e.previous, names),
-                    _arn(e.certificate, names),
-                    _e(e.edge),
+                    wrappable(e.domain),
+                    esc(e.account_id),
+                    esc(e.region),
+                    arn_cell(e.previous, names),
+                    arn_cell(e.certificate, names),
+                    esc(e.edge),
                 ]
                 for e in planned
             ]
-            out.append(_html_table(WILL_CHANGE, rows, [28, 14, 12, 16, 16, 14], ["planned"] * len(rows)))
+            out.append(html_table(WILL_CHANGE, rows, [28, 14, 12, 16, 16, 14], ["planned"] * len(rows)))
         return "".join(out) + "</section>"
 
 

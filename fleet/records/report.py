@@ -1,7 +1,7 @@
 """The per-domain report: every manifest row, in manifest order, as CSV and JSON Lines.
 
 Both files are written to a temporary file beside the target and renamed into place, so a reader
-(or a kill) never sees half a report.
+(or a kill) never sees half a report; never over a file the tool did not write (``fleet.records.own_files``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from fleet.errors import FleetError
 from fleet.files import atomic_writer
 from fleet.manifest import Row
 from fleet.outcome import WRITTEN, Edge, Outcome, Status, reason_kind
+from fleet.records.own_files import REPORT, REPORT_JSONL, RUN_RECORD, OverwriteRefused, refuse_foreign
 from fleet.state.checkpoint import Checkpoint, Stored
 
 COLUMNS = (
@@ -51,6 +52,18 @@ def jsonl_path(report_path: str | Path) -> Path:
 def run_record_path(report_path: str | Path) -> Path:
     """prod.report.csv -> prod.report.run.json: the run a report is of (who, where, with what, its writes)."""
     return Path(report_path).with_suffix(".run.json")
+
+
+def check_report_paths(report_path: Path, run_record: bool = True) -> None:
+    """Before a command starts: the report, its JSON Lines and (``run_record``) its run record may be written
+    where they go (absent, empty, or the tool's own); OverwriteRefused (exit 2, naming the file) otherwise."""
+    siblings = [(report_path, REPORT), (jsonl_path(report_path), REPORT_JSONL)]
+    if run_record:
+        siblings.append((run_record_path(report_path), RUN_RECORD))
+    if len({p for p, _ in siblings}) < len(siblings):
+        raise OverwriteRefused(f"{report_path}: a report is a .csv (its JSON Lines and run record go beside it)")
+    for path, kind in siblings:
+        refuse_foreign(path, kind)
 
 
 NOT_FINISHED = "not finished: the run stopped before this row ended; the next run resumes it"
@@ -132,6 +145,7 @@ def write_report(
 
 def write_lines(path: Path, lines: Iterable[dict[str, object]]) -> None:
     """Report lines as CSV (booleans as yes/empty) and JSON Lines beside it, each file whole or not at all."""
+    check_report_paths(path, run_record=False)
     with atomic_writer(path) as csv_fh, atomic_writer(jsonl_path(path)) as json_fh:
         writer = csv.DictWriter(csv_fh, fieldnames=COLUMNS)
         writer.writeheader()

@@ -1,5 +1,6 @@
 """`cognito-fleet sandbox serve|seed` and `cognito-fleet demo`: the local AWS for rehearsals (moto is imported
-only when used). ``register`` adds these commands to the main command group."""
+only when used). The main command group imports this module when one of these commands is named
+(``fleet.cli.LAZY_COMMANDS``)."""
 
 from __future__ import annotations
 
@@ -220,6 +221,14 @@ def _write_private(path: Path, text: str) -> None:
     show_default=True,
     help="Share of accounts whose OLD certificates expire in 10 days (for discover --auto).",
 )
+@click.option(
+    "--distrusted-share",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help='Share of accounts on certificates from a distrusted "Old CA" (replacements from "New CA" exist, valid '
+    'for less time); the other accounts then sit on long-valid "Healthy CA" certificates (for reconcile --issuer).',
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Manifest to write.")
 def seed(
     endpoint_url: str,
@@ -230,6 +239,7 @@ def seed(
     organization: bool,
     ou_name: str | None,
     expiring_share: float,
+    distrusted_share: float,
     out: Path,
 ) -> None:
     """Create a fleet (pools, custom domains on an OLD cert, a NEW cert each), wait until its domains are ACTIVE,
@@ -237,7 +247,16 @@ def seed(
     _require_sandbox()
     if ou_name and not organization:
         raise click.UsageError("--ou-name goes with --organization")
-    from fleet.sandbox.seed import account_ids, organization_accounts, probe, seed_accounts, wait_active, write_manifest
+    from fleet.sandbox.seed import (
+        DISTRUSTED,
+        HEALTHY,
+        account_ids,
+        organization_accounts,
+        probe,
+        seed_accounts,
+        wait_active,
+        write_manifest,
+    )
 
     region_list = split_list(regions)
     try:
@@ -248,8 +267,13 @@ def seed(
         else:
             ids = account_ids(accounts, first_account)
         expiring = round(len(ids) * expiring_share)
+        distrusted = expiring + round(len(ids) * distrusted_share)
+        rest = HEALTHY if distrusted_share else None
         domains = seed_accounts(endpoint_url, ids[:expiring], region_list, domains_per_account, old_days=10)
-        domains += seed_accounts(endpoint_url, ids[expiring:], region_list, domains_per_account)
+        domains += seed_accounts(
+            endpoint_url, ids[expiring:distrusted], region_list, domains_per_account, by=DISTRUSTED
+        )
+        domains += seed_accounts(endpoint_url, ids[distrusted:], region_list, domains_per_account, by=rest)
         wait_active(endpoint_url, domains)  # a propagation delay creates them CREATING: return when they can be run
     except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.SSLError) as exc:
         raise SandboxUnreachable(
@@ -288,9 +312,3 @@ def demo(
     from fleet.sandbox.demo import run_demo
 
     sys.exit(run_demo(workdir, accounts, split_list(regions), domains_per_account, latency, throttle_rate))
-
-
-def register(main: click.Group) -> None:
-    """Add the sandbox's commands to the main group."""
-    main.add_command(sandbox)
-    main.add_command(demo)

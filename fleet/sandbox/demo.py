@@ -16,9 +16,9 @@ from fleet.aws.edge import EdgeSettings
 from fleet.cli import logs
 from fleet.cli.progress import Fanout, ProgressBar, summary_table
 from fleet.manifest import parse
-from fleet.migrate.engine import EngineSettings, Observer
-from fleet.migrate.pipeline import RunResult, migrate, new_run_id
-from fleet.migrate.row import Mode
+from fleet.migration.engine import EngineSettings, Observer
+from fleet.migration.pipeline import RunResult, migrate, new_run_id
+from fleet.migration.row import Mode
 from fleet.sandbox.auth import HUB_CREDENTIALS
 from fleet.sandbox.seed import seed_fleet, write_manifest
 from fleet.sandbox.server import Sandbox

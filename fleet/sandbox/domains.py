@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleet.manifest import validate_domain
-from fleet.migrate.certificates import covers
+from fleet.migration.certificates import covers
 from fleet.sandbox.state import SandboxState
 from fleet.sandbox.wire import AwsError
 
-_COGNITO_PREFIX = "AWSCognitoIdentityProviderService."
+COGNITO_PREFIX = "AWSCognitoIdentityProviderService."
 DOMAIN_OPERATIONS = (
     "CreateUserPoolDomain",
     "DescribeUserPoolDomain",
@@ -21,7 +21,7 @@ DOMAIN_OPERATIONS = (
     "DeleteUserPoolDomain",
 )
 MAX_CUSTOM_DOMAINS = 4  # per account and region (AWS, not adjustable)
-_AUTH_FAULTS = {
+AUTH_FAULTS = {
     "signature": "bad_signature",
     "missing": "bad_signature",
     "token": "invalid_token",
@@ -92,7 +92,7 @@ class _DomainStore:
             return record.certificate_arn if record else None
 
 
-class _Domains(_DomainStore):
+class Domains(_DomainStore):
     """The domain store and its four operations (called under the state's lock)."""
 
     state: SandboxState

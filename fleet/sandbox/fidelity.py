@@ -34,29 +34,29 @@ from fleet.sandbox.auth import (
     parse_authorization,
     resource_of,
 )
-from fleet.sandbox.domains import _AUTH_FAULTS, _COGNITO_PREFIX, DOMAIN_OPERATIONS, DomainRecord, _Domains
+from fleet.sandbox.domains import AUTH_FAULTS, COGNITO_PREFIX, DOMAIN_OPERATIONS, DomainRecord, Domains
 from fleet.sandbox.faults import RESET
 from fleet.sandbox.s3 import operation_name, s3_requests
 from fleet.sandbox.state import SandboxState
 from fleet.sandbox.wire import (
     DROP,
     AwsError,
+    ResetConnection,
     StartResponse,
     WsgiApp,
-    _drop_connection,
-    _json_error,
-    _json_ok,
-    _params,
-    _read_body,
-    _Reset,
-    _respond,
-    _xml_error,
+    drop_connection,
+    json_error,
+    json_ok,
+    read_body,
+    request_params,
+    respond,
+    xml_error,
 )
 
 __all__ = ["DROP", "AwsError", "DomainRecord", "FidelityApp"]
 
 
-class _Reads(_Domains):
+class _Reads(Domains):
     """Reads AWS answers differently from moto: DescribeUserPool's CustomDomain, ACM's Serial in colon hex."""
 
     moto_app: WsgiApp
@@ -88,7 +88,7 @@ class _Reads(_Domains):
             if record is not None and record.certificate_arn:
                 pool["CustomDomain"] = pool.pop("Domain")
             out = json.dumps(payload).encode()
-        return _respond(start_response, status, headers, out)
+        return respond(start_response, status, headers, out)
 
     def _describe_certificate(self, environ: dict[str, Any], start_response: StartResponse, body: bytes) -> list[bytes]:
         """AWS writes ``Serial`` as colon-separated lower-case hex bytes; moto as a decimal string."""
@@ -100,7 +100,7 @@ class _Reads(_Domains):
             if serial.isdigit():
                 certificate["Serial"] = format_serial(int(serial))
             out = json.dumps(payload).encode()
-        return _respond(start_response, status, headers, out)
+        return respond(start_response, status, headers, out)
 
 
 class _Services(_Reads):
@@ -126,7 +126,7 @@ class _Services(_Reads):
         with self.state.lock:
             self.state.assume_role_calls[target] += 1
         if target in knobs.deny_accounts:
-            return _xml_error(
+            return xml_error(
                 start_response,
                 "AccessDenied",
                 f"User: {caller.arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
@@ -134,7 +134,7 @@ class _Services(_Reads):
             )
         required = knobs.external_ids.get(target)
         if required is not None and params.get("ExternalId") != required:
-            return _xml_error(
+            return xml_error(
                 start_response,
                 "AccessDenied",
                 f"ExternalId does not match the trust policy of {role_arn}",
@@ -162,7 +162,7 @@ class _Services(_Reads):
             )
             with self.state.lock:
                 self.state.issued_secrets.update((issued["SecretAccessKey"], issued["SessionToken"]))
-        return _respond(start_response, status, headers, text.encode())
+        return respond(start_response, status, headers, text.encode())
 
     def _cognito(
         self,
@@ -182,8 +182,8 @@ class _Services(_Reads):
         roll = state.roll()
         if roll < knobs.reset_rate:
             state.count_fault("reset")
-            _drop_connection(environ)
-            raise _Reset
+            drop_connection(environ)
+            raise ResetConnection
         if roll < knobs.reset_rate + knobs.error_rate:
             state.count_fault("error")
             raise AwsError("InternalErrorException", "Internal error (injected by the sandbox)", 500)
@@ -210,12 +210,12 @@ class _Services(_Reads):
             result = handler(request, account, region)
         if write and knobs.write_loss_after_rate and state.roll() < knobs.write_loss_after_rate:
             self._lose(environ, "write_lost_after")
-        return _json_ok(start_response, result)
+        return json_ok(start_response, result)
 
     def _lose(self, environ: dict[str, Any], fault: str) -> None:
         self.state.count_fault(fault)
-        _drop_connection(environ)
-        raise _Reset
+        drop_connection(environ)
+        raise ResetConnection
 
 
 class FidelityApp(_Services):
@@ -232,14 +232,14 @@ class FidelityApp(_Services):
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_sandbox/"):
             return self._control(environ, start_response, path)
-        body = _read_body(environ)
+        body = read_body(environ)
         if path.startswith("/moto-api/"):  # moto's own control API: not AWS, nothing to sign
             return self._forward(environ, start_response, body)
         credential = parse_authorization(environ.get("HTTP_AUTHORIZATION", ""))
         region, service = (credential.region, credential.service) if credential else ("us-east-1", "")
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         protocol = "json" if target else "query"
-        params = _params(environ, body, protocol) if service != "s3" else {}  # an S3 body is an object, not a form
+        params = request_params(environ, body, protocol) if service != "s3" else {}  # an S3 body is an object
         operation = target.rpartition(".")[2] if target else str(params.get("Action", ""))
         try:
             identity = self._identify(environ, body, credential)
@@ -260,23 +260,23 @@ class FidelityApp(_Services):
                 for action, extra in also_required(service, operation, params):
                     self.authority.authorize(identity, action, extra, context)
         except AuthError as exc:
-            self.state.count_fault(_AUTH_FAULTS[exc.reason])
+            self.state.count_fault(AUTH_FAULTS[exc.reason])
             code, status = exc.code(protocol)
             if protocol == "query":
-                return _xml_error(start_response, code, exc.message, status)
-            return _json_error(start_response, AwsError(code, exc.message, status))
+                return xml_error(start_response, code, exc.message, status)
+            return json_error(start_response, AwsError(code, exc.message, status))
         injected = self.state.injection(service, operation)
         if injected is not None:
             if injected.code == RESET:
-                _drop_connection(environ)
+                drop_connection(environ)
                 start_response("500 Internal Server Error", [("Content-Length", "0")])
                 return []
             if protocol == "query":
-                return _xml_error(start_response, injected.code, injected.message, injected.status)
-            return _json_error(start_response, AwsError(injected.code, injected.message, injected.status))
+                return xml_error(start_response, injected.code, injected.message, injected.status)
+            return json_error(start_response, AwsError(injected.code, injected.message, injected.status))
         try:
             knobs = self.state.knobs
-            if knobs.latency and knobs.latency_everywhere and not target.startswith(_COGNITO_PREFIX):
+            if knobs.latency and knobs.latency_everywhere and not target.startswith(COGNITO_PREFIX):
                 time.sleep(knobs.latency * (1 + 0.2 * self.state.roll()))  # STS, ACM, Organizations as slow too
             if service == "sts":
                 return self._sts(environ, start_response, body, params, identity)
@@ -285,11 +285,11 @@ class FidelityApp(_Services):
                     self.state.calls["acm:" + operation] += 1
                 if operation == "DescribeCertificate":
                     return self._describe_certificate(environ, start_response, body)
-            if target.startswith(_COGNITO_PREFIX):
+            if target.startswith(COGNITO_PREFIX):
                 return self._cognito(environ, start_response, body, params, identity.account, region, operation)
         except AwsError as exc:
-            return _json_error(start_response, exc)
-        except _Reset:
+            return json_error(start_response, exc)
+        except ResetConnection:
             # The socket is already shut: werkzeug's write of this status fails quietly (a ConnectionError).
             start_response("500 Internal Server Error", [("Content-Length", "0")])
             return []
@@ -321,11 +321,11 @@ class FidelityApp(_Services):
     def _control(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> Iterable[bytes]:
         if path == "/_sandbox/config" and environ.get("REQUEST_METHOD") == "POST":
             try:
-                self.state.configure(**json.loads(_read_body(environ) or b"{}"))
+                self.state.configure(**json.loads(read_body(environ) or b"{}"))
             except (KeyError, ValueError) as exc:
-                return _json_error(start_response, AwsError("InvalidParameterException", str(exc)))
+                return json_error(start_response, AwsError("InvalidParameterException", str(exc)))
         elif path == "/_sandbox/reset" and environ.get("REQUEST_METHOD") == "POST":
             self.state.reset_counters()
         elif path != "/_sandbox/stats":
-            return _json_error(start_response, AwsError("ResourceNotFoundException", path, 404))
-        return _json_ok(start_response, self.state.stats())
+            return json_error(start_response, AwsError("ResourceNotFoundException", path, 404))
+        return json_ok(start_response, self.state.stats())

@@ -25,6 +25,23 @@ from botocore.config import Config
 from fleet.sandbox.auth import ADMIN_CREDENTIALS, ADMIN_ROLE_NAME
 
 FIRST_ACCOUNT = 200000000000
+# The distrusted-CA scenario (`sandbox seed --distrusted-share`): domains on "Old CA" certificates that must move
+# (replacements from "New CA", valid for less time than the old ones), the rest on long-valid "Healthy CA" ones.
+OLD_CA, NEW_CA, HEALTHY_CA = "Old CA", "New CA", "Healthy CA"
+
+
+@dataclass(frozen=True, slots=True)
+class Issuers:
+    """Who issues a seeded account's certificates, and for how long (None: self-signed, the domain's own name)."""
+
+    old: str | None = None
+    new: str | None = None
+    old_days: float = 365
+    new_days: float = 365
+
+
+DISTRUSTED = Issuers(OLD_CA, NEW_CA, old_days=730, new_days=365)
+HEALTHY = Issuers(HEALTHY_CA, HEALTHY_CA, old_days=1095, new_days=1095)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +62,12 @@ def _key(curve: str = "secp256r1") -> Any:
     return ec.generate_private_key(ec.SECP384R1() if curve == "secp384r1" else ec.SECP256R1())
 
 
-def make_certificate(names: Sequence[str], days: float = 365, curve: str = "secp256r1") -> tuple[bytes, bytes]:
-    """A self-signed certificate for ``names`` (the first is the CN) and its key, both PEM."""
+def make_certificate(
+    names: Sequence[str], days: float = 365, curve: str = "secp256r1", issuer: str | None = None
+) -> tuple[bytes, bytes]:
+    """A certificate for ``names`` (the first is the CN) and its key, both PEM: self-signed, or naming ``issuer``
+    as its issuer (CN and O; ACM's ``Issuer`` is read from it, moto takes the CN). Signed with the leaf's own key:
+    the tool identifies certificates (serial, NotAfter), it never validates a chain, so no CA key is needed."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509.oid import NameOID
@@ -54,10 +75,15 @@ def make_certificate(names: Sequence[str], days: float = 365, curve: str = "secp
     key = _key(curve)
     now = datetime.datetime.now(datetime.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    signer = subject
+    if issuer:
+        signer = x509.Name(
+            [x509.NameAttribute(NameOID.ORGANIZATION_NAME, issuer), x509.NameAttribute(NameOID.COMMON_NAME, issuer)]
+        )
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
-        .issuer_name(subject)
+        .issuer_name(signer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
@@ -129,24 +155,27 @@ class Seeder:
     def client(self, session: boto3.Session, service: str, region: str) -> Any:
         return session.client(service, region_name=region, endpoint_url=self.endpoint_url, config=self._config)
 
-    def import_certificate(self, acm: Any, names: Sequence[str], days: float = 365, curve: str = "secp256r1") -> str:
-        cert, key = make_certificate(names, days, curve)
+    def import_certificate(
+        self, acm: Any, names: Sequence[str], days: float = 365, curve: str = "secp256r1", issuer: str | None = None
+    ) -> str:
+        cert, key = make_certificate(names, days, curve, issuer)
         return str(acm.import_certificate(Certificate=cert, PrivateKey=key)["CertificateArn"])
 
     def seed_account(
-        self, account_id: str, regions: Sequence[str], per_region: int, old_days: float = 365
+        self, account_id: str, regions: Sequence[str], per_region: int, old_days: float = 365, by: Issuers | None = None
     ) -> list[SeededDomain]:
+        by = by or Issuers(old_days=old_days)
         session = self.session(account_id)
         acm = self.client(session, "acm", "us-east-1")
         out: list[SeededDomain] = []
         for region in regions:
             zone = f"{region}.a{account_id}.example.com"
-            old = self.import_certificate(acm, [f"*.{zone}"], days=old_days)
+            old = self.import_certificate(acm, [f"*.{zone}"], days=by.old_days, issuer=by.old)
             cognito = self.client(session, "cognito-idp", region)
             for j in range(per_region):
                 domain = f"auth{j}.{zone}"
                 pool = cognito.create_user_pool(PoolName=f"pool-{j}")["UserPool"]["Id"]
-                new = self.import_certificate(acm, [domain])
+                new = self.import_certificate(acm, [domain], days=by.new_days, issuer=by.new)
                 kwargs: dict[str, Any] = {
                     "Domain": domain,
                     "UserPoolId": pool,
@@ -180,13 +209,15 @@ def seed_accounts(
     domains_per_account: int,
     old_days: float = 365,
     workers: int = 8,
+    by: Issuers | None = None,
 ) -> list[SeededDomain]:
-    """Seed the given accounts; ``old_days``: validity of the OLD certificates (short = expiring soon)."""
+    """Seed the given accounts; ``old_days``: validity of the OLD certificates (short = expiring soon); ``by``:
+    who issues the certificates (default: self-signed)."""
     if not 1 <= domains_per_account <= 4:
         raise ValueError("AWS allows 1 to 4 custom domains per account and region")
     seeder = Seeder(endpoint_url)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(lambda a: seeder.seed_account(a, regions, domains_per_account, old_days), ids)
+        results = pool.map(lambda a: seeder.seed_account(a, regions, domains_per_account, old_days, by), ids)
         return [d for account in results for d in account]
 
 

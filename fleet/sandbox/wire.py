@@ -22,11 +22,11 @@ class AwsError(Exception):
         self.code, self.message, self.status = code, message, status
 
 
-class _Reset(Exception):
+class ResetConnection(Exception):
     pass
 
 
-def _params(environ: dict[str, Any], body: bytes, protocol: str) -> dict[str, Any]:
+def request_params(environ: dict[str, Any], body: bytes, protocol: str) -> dict[str, Any]:
     """The request's parameters: its JSON document, or its form and query string (query protocol)."""
     if protocol == "json":
         try:
@@ -38,7 +38,7 @@ def _params(environ: dict[str, Any], body: bytes, protocol: str) -> dict[str, An
     return {k: v[0] for k, v in pairs.items()}
 
 
-def _read_body(environ: dict[str, Any]) -> bytes:
+def read_body(environ: dict[str, Any]) -> bytes:
     length = int(environ.get("CONTENT_LENGTH") or 0)
     return bytes(environ["wsgi.input"].read(length)) if length else b""
 
@@ -46,7 +46,7 @@ def _read_body(environ: dict[str, Any]) -> bytes:
 DROP = "fleet.sandbox.drop"  # environ flag: the handler sends no response and closes the connection
 
 
-def _drop_connection(environ: dict[str, Any]) -> None:
+def drop_connection(environ: dict[str, Any]) -> None:
     """Reset the client's connection with no response (an RST, not a FIN), as a reset on the network would:
     with SO_LINGER 0 the handler's close (it sends nothing when ``DROP`` is set) aborts the connection."""
     sock = environ.get("werkzeug.socket")
@@ -56,13 +56,13 @@ def _drop_connection(environ: dict[str, Any]) -> None:
     environ[DROP] = True
 
 
-def _respond(start_response: StartResponse, status: str, headers: list[tuple[str, str]], data: bytes) -> list[bytes]:
+def respond(start_response: StartResponse, status: str, headers: list[tuple[str, str]], data: bytes) -> list[bytes]:
     kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
     start_response(status, [*kept, ("Content-Length", str(len(data)))])
     return [data]
 
 
-def _json_ok(start_response: StartResponse, payload: dict[str, Any]) -> list[bytes]:
+def json_ok(start_response: StartResponse, payload: dict[str, Any]) -> list[bytes]:
     data = json.dumps(payload).encode()
     start_response(
         "200 OK",
@@ -75,7 +75,7 @@ def _json_ok(start_response: StartResponse, payload: dict[str, Any]) -> list[byt
     return [data]
 
 
-def _json_error(start_response: StartResponse, exc: AwsError) -> list[bytes]:
+def json_error(start_response: StartResponse, exc: AwsError) -> list[bytes]:
     data = json.dumps({"__type": exc.code, "message": exc.message}).encode()
     reason = HTTPStatus(exc.status).phrase
     start_response(
@@ -90,7 +90,7 @@ def _json_error(start_response: StartResponse, exc: AwsError) -> list[bytes]:
     return [data]
 
 
-def _xml_error(start_response: StartResponse, code: str, message: str, status: int) -> list[bytes]:
+def xml_error(start_response: StartResponse, code: str, message: str, status: int) -> list[bytes]:
     data = (
         '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
         f"<Code>{code}</Code><Message>{_xml_escape(message)}</Message></Error>"

@@ -49,7 +49,7 @@ def write_failure(path: str, exc: BaseException) -> StateWriteError | None:
 CheckpointMismatch = CheckpointError
 
 
-class _Base:
+class CheckpointBase:
     """The state file's connections: a writer (its transactions) and a reader (lookups that never wait for a
     commit in progress: WAL mode). The parts of ``Checkpoint`` add their jobs to it."""
 

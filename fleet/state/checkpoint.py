@@ -9,7 +9,7 @@
 - ``holds`` / ``hold_log`` / the ``fleet_hold`` meta key: domains a rollback holds on their previous certificate,
   the whole fleet held by an operator, and every hold and release (``fleet.state.holds``).
 - Passes: runs resume a pass until one finishes every row; the next run starts a new pass, describes every domain
-  again and converges (``fleet.migrate.row``). Any manifest may run against the state; rows new to it are new work.
+  again and converges (``fleet.migration.row``). Any manifest may run against the state; rows new to it are new work.
 
 Schema 3 (2 plus holds: a 0.2 tool refuses it, rather than ignore a hold); a 0.1 checkpoint (fingerprint-bound, no
 schema version) or a schema 2 one is upgraded in place when opened.
@@ -22,11 +22,11 @@ import sqlite3
 from pathlib import Path
 
 from fleet.state.base import CheckpointError, CheckpointMismatch, write_failure
-from fleet.state.holds import _Holds
-from fleet.state.ownership import check_side_files, connect, open_owned, warn_if_shared_directory
-from fleet.state.rows import Stored, _Batch, _Rows
-from fleet.state.runs import CONVERGE, RESUME, _Runs
-from fleet.state.schema import APPLICATION_ID, SCHEMA, SCHEMA_VERSION, _identify, _Schema
+from fleet.state.holds import HoldsMixin
+from fleet.state.ownership import check_side_files, connect, open_owned
+from fleet.state.rows import CommitBatch, RowsMixin, Stored
+from fleet.state.runs import CONVERGE, RESUME, RunsMixin
+from fleet.state.schema import APPLICATION_ID, SCHEMA, SCHEMA_VERSION, SchemaMixin, needs_stamp
 
 __all__ = [
     "APPLICATION_ID",
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-class Checkpoint(_Schema, _Rows, _Runs, _Holds):
+class Checkpoint(SchemaMixin, RowsMixin, RunsMixin, HoldsMixin):
     """The state file: its schema (``fleet.state.schema``), the row store (``rows``), runs and history (``runs``)
     and holds (``holds``). ``begin`` a run before recording, ``finish`` it after."""
 
@@ -52,7 +52,6 @@ class Checkpoint(_Schema, _Rows, _Runs, _Holds):
         where = Path(self.path)
         if create:
             where.parent.mkdir(parents=True, exist_ok=True)
-        warn_if_shared_directory(where)
         check_side_files(where)
         # Kept open while the state is: SQLite's connections are checked against it, and closing a descriptor
         # of the file would drop SQLite's POSIX locks on it.
@@ -60,7 +59,7 @@ class Checkpoint(_Schema, _Rows, _Runs, _Holds):
         try:
             self._db = connect(where, self._fd)
             try:
-                stamp = _identify(self._db, self.path, os.fstat(self._fd).st_size)
+                stamp = needs_stamp(self._db, self.path, os.fstat(self._fd).st_size)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # FULL: an in-flight mark must survive a power cut, not only a killed process.
                 self._db.execute("PRAGMA synchronous=FULL")
@@ -68,6 +67,7 @@ class Checkpoint(_Schema, _Rows, _Runs, _Holds):
                     self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 self._db.executescript(SCHEMA)
             except sqlite3.DatabaseError as exc:  # a full disk at open is that, not a foreign file
+                check_side_files(where)  # unless SQLite failed on a side file planted meanwhile: named as such
                 raise write_failure(self.path, exc) or CheckpointError(
                     f"{self.path}: not a cognito-fleet state file ({exc})"
                 ) from None
@@ -80,7 +80,7 @@ class Checkpoint(_Schema, _Rows, _Runs, _Holds):
         except BaseException:
             self.close()
             raise
-        self._open = _Batch()
+        self._open = CommitBatch()
         self._committing = False
         self.run_id, self.pass_, self.mode = "", 0, RESUME
 

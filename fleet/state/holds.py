@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleet.outcome import utc_now
-from fleet.state.base import _Base
+from fleet.state.base import CheckpointBase
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ def _logged(
     )
 
 
-class _Holds(_Base):
+class HoldsMixin(CheckpointBase):
     """Domain holds (a rollback's) and the fleet hold (an operator's), with their log."""
 
     def holds(self) -> dict[str, Hold]:

@@ -15,7 +15,7 @@ from types import TracebackType
 
 from fleet.errors import EXIT_LOCKED, FleetError
 from fleet.outcome import utc_now
-from fleet.state.ownership import open_owned, warn_if_shared_directory
+from fleet.state.ownership import open_owned
 
 
 class LockHeld(FleetError):
@@ -31,8 +31,9 @@ class CheckpointLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        warn_if_shared_directory(self.path)
-        fd = open_owned(self.path, create=True)  # never a symlink's target, nor a file someone else controls
+        # Never a symlink's target, nor a file someone else controls or reaches by a hard link (checked before the
+        # truncation below), nor in a directory where someone else could remove it.
+        fd = open_owned(self.path, create=True)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -8,11 +8,11 @@ import anyio
 
 from fleet.manifest import Row
 from fleet.outcome import DONE, OUTCOME_FIELDS, Outcome, Status, utc_now
-from fleet.state.base import _Base
+from fleet.state.base import CheckpointBase
 from fleet.state.runs import RESUME
-from fleet.state.schema import _EXTRA
+from fleet.state.schema import EXTRA_COLUMNS
 
-_COLUMNS = (*OUTCOME_FIELDS, *_EXTRA)
+_COLUMNS = (*OUTCOME_FIELDS, *EXTRA_COLUMNS)
 _QUOTED = ", ".join(f'"{c}"' for c in _COLUMNS)
 _UPSERT = f"INSERT OR REPLACE INTO outcomes ({_QUOTED}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _HISTORY = (
@@ -32,7 +32,7 @@ class Stored:
     drift: bool
 
 
-class _Batch:
+class CommitBatch:
     """Statements committed together, and the event their callers wait on."""
 
     __slots__ = ("done", "error", "statements")
@@ -43,13 +43,13 @@ class _Batch:
         self.error: Exception | None = None
 
 
-class _Rows(_Base):
+class RowsMixin(CheckpointBase):
     """Outcomes by domain; ``record`` returns once the outcome is durable (group commit: one fsync per batch)."""
 
     run_id: str
     pass_: int
     mode: str
-    _open: _Batch
+    _open: CommitBatch
     _committing: bool
 
     def is_done(self, row: Row, stored: Stored | None) -> bool:
@@ -130,7 +130,7 @@ class _Rows(_Base):
             try:
                 with anyio.CancelScope(shield=True):  # the waiters' statements must not be left behind
                     while self._open.statements:
-                        current, self._open = self._open, _Batch()
+                        current, self._open = self._open, CommitBatch()
                         try:
                             await anyio.to_thread.run_sync(self._write, current.statements)
                         except Exception as exc:  # every statement of the batch shares the failure

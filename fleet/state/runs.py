@@ -7,12 +7,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from fleet.outcome import Status, utc_now
-from fleet.state.base import _Base
+from fleet.state.base import CheckpointBase
 
 RESUME, CONVERGE = "resume", "converge"
 
 
-class _Runs(_Base):
+class RunsMixin(CheckpointBase):
     """``begin``/``finish`` a run; its pass and mode; the runs table and the append-only history."""
 
     run_id: str

@@ -23,12 +23,12 @@ from fleet.errors import StateWriteError
 from fleet.state import s3_journal
 from fleet.state.base import CheckpointError
 from fleet.state.checkpoint import Checkpoint
-from fleet.state.rows import _Batch
+from fleet.state.rows import CommitBatch
 from fleet.state.s3_compact import _Compaction
 from fleet.state.s3_objects import ObjectStore, RaceLost, S3Location
 from fleet.state.s3_window import JournalWindow
 
-COMPACT_EVERY = 200  # journals per snapshot during a run (and once at its end): benchmarks/README.md
+COMPACT_EVERY = 1000  # journals per snapshot during a run (bounds the GETs a resume replays; once more at its end)
 
 
 class S3Checkpoint(_Compaction, Checkpoint):
@@ -118,7 +118,7 @@ class S3Checkpoint(_Compaction, Checkpoint):
                         if self.compacts and len(self._written) > self.compact_every:
                             await self._window.drain()
                             await anyio.to_thread.run_sync(self.compact)
-                        current, self._open = self._open, _Batch()
+                        current, self._open = self._open, CommitBatch()
                         self._send(current)
             finally:
                 self._committing = False
@@ -126,7 +126,7 @@ class S3Checkpoint(_Compaction, Checkpoint):
         if batch.error is not None:
             raise batch.error
 
-    def _send(self, batch: _Batch) -> None:
+    def _send(self, batch: CommitBatch) -> None:
         """Apply ``batch`` to the local copy (in order) and send its journal; the batch is done when it lands."""
         assert self.writer is not None
         seq = self._seq + 1

@@ -17,7 +17,7 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-from fleet.state.rows import _Batch
+from fleet.state.rows import CommitBatch
 from fleet.state.s3_journal import WINDOW
 
 
@@ -48,7 +48,7 @@ class JournalWindow:
         for _ in range(self.size - 1):
             self._slots.release()
 
-    def send(self, put: Callable[[], None], landing: _Batch, landed: Callable[[], None]) -> None:
+    def send(self, put: Callable[[], None], landing: CommitBatch, landed: Callable[[], None]) -> None:
         """Run ``put`` in a pool thread; then (in the event loop) ``landed()`` on success, set ``landing``, free
         the slot."""
         if self._pool is None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sqlite3
 
 from fleet.outcome import WRITTEN
-from fleet.state.base import CheckpointError, _Base
+from fleet.state.base import CheckpointBase, CheckpointError
 
 SCHEMA_VERSION = 3
 APPLICATION_ID = 0x43464C54  # "CFLT" in SQLite's header (PRAGMA application_id): this file is a cognito-fleet state
-_EXTRA = ("account_id", "region", "user_pool_id", "run_id", "pass", "drift")
+EXTRA_COLUMNS = ("account_id", "region", "user_pool_id", "run_id", "pass", "drift")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outcomes (
@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS hold_log (
 """
 
 
-def _identify(db: sqlite3.Connection, path: str, size: int) -> bool:
+def needs_stamp(db: sqlite3.Connection, path: str, size: int) -> bool:
     """Whether the file is ours: a new (empty) file, one stamped with our application id, or one from before the
     stamp (a ``meta`` and an ``outcomes`` table). Returns whether to stamp it; CheckpointError for any other file,
     which is left as it was (nothing has been written to it yet)."""
@@ -79,7 +79,7 @@ def _identify(db: sqlite3.Connection, path: str, size: int) -> bool:
     )
 
 
-class _Schema(_Base):
+class SchemaMixin(CheckpointBase):
     """Schema upgrades, each in one transaction: 0.1 -> 2 -> 3, and columns added within a version."""
 
     def _upgrade(self) -> None:
@@ -113,7 +113,7 @@ class _Schema(_Base):
 
     def _upgrade_0_1(self) -> None:
         have = {r[1] for r in self._db.execute("PRAGMA table_info(outcomes)")}
-        for column in _EXTRA:
+        for column in EXTRA_COLUMNS:
             if column not in have:
                 kind = "INTEGER NOT NULL DEFAULT 0" if column in ("pass", "drift") else "TEXT"
                 self._db.execute(f'ALTER TABLE outcomes ADD COLUMN "{column}" {kind}')
