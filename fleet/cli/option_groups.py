@@ -16,8 +16,7 @@ from fleet.aws.edge import EDGE_ADDRESS_ENV, EdgeSettings, split_address
 from fleet.aws.limits import call_ceiling
 from fleet.aws.retry import BackoffPolicy
 from fleet.cli import options, settings
-from fleet.cli.s3_records import LocationArg
-from fleet.cli.state_options import LOCK_LEASE, STATE_REGION, StateArg
+from fleet.cli.state_options import LOCK_LEASE, STATE_REGION, LocationArg, StateArg
 from fleet.discover.select import Selection
 from fleet.migration.engine import EngineSettings
 from fleet.migration.pipeline import (

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from fleet.cli.s3_records import LocationArg, fetched
-from fleet.cli.state_options import state_aws, state_aws_options
+from fleet.cli.s3_records import fetched
+from fleet.cli.state_options import LocationArg, state_aws, state_aws_options
 from fleet.files import atomic_writer
 from fleet.migration.state_backend import store_for
 from fleet.records.change_record import Record, load_many

@@ -12,37 +12,16 @@ import contextlib
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import click
 
 from fleet.aws.credentials import AwsSettings
 from fleet.events import say
 from fleet.migration.state_backend import store_for
-from fleet.state.s3_objects import S3Location, StateLocationError, is_s3
+from fleet.state.s3_objects import S3Location
 
 # What a report brings along (fleet.records.report: jsonl_path, run_record_path).
 _BESIDE = (".csv", ".jsonl", ".run.json")
-
-
-class LocationArg(click.ParamType):  # type: ignore[type-arg]
-    """A file argument that may also be ``s3://BUCKET/KEY``."""
-
-    name = "PATH"
-
-    def __init__(self, exists: bool = False) -> None:
-        self._local = click.Path(dir_okay=False, exists=exists, path_type=Path)
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path | S3Location:
-        if isinstance(value, S3Location | Path):
-            return value
-        if is_s3(value):
-            try:
-                return S3Location.parse(str(value))
-            except StateLocationError as exc:
-                self.fail(str(exc), param, ctx)
-        local: Path = self._local.convert(value, param, ctx)
-        return local
 
 
 def _stem(key: str) -> str:

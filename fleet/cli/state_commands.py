@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from fleet.cli.option_groups import trust_state_dir_option
-from fleet.cli.s3_records import LocationArg, fetched
-from fleet.cli.state_options import StateArg, state_aws, state_aws_options
+from fleet.cli.s3_records import fetched
+from fleet.cli.state_options import LocationArg, StateArg, state_aws, state_aws_options
 from fleet.errors import FleetError
 from fleet.migration.state_backend import StatePath, command_writer, opened
 from fleet.records.report import jsonl_path

@@ -35,6 +35,26 @@ class StateArg(click.ParamType[StatePath]):
         return local
 
 
+class LocationArg(click.ParamType):  # type: ignore[type-arg]
+    """A file argument that may also be ``s3://BUCKET/KEY``."""
+
+    name = "PATH"
+
+    def __init__(self, exists: bool = False) -> None:
+        self._local = click.Path(dir_okay=False, exists=exists, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path | S3Location:
+        if isinstance(value, S3Location | Path):
+            return value
+        if is_s3(value):
+            try:
+                return S3Location.parse(str(value))
+            except StateLocationError as exc:
+                self.fail(str(exc), param, ctx)
+        local: Path = self._local.convert(value, param, ctx)
+        return local
+
+
 STATE_REGION = click.option(
     "--state-region",
     help="The region of an s3:// state's bucket [default: asked of S3 (GetBucketLocation)].",

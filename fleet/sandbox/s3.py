@@ -66,7 +66,7 @@ def _string_like(expected_value: list[str] | str, actual_value: str) -> bool:
 def teach_moto_string_like() -> None:
     """moto 5.2.5 evaluates only StringEquals and *ignores* (allows) any other condition operator
     (``moto.iam.policy_conditions.CONDITION_OPERATIONS``, private): the state policy's ``s3:prefix`` StringLike
-    would grant a listing of the whole bucket. tests/test_iam_documents.py fails if that dict changes shape."""
+    would grant a listing of the whole bucket. tests/checks/test_iam_documents.py fails if that dict changes shape."""
     from moto.iam import policy_conditions
 
     policy_conditions.CONDITION_OPERATIONS.setdefault("StringLike", _string_like)

@@ -10,7 +10,7 @@ from fleet.state import s3_journal
 from fleet.state.s3_objects import ObjectStore, RaceLost, S3Location
 
 
-class _Compaction:
+class SnapshotCompaction:
     """The snapshot's side of ``S3Checkpoint``: what it reads and uploads, and the journals it retires."""
 
     location: S3Location

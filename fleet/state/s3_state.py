@@ -24,14 +24,14 @@ from fleet.state import s3_journal
 from fleet.state.base import CheckpointError
 from fleet.state.checkpoint import Checkpoint
 from fleet.state.rows import CommitBatch
-from fleet.state.s3_compact import _Compaction
+from fleet.state.s3_compact import SnapshotCompaction
 from fleet.state.s3_objects import ObjectStore, RaceLost, S3Location
 from fleet.state.s3_window import JournalWindow
 
 COMPACT_EVERY = 1000  # journals per snapshot during a run (bounds the GETs a resume replays; once more at its end)
 
 
-class S3Checkpoint(_Compaction, Checkpoint):
+class S3Checkpoint(SnapshotCompaction, Checkpoint):
     """A ``Checkpoint`` whose durable copy is in S3. ``writer``: the run id (or command id) its journals are
     named by; None opens it read-only. ``compacts``: this opener holds the state's lock and uploads snapshots."""
 
