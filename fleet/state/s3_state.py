@@ -2,8 +2,9 @@
 
 Opening downloads the snapshot into a private temporary directory (0700) and replays the journals it lacks
 (``s3_journal``). Every transaction of the local copy (each group commit of the run's rows, ``begin``/``finish``,
-holds) is also written as ONE journal object before it commits locally: the caller (the row about to send its
-write to Cognito) returns only once that object is in S3, as it returns only after the fsync of a local state.
+holds) is also written as ONE journal object: the caller (the row about to send its write to Cognito) returns only
+once that object is in S3, as it returns only after the fsync of a local state. Group commits are pipelined
+(``s3_window``): a batch is applied locally at once, and its journal sent while the next batch gathers.
 ``compact`` uploads the local copy as the new snapshot, conditional on the ETag last read (``If-Match``; a new
 state with ``If-None-Match: *``), then deletes the journals the snapshot holds. A lost condition is RaceLost
 (exit 3): never an overwrite. docs/s3-state.md has the table of what a crash between any two steps leaves.
@@ -164,7 +165,9 @@ class S3Checkpoint(SnapshotCompaction, Checkpoint):
         """Compact (when this opener holds the lock and wrote or replayed anything), then drop the local copy."""
         try:
             self._window.close()  # every journal PUT answered first
-            if self.compacts and (self._written or self._replayed) and "_db" in self.__dict__:
+            # After a failed PUT the local copy may hold commits S3 lacks: the journals stay the truth.
+            intact = self._window.broken is None
+            if self.compacts and intact and (self._written or self._replayed) and "_db" in self.__dict__:
                 self.compact(final=True)
         finally:
             super().close()
