@@ -284,3 +284,22 @@ class SlowStore(MemoryStore):
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+
+def test_after_a_journal_that_could_not_be_written_the_local_copy_is_never_uploaded() -> None:
+    store = MemoryStore()
+    state = open_state(store, compacts=True)
+    mark(state, "a.example.com")
+    real_put = store.put
+
+    def unavailable(key: str, body: bytes, **kw: object) -> str:
+        if ".journal/" in key:
+            raise StateWriteError(f"s3://fleet-state/{key}", "S3: ServiceUnavailable")
+        return real_put(key, body, **kw)  # type: ignore[arg-type]
+
+    store.put = unavailable  # type: ignore[method-assign,assignment]
+    with pytest.raises(StateWriteError, match="ServiceUnavailable"):
+        mark(state, "b.example.com")  # its caller never sends the write
+    state.close()
+    assert KEY not in store.objects  # the copy that holds b's mark (not in S3) was not uploaded
+    assert len(journals(store)) == 1  # a's journal: the next run replays it
