@@ -21,6 +21,7 @@ from fleet.aws.credentials import AwsSettings
 from fleet.aws.s3 import S3Objects
 from fleet.aws.stop import Stop
 from fleet.clock import Clock
+from fleet.errors import reduce_group
 from fleet.events import get_logger
 from fleet.state.checkpoint import Checkpoint
 from fleet.state.lock import CheckpointLock
@@ -100,6 +101,8 @@ async def locked(where: StatePath, aws: AwsSettings, run_id: str, stop: Stop, cl
                 yield
             finally:
                 tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the job's own error, as a local lock would let it through
+        raise reduce_group(group) from None
     finally:
         await anyio.to_thread.run_sync(lock.release)
 
