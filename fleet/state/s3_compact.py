@@ -1,17 +1,22 @@
-"""Compaction of an S3 state: the local copy uploaded as the new snapshot, conditionally, then the journals it
-holds deleted (``fleet.state.s3_state``)."""
+"""An S3 state's writes to S3: a journal (or a fence found in its place); the local copy uploaded as the new
+snapshot, conditionally, then the journals it holds deleted (``fleet.state.s3_state``)."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+from fleet.errors import StateWriteError
 from fleet.state import s3_journal
 from fleet.state.s3_objects import ObjectStore, RaceLost, S3Location
 
 
 class SnapshotCompaction:
-    """The snapshot's side of ``S3Checkpoint``: what it reads and uploads, and the journals it retires."""
+    """The S3 side of ``S3Checkpoint``: a journal put (or found fenced), the snapshot uploaded, the journals it
+    holds retired."""
+
+    path: str
+    compacts: bool
 
     location: S3Location
     store: ObjectStore
@@ -21,6 +26,19 @@ class SnapshotCompaction:
     _etag: str | None
     _replayed: list[s3_journal.Entry]
     _written: list[str]
+
+    def _put_journal(self, key: str, body: bytes) -> None:
+        try:
+            self.store.put(key, body, if_none_match=True)
+        except RaceLost:
+            # Our own PUT retried after its answer was lost finds itself: the same bytes are ours. Anything
+            # else at our next key is a fence: another run took the lock over while this one was stalled.
+            found = self.store.get(key)
+            if found is None or found.body != body:
+                self.compacts = False  # fenced: the snapshot is the new holder's to write
+                raise StateWriteError(
+                    str(self.path), "another run took this state's lock over (this run's lease ran out)"
+                ) from None
 
     def _lost(self) -> RaceLost:
         return RaceLost(

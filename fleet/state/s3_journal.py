@@ -28,7 +28,8 @@ from fleet.state.base import CheckpointError
 from fleet.state.s3_objects import ObjectStore, RaceLost
 
 SEQ_DIGITS = 10
-WINDOW = 4  # a writer's journal PUTs in flight at once (fleet/state/s3_window.py)
+WINDOW = 4  # a writer's group-commit journal PUTs in flight at once (fleet/state/s3_window.py)
+FENCE_MARGIN = WINDOW + 1  # those, and one journal of a command (begin, finish) beside them
 _MARK = "s3_journal:"
 # What a journal may do to the local copy (sqlite3's authorizer, during replay only): read, insert, update and
 # delete rows of the state's own tables. A journal is data from the bucket: it must not ATTACH a file, run a
@@ -154,7 +155,7 @@ def replay(db: sqlite3.Connection, store: ObjectStore, key: str, where: str) -> 
     return out
 
 
-def fence(store: ObjectStore, key: str, writer: str, by: str, window: int = WINDOW) -> int:
+def fence(store: ObjectStore, key: str, writer: str, by: str, window: int = FENCE_MARGIN) -> int:
     """Stop ``writer`` from journaling any more: create every key it could still be writing. A writer has at
     most ``window`` PUTs in flight and starts none after one failed, so those are the unlisted keys among the
     ``window`` below its last listed one and the ``window`` after it. Redone while the writer races us (a key

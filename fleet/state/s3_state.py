@@ -16,19 +16,24 @@ import os
 import shutil
 import sqlite3
 import tempfile
+from contextvars import ContextVar
 from pathlib import Path
 
 import anyio
 
 from fleet.errors import StateWriteError
+from fleet.manifest import Row
+from fleet.outcome import Outcome, Status
 from fleet.state import s3_journal
 from fleet.state.base import CheckpointError
 from fleet.state.checkpoint import Checkpoint
 from fleet.state.rows import CommitBatch
 from fleet.state.s3_compact import SnapshotCompaction
-from fleet.state.s3_objects import ObjectStore, RaceLost, S3Location
+from fleet.state.s3_objects import ObjectStore, S3Location
 from fleet.state.s3_window import JournalWindow
 
+# Set while an outcome that need not wait for S3 is recorded (``S3Checkpoint.record``).
+_LAZY: ContextVar[bool] = ContextVar("cognito_fleet_s3_lazy_record", default=False)
 COMPACT_EVERY = 1000  # journals per snapshot during a run (bounds the GETs a resume replays; once more at its end)
 
 
@@ -85,6 +90,8 @@ class S3Checkpoint(SnapshotCompaction, Checkpoint):
             super()._write(statements)
             return
         assert self.writer is not None
+        if self._window.broken is not None:  # a journal sent earlier was lost: nothing more is committed
+            raise self._window.broken
         seq = self._seq + 1
         key = s3_journal.journal_key(self.location.key, self.writer, seq)
         body = s3_journal.encode(statements)
@@ -100,6 +107,17 @@ class S3Checkpoint(SnapshotCompaction, Checkpoint):
         self._written.append(key)
         if self.compacts and len(self._written) > self.compact_every:
             self.compact()
+
+    async def record(self, outcome: Outcome, row: Row | None = None) -> None:
+        """As ``Checkpoint.record``, but only an in-flight mark waits for its journal to land in S3 (the rule:
+        no write before its mark is durable). Any other outcome returns once applied to the local copy and sent:
+        if its journal is lost with the process, the next run finds the mark and describes the domain again; if
+        its PUT fails, the next mark (or ``finish``) fails with it and the run stops."""
+        token = _LAZY.set(self._journaling and outcome.status is not Status.IN_FLIGHT)
+        try:
+            await super().record(outcome, row)
+        finally:
+            _LAZY.reset(token)
 
     async def _commit(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
         """The group commit (``fleet.state.rows``), pipelined: each batch is applied to the local copy at once and
@@ -123,6 +141,10 @@ class S3Checkpoint(SnapshotCompaction, Checkpoint):
                         self._send(current)
             finally:
                 self._committing = False
+        if _LAZY.get():  # applied locally (or queued for the commit in progress), sent; not waited for
+            if self._window.broken is not None:
+                raise self._window.broken
+            return
         await batch.done.wait()
         if batch.error is not None:
             raise batch.error
@@ -147,19 +169,6 @@ class S3Checkpoint(SnapshotCompaction, Checkpoint):
         self._seq = seq
         body = s3_journal.encode(batch.statements)
         self._window.send(lambda: self._put_journal(key, body), batch, lambda: self._written.append(key))
-
-    def _put_journal(self, key: str, body: bytes) -> None:
-        try:
-            self.store.put(key, body, if_none_match=True)
-        except RaceLost:
-            # Our own PUT retried after its answer was lost finds itself: the same bytes are ours. Anything
-            # else at our next key is a fence: another run took the lock over while this one was stalled.
-            found = self.store.get(key)
-            if found is None or found.body != body:
-                self.compacts = False  # fenced: the snapshot is the new holder's to write
-                raise StateWriteError(
-                    str(self.path), "another run took this state's lock over (this run's lease ran out)"
-                ) from None
 
     def close(self) -> None:
         """Compact (when this opener holds the lock and wrote or replayed anything), then drop the local copy."""

@@ -9,13 +9,12 @@ is started after one failed: that is what lets a run that takes the lock over fe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import anyio
-import anyio.from_thread
-import anyio.lowlevel
 
 from fleet.state.rows import CommitBatch
 from fleet.state.s3_journal import WINDOW
@@ -52,8 +51,10 @@ class JournalWindow:
         """Run ``put`` in a pool thread; then (in the event loop) ``landed()`` on success, set ``landing``, free
         the slot."""
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="cognito-fleet-journal")
-        token = anyio.lowlevel.current_token()
+            self._pool = ThreadPoolExecutor(self.size + 1, thread_name_prefix="cognito-fleet-journal")
+        # Told without waiting for the loop (call_soon_threadsafe): ``close`` may wait for the threads from the
+        # loop's own thread, and a thread waiting for the loop then would never end.
+        loop = asyncio.get_running_loop()
 
         def finish(error: Exception | None) -> None:
             if error is None:
@@ -71,7 +72,7 @@ class JournalWindow:
                     error = self.broken = exc
             # RuntimeError: the event loop has ended (the run was cancelled): nobody waits any more.
             with contextlib.suppress(RuntimeError):
-                anyio.from_thread.run_sync(finish, error, token=token)
+                loop.call_soon_threadsafe(finish, error)
 
         self._pool.submit(work)
 

@@ -303,3 +303,20 @@ def test_after_a_journal_that_could_not_be_written_the_local_copy_is_never_uploa
     state.close()
     assert KEY not in store.objects  # the copy that holds b's mark (not in S3) was not uploaded
     assert len(journals(store)) == 1  # a's journal: the next run replays it
+
+
+def test_only_an_in_flight_mark_waits_for_its_journal_to_land() -> None:
+    store = SlowStore()
+    state = open_state(store)
+    seen: dict[str, bool] = {}
+
+    async def main() -> None:
+        for domain, status in (("m.example.com", Status.IN_FLIGHT), ("v.example.com", Status.VERIFIED)):
+            await state.record(Outcome(domain, status, "arn:new", previous_certificate_arn="arn:old"))
+            seen[domain] = any(domain.encode() in v[0] for v in store.objects.values())
+            assert state.get(domain) is not None  # in the local copy either way
+
+    anyio.run(main)
+    assert seen == {"m.example.com": True, "v.example.com": False}  # the outcome's journal was still on its way
+    state.close()  # waits for it
+    assert any(b"v.example.com" in v[0] for v in store.objects.values())
