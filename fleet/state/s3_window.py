@@ -48,8 +48,8 @@ class JournalWindow:
             self._slots.release()
 
     def send(self, put: Callable[[], None], landing: CommitBatch, landed: Callable[[], None]) -> None:
-        """Run ``put`` in a pool thread; then (in the event loop) ``landed()`` on success, set ``landing``, free
-        the slot."""
+        """Run ``put`` in a pool thread, then ``landed()`` (in that thread) on success; then, in the event loop, set
+        ``landing`` and free the slot."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.size + 1, thread_name_prefix="cognito-fleet-journal")
         # Told without waiting for the loop (call_soon_threadsafe): ``close`` may wait for the threads from the
@@ -57,8 +57,6 @@ class JournalWindow:
         loop = asyncio.get_running_loop()
 
         def finish(error: Exception | None) -> None:
-            if error is None:
-                landed()
             landing.error = error
             landing.done.set()
             self.free()
@@ -68,6 +66,7 @@ class JournalWindow:
             if error is None:
                 try:
                     put()
+                    landed()  # here, not in the loop: ``close`` (in the loop's thread) sees it once the pool ends
                 except Exception as exc:  # every later PUT fails with it: no gap after a failure
                     error = self.broken = exc
             # RuntimeError: the event loop has ended (the run was cancelled): nobody waits any more.
