@@ -34,6 +34,11 @@ def json_mode() -> bool:
     return _level["json"]
 
 
+def unbind_all() -> None:
+    """Forget every bound field: a command starts with none (several commands in one process: the tests)."""
+    structlog.contextvars.clear_contextvars()
+
+
 def bind(**fields: Any) -> None:
     """Fields every later event of this command carries (``run_id``, ``command``, ``manifest``): with several jobs
     appending to one log, each line says whose it is."""

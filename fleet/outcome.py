@@ -62,6 +62,9 @@ class Outcome:
     # The row got as far as a write (this run, or the tool's earlier write it found): a failure now is what the
     # failure budget and the canary exist for; before a write (pre-flight, access) it is not. Not stored.
     after_write: bool = False
+    # NotAfter of the certificate Cognito is on when the row ended (the metrics' expiry), when asked for and
+    # describable. Not stored: the next run looks again.
+    certificate_not_after: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         d = {name: getattr(self, name) for name in OUTCOME_FIELDS}  # flat: no deep copy as asdict() makes
@@ -69,7 +72,8 @@ class Outcome:
         return d
 
 
-OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome) if f.name not in ("drift", "after_write"))
+_TRANSIENT = ("drift", "after_write", "certificate_not_after")
+OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome) if f.name not in _TRANSIENT)
 
 
 def stamp(moment: datetime) -> str:

@@ -73,6 +73,7 @@ def main() -> None:
     """Move Cognito user pool custom domains onto new ACM certificates, across many accounts."""
     # `cognito-fleet run ... | head -1`: a reader that goes away must not stop a run half-way; its output is dropped.
     sys.stdout, sys.stderr = Unbroken.wrap(sys.stdout), Unbroken.wrap(sys.stderr)
+    logs.unbind_all()  # this command's events carry its own fields only (reconcile binds its state, say)
 
 
 class Unbroken:

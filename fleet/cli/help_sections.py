@@ -29,6 +29,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "--imported",
         "--expiring-within",
         "--plan-only",
+        "--check",
     ),
     "Tuning (pace, limits, waiting, stopping)": (
         "--concurrency",
@@ -58,6 +59,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "--report",
         "--inventory",
         "--change-ref",
+        "--metrics-file",
+        "--pushgateway",
+        "--notify",
         "--progress",
         "--log-format",
         "--log-level",
@@ -70,6 +74,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "--plan-sha256",
         "--plan-max-age",
         "--allowed-accounts",
+        "--trust-state-dir",
     ),
 }
 OTHER = "Other options"

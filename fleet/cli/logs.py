@@ -23,6 +23,7 @@ from fleet.events import (
     json_mode,
     say,
     start_run,
+    unbind_all,
 )
 from fleet.manifest import Row
 from fleet.migration.engine import Observer
@@ -42,6 +43,7 @@ __all__ = [
     "json_mode",
     "say",
     "start_run",
+    "unbind_all",
 ]
 
 

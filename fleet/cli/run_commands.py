@@ -6,6 +6,7 @@ import collections
 import contextlib
 import dataclasses
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import click
 
 from fleet.cli import logs, options
 from fleet.cli.help_sections import SectionedCommand
+from fleet.cli.observing import Watch, check_option, observe_options
 from fleet.cli.option_groups import (
     ALLOWED_HELP,
     EXIT_HELP,
@@ -29,7 +31,7 @@ from fleet.cli.plan_table import plan_table
 from fleet.cli.progress import Fanout, ProgressBar, summary_table
 from fleet.cli.s3_records import staged
 from fleet.cli.state_options import STATE_REGION, StateArg, state_aws
-from fleet.errors import EXIT_OK
+from fleet.errors import EXIT_OK, FleetError
 from fleet.migration.engine import Observer
 from fleet.migration.pipeline import (
     Allowed,
@@ -45,15 +47,26 @@ from fleet.records.own_files import PLAN, refuse_foreign
 from fleet.records.plan_file import Approved, check_usable, read_plan
 from fleet.records.report import check_report_paths, read_report
 from fleet.records.rollback import rollback_state
-from fleet.shard import RowFilter
+from fleet.shard import RowFilter, Shard
 from fleet.state.s3_objects import S3Location
 from fleet.text import printable
 
 
-def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> RunResult:
-    """Run (or plan) with parsed options; expected errors are FleetErrors (exit 2, 3)."""
+def execute(
+    manifest: Path,
+    opts: dict[str, Any],
+    read_only: bool = False,
+    job: str | None = None,
+    nowhere: Sequence[tuple[str, str]] = (),
+    as_manifest: Path | None = None,
+) -> tuple[RunResult, int, list[str]]:
+    """Run (or plan, or check) with parsed options: the result, the exit code and the check's lines; expected
+    errors are FleetErrors (exit 2, 3). ``job`` names it in the metrics (reconcile's); ``nowhere``: reconcile's
+    selected domains with nowhere to go (told with the run's news); ``as_manifest``: the manifest the metrics name
+    (reconcile --check's is a scratch file)."""
     logs.configure(opts["log_format"], opts["log_level"])
     run_id = new_run_id()
+    command = "check" if opts.get("check") else job or ("plan" if read_only else "run")  # the metrics' job
     logs.bind(run_id=run_id, command="plan" if read_only else "run", manifest=manifest)
     if opts.get("plan_sha256") and opts.get("plan_file") is None:
         raise click.UsageError("--plan-sha256 goes with --plan PLAN.json")
@@ -65,43 +78,88 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
     if not rows:  # a header and no rows (or a filter that keeps none): nothing to do is success
         logs.say(f"{manifest}: no rows to do: nothing to do", rows=0)
         sys.exit(EXIT_OK)
+    # Metrics and notifications: they watch, never change the result.
+    watch = Watch(opts, command, as_manifest or manifest, shard, nowhere)
+    state, report = _paths(manifest, opts, shard, read_only)
+    # JSON logs mean every line is JSON: no progress bar unless asked for.
+    show_progress = sys.stderr.isatty() and not logs.json_mode() if opts["progress"] is None else opts["progress"]
+    change_ref = opts.get("change_ref") or (approved.plan.change_ref if approved else None)
+    settings = dataclasses.replace(
+        engine_settings(opts, rows, run_id), approved=approved, change_ref=change_ref, expiry=watch.outputs.metrics
+    )
+    row_logger = logs.RowLogger(quiet=show_progress)
+    try:
+        with contextlib.ExitStack() as stack:
+            observer: Observer = Fanout(row_logger, watch.expiries) if watch.wanted else row_logger
+            if show_progress:
+                observer = Fanout(observer, stack.enter_context(ProgressBar(rows, plan=read_only)))
+            if read_only:
+                allowed = Allowed(opts["allowed_accounts"], opts["organization"])
+                result = plan(
+                    parsed,
+                    report,
+                    settings,
+                    observer,
+                    run_id=run_id,
+                    allowed=allowed,
+                    out=opts["out"],
+                    state=state,
+                    watch=command == "check",
+                )
+            else:
+                policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
+                approve = None if opts["yes"] or not _interactive() else _ask
+                result = migrate(parsed, state, report, settings, observer, policy, run_id=run_id, approve=approve)
+    except FleetError as exc:
+        watch.failed(exc, report, settings.aws, _local(state), run_id)
+        raise
+    code = watch.exit_code(result)
+    if result.fleet_held and command != "check":  # nothing was called: one line, exit 0
+        logs.say(result.fleet_held, held=True, checkpoint=str(result.checkpoint))
+        watch.finished(result, code, settings.aws, _local(state))
+        sys.exit(code)
+    by_code, by_account = _log_finished(result, code, read_only, row_logger.throttles, watch.findings)
+    watch.finished(result, code, settings.aws, _local(state))
+    if show_progress:
+        if read_only:
+            plan_table(result.report, result.plan_out or result.report)
+        summary_table(result.counts, by_code, by_account)
+    return result, code, watch.lines(result)
+
+
+def _local(state: Path | S3Location) -> Path | None:
+    """The metrics' last-success fallback reads a local state only (an S3 one: the textfile's own value)."""
+    return state if isinstance(state, Path) else None
+
+
+def _paths(
+    manifest: Path, opts: dict[str, Any], shard: Shard | None, read_only: bool
+) -> tuple[Path | S3Location, Path]:
+    """The state and the report (plan's: NAME.plan.csv), refused before anything if the report would go over a file
+    the tool did not write."""
     default_checkpoint, default_report = default_paths(manifest, shard)
     state = opts["checkpoint"] or _rollback_state(manifest) or default_checkpoint
     if read_only:
         report = opts["report"] or default_report.with_name(default_report.name.replace(".report", ".plan"))
-        check_report_paths(report, run_record=False)  # before anything: never over a file the tool did not write
+        check_report_paths(report, run_record=False)
         if opts["out"] is not None:
             refuse_foreign(opts["out"], PLAN)
     else:
         report = opts["report"] or default_report
         check_report_paths(report)
-    # JSON logs mean every line is JSON: no progress bar unless asked for.
-    show_progress = sys.stderr.isatty() and not logs.json_mode() if opts["progress"] is None else opts["progress"]
-    change_ref = opts.get("change_ref") or (approved.plan.change_ref if approved else None)
-    settings = dataclasses.replace(engine_settings(opts, rows, run_id), approved=approved, change_ref=change_ref)
-    row_logger = logs.RowLogger(quiet=show_progress)
-    with contextlib.ExitStack() as stack:
-        observer: Observer = row_logger
-        if show_progress:
-            observer = Fanout(observer, stack.enter_context(ProgressBar(rows, plan=read_only)))
-        if read_only:
-            allowed = Allowed(opts["allowed_accounts"], opts["organization"])
-            result = plan(
-                parsed, report, settings, observer, run_id=run_id, allowed=allowed, out=opts["out"], state=state
-            )
-        else:
-            policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
-            approve = None if opts["yes"] or not _interactive() else _ask
-            result = migrate(parsed, state, report, settings, observer, policy, run_id=run_id, approve=approve)
-    if result.fleet_held:  # nothing was called: one line, exit 0
-        logs.say(result.fleet_held, held=True, checkpoint=str(result.checkpoint))
-        sys.exit(result.exit_code)
+    return state, report
+
+
+def _log_finished(
+    result: RunResult, code: int, read_only: bool, throttles: int, findings: list[dict[str, Any]]
+) -> tuple[collections.Counter[str], collections.Counter[str]]:
+    """``run_finished``, with the failures by code and by account (returned for the summary table)."""
     by_code, by_account = failures_of(result.report)
     logs.finish_run(
-        result.exit_code,
+        code,
         counts=dict(result.counts),
         writes=0 if read_only else result.tally.writes,  # UpdateUserPoolDomain calls of this run that succeeded
-        throttles=row_logger.throttles,
+        throttles=throttles,
         failures=dict(by_code),
         failures_before_write=dict(result.tally.before_write),
         failures_after_write=dict(result.tally.after_write),
@@ -116,12 +174,10 @@ def execute(manifest: Path, opts: dict[str, Any], read_only: bool = False) -> Ru
         edge=dict(result.edges.counts) if result.edges and result.edges.counts else "not checked",
         edge_unreachable=dict(result.edges.unreachable) if result.edges and result.edges.unreachable else None,
         warnings=[line for line in result.edge_lines(read_only) if line.startswith("warning:")] or None,
+        held=result.fleet_held.split("; ")[0] if result.fleet_held else None,  # --check: who held it, since when
+        check=findings or None,
     )
-    if show_progress:
-        if read_only:
-            plan_table(result.report, result.plan_out or result.report)
-        summary_table(result.counts, by_code, by_account)
-    return result
+    return by_code, by_account
 
 
 def _approved(manifest: Path, opts: dict[str, Any]) -> Approved:
@@ -220,12 +276,13 @@ def print_result(result: RunResult, read_only: bool = False) -> None:
 @run_only_options
 @record_options
 @trust_state_dir_option
+@observe_options
 def run(manifest: Path, **opts: Any) -> None:
     """Migrate every domain of MANIFEST to its certificate_arn; rerun the same command to resume."""
     with staged(opts["report"], state_aws(opts)) as opts["report"]:  # s3://: written here, uploaded at the end
-        result = execute(manifest, opts)
+        result, code, _ = execute(manifest, opts)
         print_result(result)
-    sys.exit(result.exit_code)
+    sys.exit(code)
 
 
 @click.command("plan", cls=SectionedCommand, epilog=EXIT_HELP)
@@ -255,16 +312,21 @@ def run(manifest: Path, **opts: Any) -> None:
     help="Also write the plan to approve (JSON, mode 0600): every domain's current certificate, target and what "
     "will happen, when, by whom, from which manifest; `run --plan` applies it, `report` renders it.",
 )
+@check_option
+@observe_options
 def plan_command(manifest: Path, **opts: Any) -> None:
     """Show what `run` would do, read-only (Describe and ACM calls only): planned / unchanged / failed.
 
     The report defaults to NAME.plan.csv beside the manifest; the run's state is read for its holds (a domain a
     rollback holds is planned `held`), never written.
     """
-    with staged(opts["report"], state_aws(opts)) as opts["report"]:
-        result = execute(manifest, opts, read_only=True)
-        print_result(result, read_only=True)
-    sys.exit(result.exit_code)
+    with staged(opts["report"], state_aws(opts)) as opts["report"]:  # s3://: written here, uploaded at the end
+        result, code, check_lines = execute(manifest, opts, read_only=True)
+        # The watcher looked even at a held fleet: its lines are the plan's (the hold is one of the check's lines).
+        print_result(dataclasses.replace(result, fleet_held=None) if opts["check"] else result, read_only=True)
+        for line in check_lines if not logs.json_mode() else ():
+            click.echo(line)
+    sys.exit(code)
 
 
 def _n(count: object, noun: str) -> str:

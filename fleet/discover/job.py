@@ -68,6 +68,7 @@ class Discovered:
     rows: int
     domains: int
     accounts: int
+    cannot_move: tuple[tuple[str, str], ...] = ()  # selected domains with nowhere to go: (domain, why)
 
 
 def reconcile_paths(state: Path) -> tuple[Path, Path, Path]:
@@ -184,4 +185,5 @@ def _finish(
         manifest=str(out) if out else None,
         inventory=str(inventory_path),
     )
-    return Discovered(code, summary, rows, len(domains), accounts)
+    nowhere = tuple((f.domain, f"{f.selection}: {f.error_code}") for f in stuck)
+    return Discovered(code, summary, rows, len(domains), accounts, nowhere)

@@ -76,6 +76,17 @@ class CertificateChecks:
         """DescribeCertificate's answer for ``arn`` (described once; its error raised to every caller)."""
         return await self._described.get(arn, describe)
 
+    async def not_after(self, arn: str, describe: Callable[[], Awaitable[dict[str, Any]]]) -> str | None:
+        """The certificate's NotAfter (ISO 8601 UTC), for the metrics: None when it cannot be described (deleted,
+        another account's, the run stopping); never an error of the row."""
+        try:
+            not_after = (await self._described.get(arn, describe)).get("Certificate", {}).get("NotAfter")
+        except Exception:
+            return None
+        if not isinstance(not_after, datetime):
+            return None
+        return (not_after if not_after.tzinfo else not_after.replace(tzinfo=UTC)).isoformat().replace("+00:00", "Z")
+
     async def verify(
         self,
         arn: str,

@@ -63,6 +63,8 @@ class EngineSettings:
     approved: Approved | None = None  # run --plan: the plan applied (fleet/records/plan_file.py)
     change_ref: str | None = None  # --change-ref: the change ticket this run carries out (the records name it)
     settings_file: SettingsFile | None = None  # the settings file that set some options (recorded, not used)
+    # Also describe the certificate each domain is on when it ends (metrics: its expiry); one call per certificate.
+    expiry: bool = False
 
 
 class Observer:
@@ -267,6 +269,7 @@ class _Runner:
                 edge=self.edge,
                 on_retry=self.obs.retry,
                 approved=self.settings.approved,
+                expiry=self.settings.expiry,
             )
             for region in group_by(rows, "region")
         }

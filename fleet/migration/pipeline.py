@@ -261,17 +261,19 @@ def plan(
     allowed: Allowed | None = None,
     out: Path | None = None,
     state: StatePath | None = None,
+    watch: bool = False,
 ) -> RunResult:
     """Read-only: describe and check every row, write nothing; rows end planned / unchanged / failed.
 
     Plan records into a throw-away state; the run's ``state`` is only read, for its holds: a domain a rollback
     holds is planned ``held`` (as the run would leave it), a held fleet plans nothing (as the run would do
-    nothing). ``out``: also write the plan file (fleet.records.plan_file) that `run --plan` applies, unless the
+    nothing), unless ``watch`` (the watcher, `plan --check`: a hold stops writes, never watching; the result
+    says held). ``out``: also write the plan file (fleet.records.plan_file) that `run --plan` applies, unless the
     plan stopped early (rows not looked at).
     """
     manifest = source if isinstance(source, Manifest) else load(source, shard)
     held = _fleet_hold(state, settings) if state is not None else None
-    if held is not None:
+    if held is not None and not watch:
         return RunResult(collections.Counter(), report_path, jsonl_path(report_path), Path(), fleet_held=held)
     holds = _holds(state, settings) if state is not None else {}
     settings = dataclasses.replace(settings, mode=Mode(plan=True), canary=0, max_failures=None)
@@ -324,6 +326,7 @@ def plan(
         edges=edges,
         plan_out=written,
         manifest=manifest.path,
+        fleet_held=held,
     )
 
 

@@ -56,6 +56,7 @@ class RowContext:
     edge: EdgeChecker | None = None  # None: --no-edge-check (verified is Cognito's word)
     on_retry: Callable[[Row, Failure, float], None] | None = None
     approved: Approved | None = None  # run --plan: only the plan's writes, on the certificates it saw
+    expiry: bool = False  # also find the NotAfter of the certificate the domain ends on (metrics)
 
     @property
     def stopping(self) -> bool:
@@ -284,6 +285,7 @@ async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outco
     )
     last = stored.outcome if stored and stored.outcome.certificate_arn == row.certificate_arn else None
     original = ctx.checkpoint.original(row.domain, row.certificate_arn)
+    current: str | None = None
     try:
         if ctx.approved is not None:
             ctx.approved.entry(row)  # a row the plan does not have: nothing is called for it
@@ -334,6 +336,10 @@ async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outco
     except Exception as exc:  # an AWS or connection error that retries did not cure
         failure = classify(exc)
         outcome.error_code, outcome.error_message = failure.code, failure.message
+    if ctx.expiry and current is not None:
+        on = row.certificate_arn if outcome.written_at else current
+        describe = _certificate_describer(ctx, row, counter, on)
+        outcome.certificate_not_after = await ctx.certificates.not_after(on, describe)
     outcome.attempts = counter.attempts
     outcome.finished_at = ctx.now()
     await ctx.checkpoint.record(outcome, row)

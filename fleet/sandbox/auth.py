@@ -6,7 +6,8 @@ secret of its access key, a session token must be the one issued with its key, a
 caller's policy document from ``iam/`` at the repository root:
 
 - the hub's static keys (``HUB_CREDENTIALS``) to ``iam/hub-policy.json``;
-- every assumed-role session to ``iam/role-policy.json``, whatever the role's name;
+- every assumed-role session to ``iam/role-policy.json``, whatever the role's name, but the read-only role's
+  (``CognitoFleetReadOnlyRole``: discover, plan, the watcher) to ``iam/readonly-role-policy.json``;
 - the sandbox's own *admin* keys (``ADMIN_CREDENTIALS``, for seeding and test setup) to nothing, and so are
   the sessions the admin assumes: the admin stands for whoever built the fleet, not for cognito-fleet.
 """
@@ -49,7 +50,13 @@ IAM_DIR = _iam_dir()
 # placeholder iam/hub-policy.json's aws:ResourceOrgID condition carries, as if it had been filled in.
 SANDBOX_ORGANIZATION = "o-exampleorgid"
 OTHER_ORGANIZATION = "o-someoneelses0"
-POLICY_FILES = {"hub": "hub-policy.json", "role": "role-policy.json", "state": "state-bucket-policy.json"}
+POLICY_FILES = {
+    "hub": "hub-policy.json",
+    "role": "role-policy.json",
+    "readonly": "readonly-role-policy.json",
+    "state": "state-bucket-policy.json",
+}
+READONLY_ROLE_NAME = "CognitoFleetReadOnlyRole"  # iam/role-stackset.yaml's second role
 MAX_SKEW = 15 * 60  # seconds: AWS refuses a signature dated further from its clock ("Signature expired")
 
 Reason = Literal["signature", "token", "missing", "expired", "denied"]
@@ -166,7 +173,7 @@ class Authority:
             secret,
             account,
             f"arn:aws:sts::{account}:assumed-role/{role_name}/{session}",
-            None if unrestricted else "role",
+            None if unrestricted else "readonly" if role_name == READONLY_ROLE_NAME else "role",
             token,
             expiry,
         )
@@ -342,4 +349,6 @@ def resource_of(service: str, operation: str, params: dict[str, Any], account: s
         return str(params["CertificateArn"])
     if service == "sts" and operation == "AssumeRole":
         return str(params.get("RoleArn", "*"))
+    if service == "sns" and isinstance(params.get("TopicArn"), str):
+        return str(params["TopicArn"])
     return "*"

@@ -262,6 +262,8 @@ class FidelityApp(_Services):
         except AuthError as exc:
             self.state.count_fault(AUTH_FAULTS[exc.reason])
             code, status = exc.code(protocol)
+            if service == "sns" and exc.reason == "denied":
+                code = "AuthorizationError"  # SNS's own name for an IAM denial (SNS API Reference, Publish: Errors)
             if protocol == "query":
                 return xml_error(start_response, code, exc.message, status)
             return json_error(start_response, AwsError(code, exc.message, status))

@@ -75,6 +75,15 @@ class RowsMixin(CheckpointBase):
         outcome.status = Status(values["status"])
         return Stored(outcome, int(values["pass"] or 0), bool(values["drift"]))
 
+    def managed(self) -> list[Row]:
+        """Every domain the state holds an outcome for, as a row to its last target (the watcher's fleet); the
+        role is the default one (the state keeps no role or external id)."""
+        cursor = self._reader.execute(
+            "SELECT account_id, region, user_pool_id, domain, certificate_arn FROM outcomes "
+            "WHERE account_id IS NOT NULL AND region IS NOT NULL AND user_pool_id IS NOT NULL ORDER BY domain"
+        )
+        return [Row(0, *map(str, values)) for values in cursor]
+
     def original(self, domain: str, target: str) -> str | None:
         """The certificate ``domain`` had before the tool first moved it to ``target``, if it ever did."""
         row = self._one("SELECT original FROM moves WHERE domain = ? AND target = ?", (domain, target))

@@ -27,7 +27,7 @@ from moto.iam import policy_conditions
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from fleet.aws.credentials import AwsSettings
-from fleet.sandbox.auth import OTHER_ORGANIZATION, SANDBOX_ORGANIZATION
+from fleet.sandbox.auth import OTHER_ORGANIZATION, READONLY_ROLE_NAME, SANDBOX_ORGANIZATION
 from fleet.sandbox.s3 import teach_moto_string_like
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +57,7 @@ HUB_ACTIONS = frozenset(
         "organizations:ListAccounts",
         "organizations:ListAccountsForParent",
         "organizations:ListOrganizationalUnitsForParent",
+        "sns:Publish",  # --notify sns:TOPIC_ARN (fleet/observe/notify.py)
     }
 )
 # What the hub calls on an s3:// state's bucket (fleet/aws/s3.py), and the IAM action each needs (AWS's service
@@ -113,10 +114,10 @@ def template() -> dict[str, Any]:
     return plain
 
 
-def role_properties() -> dict[str, Any]:
+def role_properties(name: str = "CognitoFleetRole") -> dict[str, Any]:
     roles = {k: v for k, v in template()["Resources"].items() if v["Type"] == "AWS::IAM::Role"}
-    assert list(roles) == ["CognitoFleetRole"], "the template creates exactly one role"
-    props: dict[str, Any] = roles["CognitoFleetRole"]["Properties"]
+    assert list(roles) == ["CognitoFleetRole", READONLY_ROLE_NAME], "the template creates exactly the two roles"
+    props: dict[str, Any] = roles[name]["Properties"]
     return props
 
 
@@ -152,7 +153,7 @@ def test_template_passes_cfn_lint() -> None:
 def test_cfn_lint_catches_a_broken_template(old: str, new: str, rule: str) -> None:
     # The lint gate above is only worth something if the same call reports a mistake in this very template.
     text = TEMPLATE.read_text(encoding="utf-8")
-    assert text.count(old) == 1
+    assert text.count(old) == 2  # once in each role (the writing one and the read-only one)
     found = cfnlint.api.lint(text.replace(old, new))
     assert rule in {m.rule.id for m in found}, [str(m) for m in found]
 
@@ -162,7 +163,7 @@ def test_cfn_lint_catches_a_broken_template(old: str, new: str, rule: str) -> No
 ACCEPTED_FINDINGS = {"role-policy.json": [("RESOURCE_STAR", ["cloudfront:UpdateDistribution"])]}
 
 
-@pytest.mark.parametrize("name", ["hub-policy.json", "role-policy.json"])
+@pytest.mark.parametrize("name", ["hub-policy.json", "role-policy.json", "readonly-role-policy.json"])
 def test_parliament_finds_nothing(name: str) -> None:
     policy = parliament.analyze_policy_string((IAM / name).read_text(encoding="utf-8"))
     assert [(f.issue, f.detail) for f in policy.findings] == ACCEPTED_FINDINGS.get(name, [])
@@ -196,7 +197,7 @@ def test_parliament_community_auditors_flag_only_assume_role() -> None:
 
 
 # ---- least privilege ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["hub-policy.json", "role-policy.json"])
+@pytest.mark.parametrize("name", ["hub-policy.json", "role-policy.json", "readonly-role-policy.json"])
 def test_policies_only_allow_named_actions_on_named_resources(name: str) -> None:
     policy = load_json(name)
     assert policy["Version"] == "2012-10-17"
@@ -276,7 +277,8 @@ def test_hub_policy_assumes_only_the_fleet_role_and_lists_the_organization() -> 
     by_action = {a: stmt["Resource"] for stmt in hub["Statement"] for a in actions({"Statement": [stmt]})}
     # The role name the tool assumes by default (--role-name) and the template's default name.
     role_name = AwsSettings().role_name
-    assert by_action["sts:AssumeRole"] == f"arn:aws:iam::*:role/{role_name}"
+    assert by_action["sts:AssumeRole"] == [f"arn:aws:iam::*:role/{n}" for n in (role_name, READONLY_ROLE_NAME)]
+    assert template()["Parameters"]["ReadOnlyRoleName"]["Default"] == READONLY_ROLE_NAME
     assert template()["Parameters"]["RoleName"]["Default"] == role_name
     org = {a: r for a, r in by_action.items() if a.startswith("organizations:")}
     assert org and all(a.split(":")[1].startswith("List") and r == "*" for a, r in org.items())
@@ -298,6 +300,9 @@ def test_hub_policy_assumes_roles_only_inside_the_organization() -> None:
     decide = lambda org: evaluator.is_action_permitted("sts:AssumeRole", role, None, org)  # noqa: E731
     assert decide({"aws:ResourceOrgID": SANDBOX_ORGANIZATION}) == PermissionResult.PERMITTED
     assert decide({"aws:ResourceOrgID": OTHER_ORGANIZATION}) != PermissionResult.PERMITTED
+
+
+NAMED_NOT_CALLED = frozenset({"sso"})
 
 
 def fleet_aws_calls(package: Path = ROOT / "fleet") -> dict[str, set[str]]:
@@ -324,7 +329,9 @@ def fleet_aws_calls(package: Path = ROOT / "fleet") -> dict[str, set[str]]:
             else:
                 continue
             names.setdefault(name, set()).add(f"{path}:{node.lineno}")
-    services = {n for n in names if n in available} | {"sts"}  # sts: the hub's client, named in one place
+    # sts: the hub's client, named in one place. "sso" is named by aws/endpoints.py only to check the SSO
+    # portal's address for plain HTTP (botocore's own provider calls it, not the tool): no client of ours.
+    services = ({n for n in names if n in available} - NAMED_NOT_CALLED) | {"sts"}
     found: dict[str, set[str]] = {}
     for service in services:
         for op in operations(service):
@@ -388,7 +395,7 @@ def test_trust_policy_trusts_one_principal_with_an_external_id() -> None:
 
 def test_template_role_settings() -> None:
     params = template()["Parameters"]
-    assert set(params) == {"HubPrincipalArn", "ExternalId", "RoleName"}
+    assert set(params) == {"HubPrincipalArn", "ExternalId", "RoleName", "ReadOnlyRoleName"}
     assert params["ExternalId"].get("NoEcho") is True
     props = role_properties()
     assert props["RoleName"] == {"Ref": "RoleName"}
@@ -396,7 +403,8 @@ def test_template_role_settings() -> None:
     assert props["MaxSessionDuration"] == 3600 >= AwsSettings().session_duration
     assert template()["Description"] and props["Description"]
     # CloudFormation checks parameters against these patterns: the documented placeholders must pass them.
-    for name, value in {**PLACEHOLDERS, "RoleName": params["RoleName"]["Default"]}.items():
+    defaults = {n: params[n]["Default"] for n in ("RoleName", "ReadOnlyRoleName")}
+    for name, value in {**PLACEHOLDERS, **defaults}.items():
         assert re.fullmatch(params[name]["AllowedPattern"], value), name
 
 
@@ -449,3 +457,29 @@ def test_state_bucket_policy_grants_exactly_what_the_state_calls_on_its_prefix_o
     assert not allowed("s3:PutObject", f"{STATE_BUCKET_ARN}/elsewhere/state.sqlite")
     assert allowed("s3:ListBucket", STATE_BUCKET_ARN, {"s3:prefix": "cognito-fleet/prod/state.sqlite.journal/"})
     assert not allowed("s3:ListBucket", STATE_BUCKET_ARN, {"s3:prefix": "secrets/"})
+
+
+# ---- the read-only role (discover, plan, the watcher) -------------------------------------------------------------
+def test_readonly_role_policy_grants_the_reads_and_nothing_that_writes() -> None:
+    levels = {
+        f"{svc['prefix']}:{p['privilege']}": p["access_level"]
+        for svc in parliament.iam_definition
+        for p in svc["privileges"]
+    }
+    granted = set(actions(load_json("readonly-role-policy.json")))
+    assert granted == ROLE_ACTIONS - {ONLY_WRITE}
+    assert {a: levels[a] for a in granted if levels[a] not in ("Read", "List")} == {}
+    policy = IAMPolicy(json.dumps(load_json("readonly-role-policy.json")))
+    for action in (ONLY_WRITE, "cloudfront:UpdateDistribution"):
+        assert policy.is_action_permitted(action, POOL_ARN) != PermissionResult.PERMITTED
+        assert policy.is_action_permitted(action, "*") != PermissionResult.PERMITTED
+
+
+def test_template_deploys_the_readonly_role_as_reviewed() -> None:
+    props = role_properties(READONLY_ROLE_NAME)
+    (inline,) = props["Policies"]
+    assert inline["PolicyDocument"] == load_json("readonly-role-policy.json")
+    assert "ManagedPolicyArns" not in props
+    assert props["RoleName"] == {"Ref": "ReadOnlyRoleName"} and props["MaxSessionDuration"] == 3600
+    # The same trust as the writing role: the hub principal, with the external id.
+    assert substitute(props["AssumeRolePolicyDocument"], PLACEHOLDERS) == load_json("role-trust-policy.json")

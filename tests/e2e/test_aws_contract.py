@@ -93,7 +93,7 @@ def reaction(cell: str) -> tuple[str, str | None]:
 
 
 def protocol(service: str) -> str:
-    return "query" if service == "sts" else "json"
+    return "query" if service in ("sts", "sns") else "json"
 
 
 # ---- the table against the code and the models ------------------------------------------------------------------
@@ -120,7 +120,7 @@ def test_the_table_names_every_error_the_models_document_and_the_common_ones() -
 
 
 def test_every_reaction_is_one_the_page_defines() -> None:
-    defined = {"retry", "describe-first", "fail", "account", "hub", "error", "abort", "outage", "—"}
+    defined = {"retry", "describe-first", "fail", "account", "hub", "error", "abort", "outage", "notify", "—"}
     for c in contract():
         assert reaction(c.run)[0] in defined and reaction(c.discover)[0] in defined, c
         if c.name == "UpdateUserPoolDomain":
@@ -172,7 +172,8 @@ def cases(column: str) -> list[Any]:
     return [
         pytest.param(c, id=f"{c.operation}-{c.error}")
         for c in contract()
-        if reaction(getattr(c, column))[0] != "—" and c.operation != "*"
+        # `notify` (SNS Publish after the run, for --notify): injected in tests/e2e/test_notify.py
+        if reaction(getattr(c, column))[0] not in ("—", "notify") and c.operation != "*"
     ]
 
 
