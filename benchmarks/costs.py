@@ -33,14 +33,15 @@ from fleet.sandbox.server import Sandbox
 
 
 async def _measure(endpoint: str, domains: list[dict[str, str]], calls: int) -> dict[str, Any]:
-    import anyio
 
+    from fleet.aws.calls import Calls
     from fleet.aws.credentials import AwsSettings, Hub, role_arn_for
+    from fleet.aws.limits import Limits
     from fleet.aws.retry import BackoffPolicy
 
     settings = AwsSettings(endpoint_url=endpoint)
     out: dict[str, Any] = {}
-    async with Hub(settings, BackoffPolicy(), anyio.sleep) as hub:
+    async with Hub(settings, Calls(Limits(None, 5.0), BackoffPolicy())) as hub:
         warm, *fresh = domains  # the first account pays the one-time costs (models, shared clients)
         for d in [warm, *fresh]:
             t0 = time.process_time()

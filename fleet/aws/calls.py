@@ -6,6 +6,7 @@ the same path, so an account's credentials stay bound (views of shared clients h
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -13,7 +14,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 
 from fleet.aws.limits import Limits, RegionLimits
-from fleet.aws.outage import Outages
+from fleet.aws.outage import Outages, leaving
 from fleet.aws.retry import AttemptCounter, BackoffPolicy, Failure, call_with_retry
 from fleet.aws.stop import Stop, StopRequested
 from fleet.aws.write_once import WriteOnce
@@ -41,7 +42,7 @@ class Calls:
         self,
         client: Any,
         operation: str,
-        limits: RegionLimits,
+        limits: RegionLimits | None,
         limit_key: str,
         counter: AttemptCounter | None = None,
         *,
@@ -55,20 +56,24 @@ class Calls:
         Once the run is stopping, a call that has not been sent yet raises StopRequested instead (unless
         ``despite_stop``: a look that belongs to a write already sent). A call that was sent finishes (with its
         retries): the run drains. A ``write`` follows its rule (``write_once``): its in-flight mark is made once,
-        after the limits let the call go and just before it leaves.
+        after the limits let the call go and just before it leaves. ``limits`` None: the hub's own STS calls
+        (GetCallerIdentity, AssumeRole), which take no politeness limit and no in-flight slot: a credential refresh
+        runs inside a call that already holds one, and waiting for another could wait forever.
         """
         method: Callable[..., Awaitable[Any]] = getattr(client, snake(operation))
         sent = False
 
         async def send() -> Any:
             nonlocal sent
-            async with self.limits.call(limits, limit_key, operation):
+            limited = self.limits.call(limits, limit_key, operation) if limits is not None else _UNLIMITED
+            async with limited:
                 if not sent:
                     if self.stop.requested and not despite_stop:
                         raise StopRequested
                     if write is not None:
                         await write.mark()
                     sent = True
+                leaving()  # the outage gate dates this attempt's answer from now
                 return await method(**kwargs)
 
         async def attempt() -> Any:
@@ -94,6 +99,9 @@ class Calls:
             token = page.get("NextToken")
             if not token:
                 return found
+
+
+_UNLIMITED = contextlib.nullcontext()
 
 
 def _endpoint_of(client: Any) -> str:

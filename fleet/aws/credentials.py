@@ -19,13 +19,12 @@ import anyio
 
 from fleet.aws.endpoints import Endpoint, credential_endpoints, require_encryption, resolve
 from fleet.aws.limits import call_ceiling
-from fleet.aws.retry import AttemptCounter, BackoffPolicy, Sleep, call_with_retry
 
 if TYPE_CHECKING:  # the AWS stack is imported when first used: `validate` and `--help` never need it
     from aiobotocore.config import AioConfig
     from aiobotocore.credentials import AioRefreshableCredentials
 
-    from fleet.aws.outage import Outages
+    from fleet.aws.calls import Calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +66,12 @@ def role_arn_for(account_id: str, settings: AwsSettings, row_role_arn: str | Non
 
 
 class Hub:
-    """The calling identity: one STS client that assumes every account's role."""
+    """The calling identity: one STS client that assumes every account's role, through the job's ``calls`` (its
+    retry policy, clock, stop and outage gate: ``fleet.aws.runtime``)."""
 
-    def __init__(self, settings: AwsSettings, policy: BackoffPolicy, sleep: Sleep) -> None:
+    def __init__(self, settings: AwsSettings, calls: Calls) -> None:
         self.settings = settings
-        self.policy = policy
-        self.sleep = sleep
+        self.calls = calls
         import aioboto3
 
         self._stack = contextlib.AsyncExitStack()
@@ -83,8 +82,6 @@ class Hub:
         self._shared: dict[tuple[str, str], Any] = {}
         self.endpoints: dict[tuple[str, str], Endpoint] = {}  # (service, region) -> where its calls go, and why
         self._shared_lock = anyio.Lock()
-        # The run's outage gate (engine): AssumeRole waits out an unreachable STS like every other call.
-        self.outages: Outages | None = None
 
     async def __aenter__(self) -> Hub:
         # Before any credential is resolved: where botocore's own providers (a role's AssumeRole, SSO) would call.
@@ -147,25 +144,18 @@ class Hub:
         from aiobotocore.credentials import AioRefreshableCredentials
 
         settings = self.settings
+        kwargs: dict[str, Any] = {
+            "RoleArn": role_arn,
+            "RoleSessionName": settings.session_name,
+            "DurationSeconds": settings.session_duration,
+        }
+        if external_id:
+            kwargs["ExternalId"] = external_id
 
-        async def fetch() -> dict[str, str]:
-            kwargs: dict[str, Any] = {
-                "RoleArn": role_arn,
-                "RoleSessionName": settings.session_name,
-                "DurationSeconds": settings.session_duration,
-            }
-            if external_id:
-                kwargs["ExternalId"] = external_id
-
-            async def send() -> Any:
-                return await self._sts.assume_role(**kwargs)
-
-            async def attempt() -> Any:
-                if self.outages is None:
-                    return await send()
-                return await self.outages.through(str(self._sts.meta.endpoint_url), send)
-
-            resp = await call_with_retry(attempt, self.policy, AttemptCounter(), self.sleep)
+        async def fetch(refresh: bool = True) -> dict[str, str]:
+            # The job's call path (retries, outage gate). A refresh happens inside a call already under way, so it
+            # goes despite a stop; the first AssumeRole is an account not yet started, left when the job stops.
+            resp = await self.calls.call(self._sts, "AssumeRole", None, role_arn, despite_stop=refresh, **kwargs)
             creds = resp["Credentials"]
             expiration = creds["Expiration"]
             return {
@@ -175,7 +165,7 @@ class Hub:
                 "expiry_time": expiration.isoformat() if isinstance(expiration, datetime) else str(expiration),
             }
 
-        metadata = await fetch()
+        metadata = await fetch(refresh=False)
         # botocore refreshes 15 min (advisory) / 10 min (mandatory) before expiry: with short sessions
         # that would mean an AssumeRole before every call, so scale the margins to the real lifetime.
         lifetime = max(1.0, (datetime.fromisoformat(metadata["expiry_time"]) - datetime.now(UTC)).total_seconds())

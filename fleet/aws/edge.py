@@ -61,6 +61,14 @@ class Seen:
         return self.served.not_after.strftime("%Y-%m-%dT%H:%M:%SZ") if self.served else None
 
 
+@dataclass(frozen=True, slots=True)
+class NotSeen:
+    """What ``EdgeChecker.look`` returns when no certificate could be seen: why, where, how many tries
+    ("WHY; edge HOST:PORT, SNI NAME, N tries": ``fleet.outcome.reason_kind`` keeps the WHY)."""
+
+    reason: str
+
+
 class EdgeUnreachable(Exception):
     """No handshake with the edge; the message says why."""
 
@@ -196,12 +204,11 @@ class EdgeChecker:
         except ValueError as exc:
             raise EdgeUnreachable(f"a certificate that cannot be read ({exc})") from None
 
-    async def look(self, domain: str, cloudfront: str | None) -> Served | str:
-        """The certificate the domain's edge serves, or why none could be seen after ``tries`` tries
-        ("WHY; edge HOST:PORT, SNI NAME, N tries": ``reason_kind`` keeps the WHY)."""
+    async def look(self, domain: str, cloudfront: str | None) -> Served | NotSeen:
+        """The certificate the domain's edge serves, or why none could be seen after ``tries`` tries."""
         where = self.where(cloudfront)
         if where is None:
-            return f"Cognito names no CloudFront distribution; SNI {domain}"
+            return NotSeen(f"Cognito names no CloudFront distribution; SNI {domain}")
         start, reason = self.clock.monotonic(), ""
         for attempt in range(self.settings.tries):
             if attempt:
@@ -210,7 +217,7 @@ class EdgeChecker:
                 return await self.handshake(*where, domain)
             except EdgeUnreachable as exc:
                 reason = str(exc)
-        return f"{reason}; edge {where[0]}:{where[1]}, SNI {domain}, {self.settings.tries} tries"
+        return NotSeen(f"{reason}; edge {where[0]}:{where[1]}, SNI {domain}, {self.settings.tries} tries")
 
 
 def _reason(exc: BaseException) -> str:

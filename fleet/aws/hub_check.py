@@ -15,24 +15,24 @@ from typing import Any
 import anyio
 import botocore.exceptions as bce
 
+from fleet.aws.calls import Calls
 from fleet.aws.credentials import AwsSettings, Hub
 from fleet.aws.endpoints import summary
-from fleet.aws.retry import AttemptCounter, BackoffPolicy, Sleep, call_with_retry, classify, connection_errors
+from fleet.aws.retry import classify, connection_errors
 from fleet.errors import FleetError, HubUnavailable
 
 
 @contextlib.asynccontextmanager
-async def checked_hub(
-    settings: AwsSettings, policy: BackoffPolicy, sleep: Sleep, regions: Iterable[str] = ()
-) -> AsyncIterator[Hub]:
+async def checked_hub(settings: AwsSettings, calls: Calls, regions: Iterable[str] = ()) -> AsyncIterator[Hub]:
     """The hub, open and its identity confirmed (``hub.arn``); HubUnavailable (one line) otherwise. The clients of
-    ``regions`` are created first: an endpoint in clear text is refused before any connection (InsecureEndpoint)."""
+    ``regions`` are created first: an endpoint in clear text is refused before any connection (InsecureEndpoint).
+    Its calls (this check, AssumeRole) go through ``calls``: built by ``fleet.aws.runtime``."""
     from fleet.events import get_logger
 
     endpoint = settings.endpoint_url or f"https://sts.{settings.sts_region}.amazonaws.com"
     hub: Hub | None = None
     try:
-        hub = Hub(settings, policy, sleep)
+        hub = Hub(settings, calls)
         await hub.__aenter__()
     except Exception as exc:
         if hub is not None:
@@ -46,7 +46,7 @@ async def checked_hub(
         try:
             # A silent endpoint (connects, never answers) would otherwise hold the run for the read timeout.
             with anyio.fail_after(2 * settings.connect_timeout):
-                hub.arn = str((await caller_identity(hub.sts, policy, sleep))["Arn"])
+                hub.arn = str((await caller_identity(hub.sts, calls))["Arn"])
         except TimeoutError:
             raise HubUnavailable(
                 f"hub: STS at {endpoint} did not answer within {2 * settings.connect_timeout:g} s; check "
@@ -133,13 +133,22 @@ class _StsUnreachable(Exception):
     """The STS endpoint could not be reached: not retried, so a dead endpoint fails within the connect timeout."""
 
 
-async def caller_identity(sts: Any, policy: BackoffPolicy, sleep: Sleep) -> dict[str, Any]:
-    """GetCallerIdentity: throttles and 5xx are retried; a connection that fails is final at once."""
+class _FailFast:
+    """The hub's STS client for GetCallerIdentity, whose failed connection is final: an unreachable endpoint is
+    named at once (not retried, nor waited out by the outage gate), so a dead endpoint fails within the connect
+    timeout."""
 
-    async def attempt() -> dict[str, Any]:
+    def __init__(self, sts: Any) -> None:
+        self._sts, self.meta = sts, sts.meta
+
+    async def get_caller_identity(self) -> Any:
         try:
-            return dict(await sts.get_caller_identity())
+            return await self._sts.get_caller_identity()
         except connection_errors() as exc:
             raise _StsUnreachable(str(exc)) from exc
 
-    return await call_with_retry(attempt, policy, AttemptCounter(), sleep)
+
+async def caller_identity(sts: Any, calls: Calls) -> dict[str, Any]:
+    """GetCallerIdentity through the job's calls: throttles and 5xx are retried; a connection that fails is final at
+    once. It goes even if the job is already stopping (it sends nothing in any account)."""
+    return dict(await calls.call(_FailFast(sts), "GetCallerIdentity", None, "hub", despite_stop=True))

@@ -8,6 +8,7 @@ is counted in the report.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ class Failure:
 
 
 def classify(exc: BaseException) -> Failure:
+    if isinstance(exc, EndpointFailure):
+        return classify(exc.cause)
     if isinstance(exc, botocore.exceptions.ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code") or "Unknown")
@@ -112,6 +115,63 @@ def never_connected(exc: BaseException) -> bool:
     return classify(exc).retryable and _never_sent(exc)
 
 
+# The shapes of a failure at an endpoint's transport or gateway (docs/outages.md), as the `outage` event names them.
+REFUSED, RESET, TIMEOUT = "refused", "reset", "timeout"
+
+
+def outage_shape(exc: BaseException) -> str | None:
+    """What a failed call says about its endpoint: the shape of a transport or gateway failure, or None when the
+    endpoint answered (success, or the service's own error document: a throttle, ``InternalErrorException``)
+    or the failure is not the endpoint's (a TLS certificate refused, a proxy, bad parameters).
+
+    One signal whatever the transport says, as Envoy's "consecutive gateway failures" (AWS-NOTES, "Outages"):
+    ``refused`` (no connection: refused, reset in the TLS handshake, connect timeout, DNS), ``reset`` (the
+    connection reset or closed after the request left, an EOF without a status line), ``timeout`` (no answer
+    within the read timeout), ``gateway-NNN`` (a 5xx that is not the service's JSON/XML error: a load balancer's
+    HTML 502/503/504, or no body at all).
+    """
+    if isinstance(exc, EndpointFailure):
+        return exc.shape
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return _gateway_answer(exc)
+    if not isinstance(exc, connection_errors()) or not classify(exc).retryable:
+        return None
+    if _never_sent(exc):
+        return REFUSED
+    if isinstance(exc, botocore.exceptions.ReadTimeoutError | asyncio.TimeoutError):
+        return TIMEOUT
+    return RESET
+
+
+def _gateway_answer(exc: botocore.exceptions.ClientError) -> str | None:
+    """``gateway-NNN`` for a 5xx that is not the service's own error document, else None.
+
+    botocore gives such an answer the status itself as its code ("503"): its JSON parser takes the code from the
+    document's ``__type`` and its generic parser (a 5xx body starting ``<html>``, or empty) has nothing but the
+    status (botocore ``parsers.ResponseParser._do_generic_error_parse``). An HTML content type is a gateway's too.
+    """
+    metadata = exc.response.get("ResponseMetadata", {})
+    status = int(metadata.get("HTTPStatusCode") or 0)
+    if status < 500:
+        return None
+    code = str(exc.response.get("Error", {}).get("Code") or "")
+    content_type = str(metadata.get("HTTPHeaders", {}).get("content-type", "")).lower()
+    if code in ("", str(status)) or content_type.startswith("text/html"):
+        return f"gateway-{status}"
+    return None
+
+
+class EndpointFailure(Exception):
+    """A call that failed at its endpoint's transport or gateway (``outage_shape``), raised by the outage gate
+    (``outage.Outages.through``) around the original error (``cause``). ``in_outage()`` says whether it turned
+    out to belong to an outage of the endpoint, which may be learnt after it was raised (it was among the
+    failures in a row that made the endpoint down): then the retry loop charges no attempt for it."""
+
+    def __init__(self, cause: Exception, endpoint: str, shape: str, in_outage: Callable[[], bool]) -> None:
+        super().__init__(f"{endpoint}: {shape}: {cause}")
+        self.cause, self.endpoint, self.shape, self.in_outage = cause, endpoint, shape, in_outage
+
+
 def _never_sent(exc: BaseException) -> bool:
     """Only a connection that was never made carried nothing. aiobotocore reports a connection reset after the
     request left as EndpointConnectionError too (wrapping aiohttp's ClientOSError): that one left the request."""
@@ -119,6 +179,8 @@ def _never_sent(exc: BaseException) -> bool:
 
     import aiohttp
 
+    if isinstance(exc, EndpointFailure):
+        return _never_sent(exc.cause)
     if isinstance(exc, botocore.exceptions.EndpointConnectionError):
         return isinstance(exc.kwargs.get("error"), aiohttp.ClientConnectorError | socket.gaierror)
     # ConnectTimeoutError, ProxyConnectionError, SSLError (a failed handshake): nothing was sent.
@@ -164,7 +226,13 @@ async def call_with_retry(
 
     ``guard`` (a write's ``write_once.WriteOnce``) is asked before each attempt (a result: the earlier attempt
     took effect, nothing is sent), told of each failure, and asked once more when the attempts run out.
+
+    An attempt that failed in an endpoint's outage (an ``EndpointFailure`` whose ``in_outage()``) is the
+    outage's, not the call's: it does not count against ``policy.max_attempts`` nor in ``counter``, and the
+    next attempt goes at once (it waits at the outage gate, not here). The error raised at the end is the
+    original one, never the gate's wrapper.
     """
+    ledger = _OutageLedger(policy)
 
     def retryable(exc: BaseException) -> bool:
         if guard is not None:
@@ -174,12 +242,12 @@ async def call_with_retry(
     def before_sleep(state: tenacity.RetryCallState) -> None:
         if on_retry is not None and state.outcome is not None and state.next_action is not None:
             exc = state.outcome.exception()
-            if exc is not None:
+            if exc is not None and not ledger.of_outage(state):  # the outage has its own event
                 on_retry(classify(exc), state.next_action.sleep)
 
     retrying = tenacity.AsyncRetrying(
-        stop=tenacity.stop_after_attempt(policy.max_attempts),
-        wait=policy.wait(),
+        stop=ledger.stop,
+        wait=ledger.wait,
         retry=tenacity.retry_if_exception(retryable),
         sleep=sleep,
         before_sleep=before_sleep,
@@ -194,13 +262,50 @@ async def call_with_retry(
                     result = found
                 else:
                     counter.attempts += 1
-                    result = await attempt()
-    except Exception:
+                    try:
+                        result = await attempt()
+                    except EndpointFailure as failure:
+                        ledger.lost.append(failure)
+                        raise
+        return result
+    except Exception as exc:
         last = await guard.exhausted() if guard is not None else None
         if last is not None:
             return last
-        raise
-    return result
+        if not isinstance(exc, EndpointFailure):
+            raise
+        cause = exc.cause
+    finally:
+        counter.attempts -= ledger.outages()
+    raise cause  # the original error (with its own context), not the gate's wrapper
+
+
+class _OutageLedger:
+    """One call's failures at its endpoint's transport or gateway: those that belong to an outage are not the
+    call's (no attempt charged, no backoff: the gate waits)."""
+
+    def __init__(self, policy: BackoffPolicy) -> None:
+        self.policy, self.backoff = policy, policy.wait()
+        self.lost: list[EndpointFailure] = []
+
+    def outages(self) -> int:
+        """Failed attempts that belong to an outage (known now: a failure may join one after it happened)."""
+        return sum(f.in_outage() for f in self.lost)
+
+    @staticmethod
+    def of_outage(state: tenacity.RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        return isinstance(exc, EndpointFailure) and exc.in_outage()
+
+    def stop(self, state: tenacity.RetryCallState) -> bool:
+        return state.attempt_number - self.outages() >= self.policy.max_attempts
+
+    def wait(self, state: tenacity.RetryCallState) -> float:
+        if self.of_outage(state):
+            return 0.0
+        charged = copy.copy(state)  # the backoff grows with the call's own attempts only
+        charged.attempt_number = max(1, state.attempt_number - self.outages())
+        return float(self.backoff(charged))
 
 
 class Guard(Protocol[T_co]):

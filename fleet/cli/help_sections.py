@@ -15,6 +15,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "--checkpoint",
         "--wait",
         "--plan",
+        "--plan-sha256",
         "--yes",
         "--out",
         "--accounts",
@@ -65,24 +66,25 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "--progress",
         "--log-format",
         "--log-level",
-        "--help",
     ),
     "Safety": (
         "--min-validity-days",
         "--canary",
         "--max-failures",
-        "--plan-sha256",
         "--plan-max-age",
         "--allowed-accounts",
         "--trust-state-dir",
     ),
 }
 OTHER = "Other options"
+HELP = "--help"  # click's own: the last line of the last section, wherever the table puts the rest
 _SECTION_OF = {name: title for title, names in SECTIONS.items() for name in names}
 
 
 def section_of(param: click.Parameter) -> str:
     """The section of an option, by its first long name (``--progress/--no-progress``: ``--progress``)."""
+    if HELP in param.opts:
+        return HELP
     return next((_SECTION_OF[o] for o in param.opts if o in _SECTION_OF), OTHER)
 
 
@@ -96,7 +98,8 @@ class SectionedCommand(click.Command):
             record = param.get_help_record(ctx) if isinstance(param, click.Option) else None  # as click: no arguments
             if record is not None:
                 records.setdefault(section_of(param), []).append(record)
+        last = [title for title in (*SECTIONS, OTHER) if title in records][-1:]
         for title in (*SECTIONS, OTHER):
             if title in records:
                 with formatter.section(title):
-                    formatter.write_dl(records[title])
+                    formatter.write_dl(records[title] + (records.get(HELP, []) if [title] == last else []))

@@ -16,7 +16,7 @@ from fleet.aws.edge import EDGE_ADDRESS_ENV, EdgeSettings, split_address
 from fleet.aws.limits import call_ceiling
 from fleet.aws.retry import BackoffPolicy
 from fleet.cli import options, settings
-from fleet.cli.state_options import LOCK_LEASE, STATE_REGION, LocationArg, StateArg
+from fleet.cli.state_options import LOCK_LEASE, RUN_CHECKPOINT, STATE_REGION, LocationArg
 from fleet.discover.select import Selection
 from fleet.migration.engine import EngineSettings
 from fleet.migration.pipeline import (
@@ -92,8 +92,9 @@ common_options = _apply(
             type=click.FloatRange(0, 24 * 3600),
             default=ENGINE.outage_patience,
             show_default=True,
-            help="Seconds an endpoint may refuse connections (an outage: calls wait for it, spending no row's "
-            "attempts) before the run stops as on SIGTERM (exit 75, rerun to resume).",
+            help="Seconds an endpoint may be down (refused, reset, silent or a load balancer's 5xx, 3 calls in a "
+            "row: calls wait for it, spending no row's attempts) before the command stops: run/plan as on SIGTERM "
+            "(exit 75, rerun to resume); discover with what it could not read as errors (exit 1).",
         ),
         click.option(
             "--min-validity-days",
@@ -233,12 +234,7 @@ trust_state_dir_option = click.option(
 
 run_only_options = _apply(
     [
-        click.option(
-            "--checkpoint",
-            type=StateArg(),
-            help="SQLite checkpoint, or s3://BUCKET/KEY (docs/s3-state.md) [default: beside the manifest, "
-            "NAME.checkpoint.sqlite]",
-        ),
+        RUN_CHECKPOINT,
         STATE_REGION,
         LOCK_LEASE,
         click.option(

@@ -69,7 +69,7 @@ class ProgressBar(Observer):
         self.console = console or Console(stderr=True)
         self.counts: collections.Counter[str] = collections.Counter()
         self.throttled = 0
-        self.unreachable: set[str] = set()  # endpoints in an outage now
+        self.unreachable: dict[str, str] = {}  # endpoints in an outage now -> the shape seen
         self.t0 = time.monotonic()
         self._progress = Progress(
             TextColumn("[bold]rows"),
@@ -100,7 +100,8 @@ class ProgressBar(Observer):
         detail = "  ".join(f"{s} {self.counts[s]}" for s in shown)
         detail += f"  throttled {self.throttled}  {rate:.1f} rows/s"
         if self.unreachable:
-            detail += f"  [bold red]endpoint unreachable, waiting: {', '.join(sorted(self.unreachable))}[/]"
+            down = ", ".join(f"{url} (shape={shape})" for url, shape in sorted(self.unreachable.items()))
+            detail += f"  [bold red]endpoint unreachable, waiting: {escape(down)}[/]"
         self._progress.update(self._task, completed=done, detail=detail)
 
     def row_done(self, row: Row, outcome: Outcome, seconds: float) -> None:
@@ -113,9 +114,9 @@ class ProgressBar(Observer):
 
     def outage(self, event: OutageEvent) -> None:
         if event.ended:
-            self.unreachable.discard(event.endpoint)
+            self.unreachable.pop(event.endpoint, None)
         else:
-            self.unreachable.add(event.endpoint)
+            self.unreachable[event.endpoint] = event.shape
         self._refresh()
 
 

@@ -35,13 +35,14 @@ from fleet.errors import EXIT_OK, FleetError
 from fleet.migration.engine import Observer
 from fleet.migration.pipeline import (
     Allowed,
+    Job,
+    Kind,
     RunResult,
     StopPolicy,
     default_paths,
+    execute_job,
     load,
-    migrate,
     new_run_id,
-    plan,
 )
 from fleet.records.own_files import PLAN, refuse_foreign
 from fleet.records.plan_file import Approved, check_usable, read_plan
@@ -93,23 +94,16 @@ def execute(
             observer: Observer = Fanout(row_logger, watch.expiries) if watch.wanted else row_logger
             if show_progress:
                 observer = Fanout(observer, stack.enter_context(ProgressBar(rows, plan=read_only)))
+            kind = Kind.PLAN if read_only else Kind.RUN  # plan: the state is read for its holds, never written
+            work = Job(kind, parsed, report, settings, state, observer, run_id=run_id)
             if read_only:
                 allowed = Allowed(opts["allowed_accounts"], opts["organization"])
-                result = plan(
-                    parsed,
-                    report,
-                    settings,
-                    observer,
-                    run_id=run_id,
-                    allowed=allowed,
-                    out=opts["out"],
-                    state=state,
-                    watch=command == "check",
-                )
+                work = dataclasses.replace(work, allowed=allowed, out=opts["out"], watch=command == "check")
             else:
                 policy = StopPolicy(drain_seconds=opts["drain_seconds"], max_runtime=opts["max_runtime"])
                 approve = None if opts["yes"] or not _interactive() else _ask
-                result = migrate(parsed, state, report, settings, observer, policy, run_id=run_id, approve=approve)
+                work = dataclasses.replace(work, policy=policy, approve=approve)
+            result = execute_job(work)
     except FleetError as exc:
         watch.failed(exc, report, settings.aws, _local(state), run_id)
         raise

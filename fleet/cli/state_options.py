@@ -55,6 +55,12 @@ class LocationArg(click.ParamType):  # type: ignore[type-arg]
         return local
 
 
+RUN_CHECKPOINT = click.option(
+    "--checkpoint",
+    type=StateArg(),
+    help="SQLite checkpoint, or s3://BUCKET/KEY (docs/s3-state.md) [default: beside the manifest, "
+    "NAME.checkpoint.sqlite]",
+)
 STATE_REGION = click.option(
     "--state-region",
     help="The region of an s3:// state's bucket [default: asked of S3 (GetBucketLocation)].",

@@ -18,7 +18,7 @@ import anyio
 from fleet.aws.accounts import Target, each_account
 from fleet.aws.calls import Calls, Once
 from fleet.aws.credentials import AccountSession, Hub
-from fleet.aws.edge import EdgeChecker, Served, format_serial, is_certificate
+from fleet.aws.edge import EdgeChecker, NotSeen, Served, format_serial, is_certificate
 from fleet.aws.limits import RegionLimits
 from fleet.aws.retry import Failure, classify
 from fleet.aws.stop import StopRequested
@@ -184,7 +184,7 @@ class Discoverer:
         """What the domain's edge serves now: its current certificate, another (the target: once known), or
         nothing (unreachable)."""
         served = await edge.look(found.domain, found.cloudfront or None)
-        if isinstance(served, str):
+        if isinstance(served, NotSeen):
             found.edge = "unreachable"
             return None
         found.edge_serial, found.edge_issuer = format_serial(served.serial), ", ".join(dict.fromkeys(served.issuer))

@@ -11,21 +11,16 @@ from pathlib import Path
 import anyio
 
 from fleet import events as logs
-from fleet.aws.calls import Calls
 from fleet.aws.edge import EdgeChecker
 from fleet.aws.endpoints import summary as endpoint_summary
-from fleet.aws.hub_check import checked_hub
-from fleet.aws.limits import Limits
-from fleet.aws.outage import Outages, log_fields
-from fleet.aws.stop import Stop
-from fleet.clock import SystemClock
+from fleet.aws.outage import OutageEvent, log_fields
 from fleet.discover.inputs import Account, DiscoverError, organization_accounts, read_accounts, read_map
 from fleet.discover.inventory import Discoverer, Found
 from fleet.discover.output import write_outputs
 from fleet.discover.select import AUTO_HORIZON_DAYS, CANNOT_MOVE, MATCHED, Selection
 from fleet.manifest import cognito_regions, parse
 from fleet.migration.carry import carry, unproven
-from fleet.migration.engine import EngineSettings
+from fleet.migration.engine import EngineSettings, open_runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,17 +104,17 @@ def run_discovery(
     selection = criteria.selection(settings.min_validity_days)
     listed = read_accounts(sources.accounts_file) if sources.accounts_file else []
     out = out if selection.targets else None
-    clock = SystemClock()
-    stop = Stop()  # discover keeps no state: an outage past --outage-patience leaves the rest unread (exit 1)
-    outages = Outages(clock, stop, settings.outage_patience, lambda e: logs.event("outage", "warning", **log_fields(e)))
-    calls = Calls(Limits(settings.concurrency, settings.rate_per_account), settings.policy, clock, stop, outages)
-    # What the edge serves is information here (run proves it): one try, so an edge out of reach costs seconds.
-    edge = EdgeChecker(dataclasses.replace(settings.edge, tries=1), clock) if settings.edge.check else None
-    discoverer = Discoverer(calls, selection, settings.account_concurrency, page_size, edge)
 
-    async def go() -> list[Account]:
-        async with checked_hub(settings.aws, settings.policy, clock.sleep, regions) as hub:
-            hub.outages = outages
+    def outage(event: OutageEvent) -> None:
+        logs.event("outage", "warning", **log_fields(event))
+
+    async def go() -> tuple[list[Account], Discoverer]:
+        # Discover keeps no state: an outage past --outage-patience leaves the rest unread (exit 1).
+        async with open_runtime(settings, regions, on_outage=outage) as aws:
+            # What the edge serves is information here (run proves it): one try, so an edge out of reach costs seconds.
+            edge = EdgeChecker(dataclasses.replace(settings.edge, tries=1), aws.clock) if settings.edge.check else None
+            hub = aws.hub
+            discoverer = Discoverer(aws.calls, selection, settings.account_concurrency, page_size, edge)
             logs.start_run(
                 run_id=settings.aws.session_name.removeprefix("cognito-fleet-"),
                 command="discover",
@@ -136,12 +131,12 @@ def run_discovery(
                 out=str(out) if out else None,
                 **({"settings_file": settings.settings_file.facts()} if settings.settings_file else {}),
             )
-            accounts = listed or await organization_accounts(hub, calls, sources.ous, sources.exclude)
+            accounts = listed or await organization_accounts(hub, aws.calls, sources.ous, sources.exclude)
             accounts = [a for a in accounts if a.account_id not in set(sources.exclude)]
             await discoverer.run(hub, accounts, regions)
-            return accounts
+            return accounts, discoverer
 
-    accounts = anyio.run(go)
+    accounts, discoverer = anyio.run(go)
     rows = write_outputs(discoverer.inventory, out, inventory_path, accounts, discoverer.now)
     return _finish(discoverer.inventory.found, len(accounts), len(regions), rows, out, inventory_path)
 

@@ -23,16 +23,13 @@ def unproven(manifest_path: Path, state_path: Path) -> list[Row]:
     if not manifest_path.is_file() or not state_path.is_file():
         return []
     previous = parse(manifest_path)
-    state = Checkpoint(state_path, create=False)
-    try:
+    with Checkpoint(state_path, create=False) as state:
         out = []
         for row in previous.rows:
             outcome = state.get(row.domain)
             if outcome is not None and outcome.status in UNPROVEN and outcome.certificate_arn == row.certificate_arn:
                 out.append(row)
         return out
-    finally:
-        state.close()
 
 
 def carry(manifest_path: Path, rows: Sequence[Row]) -> int:

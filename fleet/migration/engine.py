@@ -9,6 +9,7 @@ fail before any write never block the fleet (they neither are canaries nor spend
 from __future__ import annotations
 
 import collections
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,11 +20,11 @@ from fleet.aws.accounts import Target, each_account
 from fleet.aws.calls import Calls
 from fleet.aws.credentials import AccountSession, AwsSettings, Hub
 from fleet.aws.edge import EdgeChecker, EdgeSettings
-from fleet.aws.limits import DEFAULT_RATE_PER_ACCOUNT, Limits
-from fleet.aws.outage import DEFAULT_PATIENCE, OutageEvent, Outages
+from fleet.aws.limits import DEFAULT_RATE_PER_ACCOUNT
+from fleet.aws.outage import DEFAULT_PATIENCE, OutageEvent
 from fleet.aws.retry import BackoffPolicy, Failure
-from fleet.aws.stop import Stop
-from fleet.clock import Clock, SystemClock
+from fleet.aws.runtime import Runtime, aws_runtime
+from fleet.clock import Clock
 from fleet.errors import StateWriteError
 from fleet.manifest import Row, group_by
 from fleet.migration.canary import run_canaries
@@ -100,26 +101,37 @@ class Tally:
     writes: int = 0  # UpdateUserPoolDomain calls of this run that succeeded (set from the state at the end)
 
 
+def open_runtime(
+    settings: EngineSettings,
+    regions: Iterable[str] = (),
+    clock: Clock | None = None,
+    on_outage: Callable[[OutageEvent], None] | None = None,
+) -> contextlib.AbstractAsyncContextManager[Runtime]:
+    """The job's AWS runtime (``fleet.aws.runtime``) from its settings: built once, handed to everything."""
+    return aws_runtime(
+        settings.aws,
+        settings.policy,
+        regions=regions,
+        concurrency=settings.concurrency,
+        rate_per_account=settings.rate_per_account,
+        outage_patience=settings.outage_patience,
+        clock=clock,
+        on_outage=on_outage,
+    )
+
+
 async def run_rows(
     rows: Iterable[Row],
     checkpoint: Checkpoint,
     settings: EngineSettings,
-    hub: Hub,
+    runtime: Runtime,
     observer: Observer | None = None,
-    clock: Clock | None = None,
-    stop: Stop | None = None,
 ) -> Tally:
-    """Migrate every row the state does not count as done in this pass, until done or asked to stop.
+    """Migrate every row the state does not count as done in this pass, until done or ``runtime.stop`` is set.
 
     Rows that a rollback holds on another certificate are recorded ``held`` first, without any call."""
-    stop = stop or Stop()
-    limits = Limits(settings.concurrency, settings.rate_per_account)
-    clock = clock or SystemClock()
-    observer = observer or Observer()
-    outages = Outages(clock, stop, settings.outage_patience, observer.outage)
-    calls = Calls(limits, settings.policy, clock, stop, outages)
-    hub.outages = outages
-    runner = _Runner(checkpoint, settings, observer, calls)
+    hub = runtime.hub
+    runner = _Runner(checkpoint, settings, observer or Observer(), runtime.calls)
     holds = checkpoint.holds()
     held = [(r, h) for r in rows if (h := holds.get(r.domain)) is not None and h.certificate_arn != r.certificate_arn]
     if held:

@@ -111,7 +111,10 @@ class RunResult:
     def exit_code(self) -> int:
         if self.fleet_held:
             return EXIT_OK
-        if self.stopped and not self.aborted and self.counts[str(Status.SKIPPED)]:
+        # Stopped early (signal, runtime, an outage past its patience) with work left: rows not attempted, or
+        # rows whose wait for ACTIVE and the edge was cut short. The rerun does it; cron and metrics must see it.
+        left = self.counts[str(Status.SKIPPED)] + self.counts[str(Status.PENDING)]
+        if self.stopped and not self.aborted and left:
             return EXIT_RESUMABLE
         ok = sum(self.counts[str(s)] for s in SUCCESS)
         return EXIT_OK if ok == sum(self.counts.values()) else EXIT_FAILED_ROWS

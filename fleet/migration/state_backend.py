@@ -11,20 +11,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-
-import anyio
 
 from fleet.aws.credentials import AwsSettings
 from fleet.aws.s3 import S3Objects
 from fleet.aws.stop import Stop
-from fleet.clock import Clock
-from fleet.errors import reduce_group
 from fleet.events import get_logger
 from fleet.state.checkpoint import Checkpoint
-from fleet.state.lock import CheckpointLock
+from fleet.state.holds import Hold
 from fleet.state.s3_journal import fence
 from fleet.state.s3_lock import Holder, LeaseLock
 from fleet.state.s3_objects import S3Location, is_s3
@@ -78,33 +76,51 @@ def exists(where: StatePath, aws: AwsSettings) -> bool:
     return where.exists()
 
 
-@contextlib.asynccontextmanager
-async def locked(where: StatePath, aws: AwsSettings, run_id: str, stop: Stop, clock: Clock) -> AsyncIterator[None]:
-    """The run's lock on the state (LockHeld, exit 3, when another run holds it)."""
-    if not isinstance(where, S3Location):
-        with CheckpointLock(where):
-            yield
-        return
-    lock = LeaseLock(store_for(where, aws), where.key, run_id, aws.lock_lease)
-    await anyio.to_thread.run_sync(lock.acquire)
-    if lock.taken_from is not None:
-        get_logger().warning(
-            "state_lock_taken_over",
-            lock=lock.where,
-            previous=lock.taken_from.describe(),
-            message=f"the lock's lease had run out: taken over from {lock.taken_from.describe()} (fenced)",
+class S3State:
+    """An ``s3://`` state as ``fleet.migration.state_store`` uses one: read for its holds, locked for one run (the
+    lease lock, renewed from a thread of its own while the run goes on), opened as a local copy that journals
+    every commit to S3 and compacts when closed."""
+
+    def __init__(self, where: S3Location, aws: AwsSettings, run_id: str) -> None:
+        self.where, self.aws, self.run_id = where, aws, run_id
+
+    def __str__(self) -> str:
+        return str(self.where)
+
+    def holds(self) -> tuple[str | None, dict[str, Hold]]:
+        if not exists(self.where, self.aws):
+            return None, {}
+        with opened(self.where, self.aws) as state:
+            fleet = state.fleet_hold()
+            return (None if fleet is None else fleet.message(str(self.where))), state.holds()
+
+    @contextlib.contextmanager
+    def lock(self, stop: Stop | None = None) -> Iterator[object]:
+        """LockHeld (exit 3) when another run holds it; a lock lost while the run goes on ``stop``s it (exit 75)."""
+        lock = LeaseLock(store_for(self.where, self.aws), self.where.key, self.run_id, self.aws.lock_lease)
+        lock.acquire()
+        if lock.taken_from is not None:
+            get_logger().warning(
+                "state_lock_taken_over",
+                lock=lock.where,
+                previous=lock.taken_from.describe(),
+                message=f"the lock's lease had run out: taken over from {lock.taken_from.describe()} (fenced)",
+            )
+        done = threading.Event()
+        keeper = threading.Thread(
+            target=lock.keep, args=(done.wait, time.monotonic, _losing(stop or Stop())), daemon=True
         )
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(lock.keep, clock.sleep, clock.monotonic, _losing(stop))
-            try:
-                yield
-            finally:
-                tg.cancel_scope.cancel()
-    except BaseExceptionGroup as group:  # the job's own error, as a local lock would let it through
-        raise reduce_group(group) from None
-    finally:
-        await anyio.to_thread.run_sync(lock.release)
+        keeper.start()
+        try:
+            yield lock
+        finally:
+            done.set()
+            keeper.join()
+            lock.release()
+
+    def open(self) -> Checkpoint:
+        """The run's state (created if new), compacted into a new snapshot when closed."""
+        return S3Checkpoint(self.where, store_for(self.where, self.aws), self.run_id, create=True, compacts=True)
 
 
 def _losing(stop: Stop) -> Callable[[str], None]:
@@ -113,13 +129,6 @@ def _losing(stop: Stop) -> Callable[[str], None]:
         stop.request(f"lost the state's lock: {why}")
 
     return lost
-
-
-def open_state(where: StatePath, aws: AwsSettings, writer: str, compacts: bool = True) -> Checkpoint:
-    """The run's state, created where none is (the caller closes it: an S3 state is compacted then)."""
-    if isinstance(where, S3Location):
-        return S3Checkpoint(where, store_for(where, aws), writer, create=True, compacts=compacts)
-    return Checkpoint(where)
 
 
 def command_writer(kind: str) -> str:

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from fleet.aws.credentials import Hub
-from fleet.aws.stop import Stop
-from fleet.clock import Clock
+from fleet.aws.runtime import Runtime
 from fleet.errors import reduce_group
 from fleet.manifest import Row
 from fleet.migration.engine import EngineSettings, Observer, Tally, run_rows
@@ -28,17 +26,16 @@ async def supervise(
     rows: Sequence[Row],
     checkpoint: Checkpoint,
     settings: EngineSettings,
-    hub: Hub,
+    runtime: Runtime,
     observer: Observer | None,
     policy: StopPolicy,
-    stop: Stop,
-    clock: Clock,
 ) -> Tally:
     """Run the engine; on SIGTERM/SIGINT or the deadline stop starting rows, drain, then cancel.
 
     A second signal cancels at once. Cancelling never corrupts the checkpoint: each record is one SQLite
     transaction that its worker thread finishes even when the awaiting task is cancelled.
     """
+    stop, clock = runtime.stop, runtime.clock
     try:
         work = anyio.CancelScope()
         async with anyio.create_task_group() as tg:
@@ -75,7 +72,7 @@ async def supervise(
                 tg.start_soon(deadline, policy.max_runtime)
             tally = Tally()  # what the engine tallied; empty if the drain cut it short
             with work:
-                tally = await run_rows(rows, checkpoint, settings, hub, observer, clock, stop)
+                tally = await run_rows(rows, checkpoint, settings, runtime, observer)
             tg.cancel_scope.cancel()
         return tally
     except BaseExceptionGroup as group:  # the tool's own error (a full disk), not a group of its echoes

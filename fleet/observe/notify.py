@@ -23,9 +23,11 @@ from urllib.parse import urlsplit
 
 import anyio
 
+from fleet.aws.calls import Calls
 from fleet.aws.credentials import AwsSettings, Hub
 from fleet.aws.endpoints import is_loopback
-from fleet.aws.retry import AttemptCounter, BackoffPolicy, call_with_retry, classify
+from fleet.aws.limits import DEFAULT_RATE_PER_ACCOUNT, Limits
+from fleet.aws.retry import BackoffPolicy, classify
 from fleet.events import event
 from fleet.observe.facts import RunFacts
 from fleet.outcome import Status
@@ -186,15 +188,16 @@ _OPENER = urllib.request.build_opener(_NoRedirect)
 
 async def _publish(topic: Topic, body: dict[str, Any], aws: AwsSettings) -> None:
     """SNS Publish as the hub identity (its profile, endpoints and the plain-HTTP rule); retried like every call."""
-    policy = BackoffPolicy(max_attempts=3)
-    async with Hub(aws, policy, anyio.sleep) as hub:
+    calls = Calls(Limits(None, DEFAULT_RATE_PER_ACCOUNT), BackoffPolicy(max_attempts=3))
+    async with Hub(aws, calls) as hub:
         sns = await hub.client("sns", topic.region)
-
-        async def attempt() -> Any:
-            return await sns.publish(
-                TopicArn=topic.arn,
-                Subject=f"cognito-fleet {body['command']}: a person is needed"[:100],
-                Message=body["text"] + "\n\n" + json.dumps(body, indent=2),
-            )
-
-        await call_with_retry(attempt, policy, AttemptCounter(), anyio.sleep)
+        await calls.call(
+            sns,
+            "Publish",
+            None,  # the hub's own call, as its STS calls: no politeness limit of an account
+            topic.arn,
+            despite_stop=True,
+            TopicArn=topic.arn,
+            Subject=f"cognito-fleet {body['command']}: a person is needed"[:100],
+            Message=body["text"] + "\n\n" + json.dumps(body, indent=2),
+        )

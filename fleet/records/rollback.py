@@ -17,6 +17,7 @@ names that state: the manifest's run records into it (``rollback_state``), so th
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import json
 import os
@@ -105,11 +106,8 @@ def state_name(report_name: str) -> str:
 
 
 def _knows(state: Path, runs: set[str]) -> bool:
-    checkpoint = Checkpoint(state, create=False)
-    try:
+    with Checkpoint(state, create=False) as checkpoint:
         return any(checkpoint.run_info(run) is not None for run in runs)
-    finally:
-        checkpoint.close()
 
 
 def record_path(manifest: Path) -> Path:
@@ -223,9 +221,9 @@ def write_rollback_manifest(
     given and left open."""
     if state_path is not None:
         refuse_foreign(record_path(out), ROLLBACK)
-    mine = isinstance(state_path, Path)
-    state = Checkpoint(state_path, create=False) if isinstance(state_path, Path) else state_path
-    try:
+    owned = Checkpoint(state_path, create=False) if isinstance(state_path, Path) else None
+    given = state_path if isinstance(state_path, Checkpoint) else None  # an open state (an S3 one): left open
+    with owned if owned is not None else contextlib.nullcontext(given) as state:
         rollback = plan_rollback(report, state, original, part)
         if not rollback.rows:
             why = "; could not: " + "; ".join(rollback.missed) if rollback.missed else ""
@@ -242,9 +240,6 @@ def write_rollback_manifest(
                 record_path(out).unlink(missing_ok=True)
                 raise
         return rollback
-    finally:
-        if state is not None and mine:
-            state.close()
 
 
 def _write_record(manifest: Path, report: Path, state: Path | str, rollback: Rollback) -> None:

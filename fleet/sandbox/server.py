@@ -5,16 +5,19 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import select
 import socket
 import ssl
 import struct
 import threading
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from fleet.sandbox.edge import EdgeServer
+from fleet.sandbox.faults import ALB_503_BODY, BLACKHOLE, HTML_503, REFUSE
 from fleet.sandbox.fidelity import DROP, FidelityApp
 from fleet.sandbox.state import Knobs, SandboxState
 
@@ -47,12 +50,11 @@ def _keep_alive_handler() -> type[WSGIRequestHandler]:
         def run_wsgi(self) -> None:
             self.server.count_request()  # type: ignore[attr-defined]
             state = cast(_Server, self.server).state
-            if state.in_outage():
+            outage = state.outage_now()
+            if outage == REFUSE:
                 # A kept connection during an outage: its request is lost, the connection reset.
                 state.count_fault("outage_reset")
-                self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                cast(_Server, self.server).reset.add(id(self.request))
-                self.close_connection = True
+                _reset(self)
                 return
             if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
                 self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -61,6 +63,10 @@ def _keep_alive_handler() -> type[WSGIRequestHandler]:
                 body = environ["wsgi.input"].read()
             else:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if outage is not None:  # the request is read whole: what the outage does with it (faults.py)
+                state.count_fault("outage_" + outage.replace("-", "_"))
+                _outage(self, outage)
+                return
             environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
             status, headers, chunks = "500 Internal Server Error", list[tuple[str, str]](), list[bytes]()
 
@@ -102,6 +108,50 @@ def _keep_alive_handler() -> type[WSGIRequestHandler]:
     return KeepAliveHandler
 
 
+def _reset(handler: WSGIRequestHandler) -> None:
+    """No answer, and the close sends an RST (SO_LINGER 0): the client sees "connection reset"."""
+    with contextlib.suppress(OSError):
+        handler.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    cast(_Server, handler.server).reset.add(id(handler.request))
+    handler.close_connection = True
+
+
+def _outage(handler: WSGIRequestHandler, mode: str) -> None:
+    """A request read during an outage of ``mode`` (other than refuse): reset, an ALB's 503, or silence."""
+    if mode == HTML_503:
+        # As an ALB: its own HTML page, no x-amzn-RequestId, and the connection kept open.
+        handler.send_response(503, "Service Temporarily Unavailable")
+        handler.send_header("Server", "awselb/2.0")
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Content-Length", str(len(ALB_503_BODY)))
+        handler._headers_buffer.append(b"\r\n" + ALB_503_BODY)  # head and body in one send
+        with contextlib.suppress(OSError):
+            handler.flush_headers()
+        return
+    if mode == BLACKHOLE:
+        _hold_until_closed(handler.request)
+        handler.close_connection = True
+        return
+    _reset(handler)
+
+
+BLACKHOLE_HOLD_MAX = 600.0  # seconds a black-holed connection is held at most (a client without a read timeout)
+
+
+def _hold_until_closed(sock: socket.socket) -> None:
+    """Send nothing until the client closes the connection (its read timeout) or BLACKHOLE_HOLD_MAX passes."""
+    deadline = time.monotonic() + BLACKHOLE_HOLD_MAX
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([sock], [], [], 1.0)
+        if not readable:
+            continue
+        try:
+            if not sock.recv(4096):  # the client's close (a TLS close_notify or a FIN)
+                return
+        except (OSError, ValueError):  # reset, or a TLS connection cut without close_notify
+            return
+
+
 class _Server(ThreadedWSGIServer):
     """A thread per connection, as werkzeug's threaded server; a deep accept queue; TLS in the connection's thread.
 
@@ -141,9 +191,9 @@ class _Server(ThreadedWSGIServer):
             self.requests += 1
 
     def finish_request(self, request: Any, client_address: Any) -> None:
-        if self.state.in_outage():
+        if self.state.outage_now() == REFUSE:
             # An outage (knob outage_seconds): the connection is reset before anything can be sent on it (on
-            # HTTPS, in the TLS handshake), as an endpoint that cannot be reached.
+            # HTTPS, in the TLS handshake), as an endpoint that cannot be reached. Other modes accept it.
             self.state.count_fault("outage_refused")
             with contextlib.suppress(OSError):
                 request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -7,10 +7,10 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from fleet.sandbox.faults import Injection, parse_injections
+from fleet.sandbox.faults import REFUSE, Injection, parse_injections, parse_outage_mode
 
 # AWS's default Cognito quotas per account and region (requests per second), by category.
 AWS_QUOTAS = {"UserPoolResourceUpdate": 15.0, "UserPoolResourceRead": 20.0, "UserPoolRead": 15.0}
@@ -48,6 +48,8 @@ KNOB_HELP = {
     "verify_signatures": "recompute every SigV4 signature with its key's secret (on by default)",
     "enforce_iam": "hold the hub and assumed roles to iam/*.json (on by default)",
     "outage_seconds": "cut every connection for this many seconds from now (an endpoint outage; then it heals)",
+    "outage_mode": "how the outage looks: refuse (connections reset in the handshake), reset-after-request, "
+    "html-503 (a load balancer's HTML page), blackhole (no answer until the client's read timeout)",
     "inject": 'errors on demand: [{"operation": "UpdateUserPoolDomain" or "*", "code": ..., "status": 400, '
     '"count": N or null (always), "service": null}]',
 }
@@ -85,17 +87,43 @@ class Knobs:
     verify_signatures: bool = True
     enforce_iam: bool = True
     outage_seconds: float = 0.0  # set: every connection is cut for this long, from when it was set (faults.py)
+    outage_mode: str = REFUSE  # how the outage looks to a client (faults.OUTAGE_MODES)
     inject: list[Any] = field(default_factory=list)  # faults.Injection rules
 
     def update(self, values: dict[str, Any]) -> None:
-        for key, value in values.items():
-            if not hasattr(self, key):
-                raise KeyError(f"unknown sandbox knob {key!r}")
-            if key in ("deny_accounts", "fail_domains", "edge_stuck", "outside_organization"):
-                value = set(value)
-            if key == "inject":
-                value = parse_injections(value)
+        """All the values or none: each is checked against its knob's type first (a string where a number goes
+        would break every later connection, and the config endpoint with it)."""
+        checked = {key: self._checked(key, value) for key, value in values.items()}
+        for key, value in checked.items():
             setattr(self, key, value)
+
+    def _checked(self, key: str, value: Any) -> Any:
+        kinds = {f.name: str(f.type) for f in fields(self)}
+        if key not in kinds:
+            raise KeyError(f"unknown sandbox knob {key!r}")
+        kind = kinds[key]
+        if kind.startswith("set["):
+            if not isinstance(value, list | tuple | set) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"sandbox knob {key!r}: a list of strings, not {value!r}")
+            return set(value)
+        if key == "inject":
+            return parse_injections(value)
+        if key == "outage_mode":
+            return parse_outage_mode(value)
+        if kind.startswith("dict["):
+            if not isinstance(value, dict):
+                raise ValueError(f"sandbox knob {key!r}: an object, not {value!r}")
+            return value
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ValueError(f"sandbox knob {key!r}: true or false, not {value!r}")
+            return value
+        if value is None and "None" in kind:
+            return None
+        number = (int,) if kind == "int" else (int, float)
+        if isinstance(value, bool) or not isinstance(value, number):
+            raise ValueError(f"sandbox knob {key!r}: a number, not {value!r}")
+        return value
 
 
 class TokenBucket:
@@ -144,6 +172,10 @@ class SandboxState:
 
     def in_outage(self) -> bool:
         return self.knobs.outage_seconds > 0 and self.clock() < self.outage_until
+
+    def outage_now(self) -> str | None:
+        """The outage's mode while one lasts (faults.OUTAGE_MODES), else None."""
+        return self.knobs.outage_mode if self.in_outage() else None
 
     def injection(self, service: str, operation: str) -> Injection | None:
         """The injected error this call gets, if a rule (with calls left) matches it; counted as a fault."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from types import TracebackType
 
 from fleet.state.base import CheckpointError, CheckpointMismatch, write_failure
 from fleet.state.holds import HoldsMixin
@@ -43,7 +44,8 @@ __all__ = [
 
 class Checkpoint(SchemaMixin, RowsMixin, RunsMixin, HoldsMixin):
     """The state file: its schema (``fleet.state.schema``), the row store (``rows``), runs and history (``runs``)
-    and holds (``holds``). ``begin`` a run before recording, ``finish`` it after."""
+    and holds (``holds``). ``begin`` a run before recording, ``finish`` it after. A context manager: closed on
+    leaving the ``with`` block."""
 
     def __init__(self, path: str | Path, create: bool = True) -> None:
         """Open the state at ``path`` (``create``: a new one where no file exists). A file that is not a
@@ -83,6 +85,12 @@ class Checkpoint(SchemaMixin, RowsMixin, RunsMixin, HoldsMixin):
         self._open = CommitBatch()
         self._committing = False
         self.run_id, self.pass_, self.mode = "", 0, RESUME
+
+    def __enter__(self) -> Checkpoint:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
 
     def close(self) -> None:
         for name in ("_reader", "_db"):  # those opened (this also runs when opening failed half-way)

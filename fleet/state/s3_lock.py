@@ -20,7 +20,7 @@ import json
 import math
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import Enum
 
@@ -154,17 +154,15 @@ class LeaseLock:
             self.store.delete([self.lock_key])
         self.etag = None
 
-    async def keep(
-        self, sleep: Callable[[float], Awaitable[None]], now: Callable[[], float], lost: Callable[[str], None]
-    ) -> None:
-        """Renew every third of the lease until cancelled. A renewal refused (412) loses the lock at once;
-        failing ones are retried until half the lease has gone without a renewal. ``lost`` is told why, once."""
+    def keep(self, wait: Callable[[float], bool], now: Callable[[], float], lost: Callable[[str], None]) -> None:
+        """Renew every third of the lease until ``wait`` (a sleep that returns True when the run is over) says so.
+        A renewal refused (412) loses the lock at once; failing ones are retried until half the lease has gone
+        without a renewal. ``lost`` is told why, once. Runs in a thread of its own, on the clock it is given."""
         lease = self.holder.lease_seconds
         renewed = now()
-        while True:
-            await sleep(lease / 3 if now() - renewed < lease / 3 else lease / 12)
+        while not wait(lease / 3 if now() - renewed < lease / 3 else lease / 12):
             try:
-                await _in_thread(self.renew)
+                self.renew()
                 renewed = now()
             except RaceLost:
                 lost(f"{self.where}: the lock was taken over by another run (this run's lease ran out)")
@@ -173,9 +171,3 @@ class LeaseLock:
                 if now() - renewed >= lease / 2:
                     lost(f"{self.where}: the lock could not be renewed for {now() - renewed:.0f}s ({exc})")
                     return
-
-
-async def _in_thread(call: Callable[[], None]) -> None:
-    import anyio
-
-    await anyio.to_thread.run_sync(call)

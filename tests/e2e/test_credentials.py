@@ -5,14 +5,16 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from fleet.aws.calls import Calls
 from fleet.aws.credentials import AwsSettings, Hub, role_arn_for
+from fleet.aws.limits import Limits
 from fleet.aws.retry import BackoffPolicy
 
 
 async def test_views_of_one_shared_client_sign_as_their_own_account(make_fleet) -> None:
     fleet = make_fleet(accounts=3, regions=("eu-west-1",), per_region=2)
     settings = AwsSettings(endpoint_url=fleet.box.endpoint)
-    async with Hub(settings, BackoffPolicy(), anyio.sleep) as hub:
+    async with Hub(settings, Calls(Limits(None, 5.0), BackoffPolicy())) as hub:
         accounts = sorted({d.account_id for d in fleet.domains})
         sessions = {a: await hub.assume(a, role_arn_for(a, settings, None), None) for a in accounts}
         views = {a: await s.client("cognito-idp", "eu-west-1") for a, s in sessions.items()}
@@ -52,7 +54,7 @@ async def test_views_of_one_shared_client_sign_as_their_own_account(make_fleet) 
 async def test_private_hooks_of_the_pinned_libraries_are_where_the_code_expects(make_fleet) -> None:
     fleet = make_fleet(accounts=1, regions=("eu-west-1",), per_region=1)
     settings = AwsSettings(endpoint_url=fleet.box.endpoint)
-    async with Hub(settings, BackoffPolicy(), anyio.sleep) as hub:
+    async with Hub(settings, Calls(Limits(None, 5.0), BackoffPolicy())) as hub:
         plain = await hub.client("cognito-idp", "eu-west-1")
         # The signer reads its credentials from this attribute at every request: shared clients replace it.
         signer = plain._request_signer

@@ -84,14 +84,14 @@ def test_acm_writes_serial_as_aws_and_the_edge_serves_that_certificate(make_flee
     assert ":" in described["Serial"] and described["Serial"] == described["Serial"].lower()
     import anyio
 
-    from fleet.aws.edge import EdgeChecker, EdgeSettings
+    from fleet.aws.edge import EdgeChecker, EdgeSettings, NotSeen
     from fleet.clock import SystemClock
 
     checker = EdgeChecker(EdgeSettings(address=fleet.box.edge_address, tries=1), SystemClock())
     served = anyio.run(checker.look, d.domain, None)
     assert isinstance(served, Served) and is_certificate(served, described)
     unknown = anyio.run(checker.look, "nobody.example.org", None)
-    assert isinstance(unknown, str) and "TLS handshake failed" in unknown  # an unknown name: no certificate
+    assert isinstance(unknown, NotSeen) and "TLS handshake failed" in unknown.reason  # an unknown name: none served
     assert fleet.box.state.faults["edge_refused"] == 1
 
 

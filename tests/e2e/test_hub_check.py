@@ -10,12 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-import anyio
 import pytest
 
 from fleet.aws.credentials import AwsSettings
-from fleet.aws.hub_check import checked_hub
 from fleet.aws.retry import BackoffPolicy
+from fleet.aws.runtime import aws_runtime
 from fleet.errors import HubUnavailable
 
 from ..conftest import Fleet
@@ -114,7 +113,7 @@ async def test_silent_endpoint_is_bounded_by_the_connect_timeout() -> None:
         settings = AwsSettings(endpoint_url=f"http://127.0.0.1:{server.getsockname()[1]}", connect_timeout=0.5)
         started = time.monotonic()
         with pytest.raises(HubUnavailable, match=r"did not answer within 1 s; check --endpoint-url"):
-            async with checked_hub(settings, BackoffPolicy(), anyio.sleep):
+            async with aws_runtime(settings, BackoffPolicy()):
                 pass
         assert time.monotonic() - started < 3  # 2 x the connect timeout; the read timeout would be 20 s
 

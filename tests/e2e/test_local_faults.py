@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from fleet.cli import main
 from fleet.errors import EXIT_OK, EXIT_RESUMABLE, StateWriteError, reduce_group
-from fleet.migration import pipeline
+from fleet.migration import state_store
 from fleet.state.checkpoint import Checkpoint, write_failure
 
 from ..conftest import Fleet
@@ -45,7 +45,7 @@ def test_a_full_disk_mid_run_is_one_line_exit_75_and_the_resume_writes_each_doma
 ) -> None:
     fleet: Fleet = make_fleet(accounts=3, regions=("us-east-1", "eu-west-1"), per_region=2)
     monkeypatch.setattr(FillingCheckpoint, "full", staticmethod(lambda: sum(fleet.box.state.writes.values()) >= 3))
-    monkeypatch.setattr(pipeline, "Checkpoint", FillingCheckpoint)
+    monkeypatch.setattr(state_store, "Checkpoint", FillingCheckpoint)
     result = run_cli(fleet, "--rate-per-account", "1")  # rows one after another: the disk fills mid-run
     assert result.exit_code == EXIT_RESUMABLE, result.output
     lines = [json.loads(line) for line in result.output.splitlines() if line.strip()]
@@ -58,7 +58,7 @@ def test_a_full_disk_mid_run_is_one_line_exit_75_and_the_resume_writes_each_doma
     written_before = dict(fleet.box.state.writes)
     assert 0 < sum(written_before.values()) < len(fleet.domains)  # it did stop mid-run
 
-    monkeypatch.setattr(pipeline, "Checkpoint", Checkpoint)  # space freed
+    monkeypatch.setattr(state_store, "Checkpoint", Checkpoint)  # space freed
     again = run_cli(fleet)
     assert again.exit_code == EXIT_OK, again.output
     assert fleet.box.state.writes == {d.domain: 1 for d in fleet.domains}  # every domain written exactly once

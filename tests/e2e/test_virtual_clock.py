@@ -157,3 +157,17 @@ async def test_drain_lets_calls_in_flight_finish_until_it_expires(make_fleet) ->
         state.events.index(("DescribeUserPoolDomain", d)) < state.events.index(("UpdateUserPoolDomain", d))
         for d in in_flight
     )  # described before it was written again (it was not: writes stay 1)
+
+
+async def test_plan_is_awaited_like_run_on_the_same_clock(make_fleet, tmp_path) -> None:
+    # plan is the one job too (plan_async): awaitable, on the injected clock; the plan file is dated by it.
+    from fleet.migration.pipeline import plan_async
+    from fleet.records.plan_file import read_plan
+
+    fleet: Fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=2)
+    clock = ManualClock()
+    clock.advance(3600)
+    out = tmp_path / "plan.json"
+    result = await plan_async(fleet.manifest, tmp_path / "plan.csv", fleet.settings(), clock=clock, out=out)
+    assert result.counts == {"planned": 2} and result.plan_out == out and not fleet.box.state.writes
+    assert abs((read_plan(out).made_at - clock.now()).total_seconds()) < 0.01  # an hour ahead of the wall clock

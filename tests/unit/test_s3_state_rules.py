@@ -186,26 +186,21 @@ def test_renewal_keeps_the_lease_and_a_takeover_is_reported_once() -> None:
     lock = LeaseLock(store, KEY, "run-a", lease=30)
     lock.acquire()
     lost: list[str] = []
+    clock = {"now": 0.0, "waits": 0}
 
-    async def main() -> None:
-        from ..clocks import ManualClock
+    def wait(seconds: float) -> bool:  # the injected clock: each wait moves it, and S3's, on
+        clock["waits"] += 1
+        clock["now"] += seconds
+        store.time += seconds
+        if clock["waits"] <= 3:
+            assert decide(store.get(KEY + ".lock"), 30) is Decision.REFUSE  # renewed: never stale
+        if clock["waits"] == 4:
+            store.put(KEY + ".lock", b"taken", if_match=store.objects[KEY + ".lock"][1])  # someone took it
+        return clock["waits"] > 6
 
-        clock = ManualClock()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(lock.keep, clock.sleep, clock.monotonic, lost.append)
-            for _ in range(3):  # three renewals: the lease's age stays under a third of it
-                clock.advance(10)
-                await anyio.sleep(0.05)
-                assert store.get(KEY + ".lock") is not None
-                store.time += 10
-                assert decide(store.get(KEY + ".lock"), 30) is Decision.REFUSE
-            store.put(KEY + ".lock", b"taken", if_match=store.objects[KEY + ".lock"][1])
-            clock.advance(10)
-            await anyio.sleep(0.05)
-            tg.cancel_scope.cancel()
-
-    anyio.run(main)
+    lock.keep(wait, lambda: clock["now"], lost.append)
     assert len(lost) == 1 and "taken over" in lost[0]
+    assert clock["waits"] == 4  # stopped renewing at once
 
 
 def test_a_compaction_during_the_run_keeps_the_latest_journal_so_a_takeover_fences_the_right_key() -> None:
