@@ -1,9 +1,10 @@
-"""Where the state is kept: a local SQLite file, or ``s3://BUCKET/KEY`` (fleet/state/s3_state.py). One place opens
-either, and locks either, so the job and the state commands never ask which.
+"""An ``s3://BUCKET/KEY`` state for the job and the state commands (fleet/state/s3_state.py), beside a local one.
 
-- ``opened``: the state as a ``Checkpoint`` (a local file; or an S3 snapshot + journals as a local copy).
-- ``locked``: the run's lock: a local flock, or the S3 lease lock renewed by a task on the run's clock; a lease
-  that cannot be renewed stops the run (no new row starts; exit 75).
+- ``S3State``: what ``fleet.migration.state_store.state_at`` gives the job for an s3:// state: its holds, its
+  lease lock (renewed from a thread of its own; a lease that cannot be renewed stops the run: no new row starts,
+  exit 75), the state opened as a local copy journaling to S3.
+- ``opened``: either kind of state as a ``Checkpoint``, for the state commands (history, hold, release, rollback).
+- ``force_unlock`` / ``holder_of``: `cognito-fleet unlock`.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 - Taken by creating ``KEY.lock`` with ``If-None-Match: *`` (S3 answers 412 if it exists): one creator wins.
 - Held by renewing it (a PUT with ``If-Match`` on the ETag it last wrote) every third of the lease, from a
-  task on the run's clock. A renewal that fails (412: someone took it over, or no answer until the lease is
-  nearly gone) means the lock is lost: the run stops starting rows and exits 75.
+  thread of its own (``keep``, on the clock it is given). A renewal that fails (412: someone took it over, or no
+  answer until the lease is nearly gone) means the lock is lost: the run stops starting rows and exits 75.
 - Stale when S3 says so: its age (the response's ``Date`` minus ``Last-Modified``, both S3's clock) exceeds the
   lease it names. A stale lock is taken over with ``If-Match`` on its ETag (two takers: one wins), and its holder's
   journal is fenced (``s3_journal.fence``) so a holder that was only stalled can write nothing more.
