@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Edge(StrEnum):
@@ -65,6 +66,9 @@ class Outcome:
     # NotAfter of the certificate Cognito is on when the row ended (the metrics' expiry), when asked for and
     # describable. Not stored: the next run looks again.
     certificate_not_after: str | None = None
+    # A plan's: DescribeCertificate's Certificate of the current certificate and of the target, by ARN (those ACM
+    # described), for the plan file's certificate facts. Not stored.
+    certificates: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         d = {name: getattr(self, name) for name in OUTCOME_FIELDS}  # flat: no deep copy as asdict() makes
@@ -72,7 +76,7 @@ class Outcome:
         return d
 
 
-_TRANSIENT = ("drift", "after_write", "certificate_not_after")
+_TRANSIENT = ("drift", "after_write", "certificate_not_after", "certificates")
 OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome) if f.name not in _TRANSIENT)
 
 

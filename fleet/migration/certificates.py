@@ -87,6 +87,20 @@ class CertificateChecks:
             return None
         return (not_after if not_after.tzinfo else not_after.replace(tzinfo=UTC)).isoformat().replace("+00:00", "Z")
 
+    async def known(
+        self, arns: Iterable[str], describer: Callable[[str], Callable[[], Awaitable[dict[str, Any]]]]
+    ) -> dict[str, dict[str, Any]]:
+        """DescribeCertificate's Certificate of each of ``arns`` that ACM describes, by ARN, for the plan file's
+        certificate facts: each described once per account and run (the pre-flight's and the expiry's answers are
+        these); one that cannot be described is left out, never an error of the row."""
+        out: dict[str, dict[str, Any]] = {}
+        for arn in dict.fromkeys(arns):
+            try:
+                out[arn] = dict((await self._described.get(arn, describer(arn))).get("Certificate") or {})
+            except Exception:
+                continue
+        return out
+
     async def verify(
         self,
         arn: str,

@@ -31,6 +31,7 @@ from fleet.clock import Clock, SystemClock
 from fleet.errors import EXIT_FAILED_ROWS, FleetError
 from fleet.manifest import Manifest, Row, parse
 from fleet.migration.engine import EngineSettings, Observer, Tally, open_runtime
+from fleet.migration.plan_certificates import CertificatesSeen, with_certificates
 from fleet.migration.planning import Allowed as Allowed
 from fleet.migration.planning import plan_facts, planned_domains, planning, warn_outside
 from fleet.migration.result import RunResult as RunResult
@@ -212,12 +213,15 @@ async def _plan(
     info = run_info("plan", job.run_id, aws.hub, job.manifest, planning(job.settings), report=str(job.report))
     if job.observer is not None:
         job.observer.started(info)
-    async with _plan_pass(job, aws, holds, job.run_id, job.observer, StopPolicy()) as state:
+    seen = CertificatesSeen(job.observer)  # the plan file's certificate facts, kept as the rows end
+    if job.out is not None:  # a plan file shows each domain's certificates: its rows describe them (each once)
+        job = dataclasses.replace(job, settings=dataclasses.replace(job.settings, expiry=True))
+    async with _plan_pass(job, aws, holds, job.run_id, seen, StopPolicy()) as state:
         counts = write_report(job.manifest.rows, state, job.report, edges=edges)
         if job.out is not None and not counts[SKIPPED]:
             options = info["options"]
             assert isinstance(options, dict)
-            domains = planned_domains(job.manifest.rows, state)
+            domains = with_certificates(planned_domains(job.manifest.rows, state), seen.facts)
             hub, change_ref = aws.hub.arn or "unknown", job.settings.change_ref
             write_plan(job.out, job.run_id, made_at, hub, job.manifest.path, domains, options, change_ref=change_ref)
         return counts

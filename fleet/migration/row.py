@@ -9,6 +9,7 @@ back with it (SecurityPolicy is not modelled by the pinned botocore, so Cognito 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 from fleet.aws.retry import AttemptCounter, classify
@@ -65,6 +66,9 @@ async def migrate_row(ctx: RowContext, row: Row, stored: Stored | None) -> Outco
         outcome.certificate_not_after = await ctx.certificates.not_after(
             on, certificate_describer(ctx, row, counter, on)
         )
+        if ctx.mode.plan:  # the plan file's facts of both certificates (cached: no call made twice)
+            describer = functools.partial(certificate_describer, ctx, row, counter)
+            outcome.certificates = await ctx.certificates.known((current, row.certificate_arn), describer)
     outcome.attempts = counter.attempts
     outcome.finished_at = ctx.now()
     await ctx.checkpoint.record(outcome, row)

@@ -14,14 +14,15 @@ import collections
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
 from fleet.outcome import WRITTEN, Status
-from fleet.records.formatting import at_utc, duration, plural, short_names
+from fleet.records.certificate_facts import FACT_HEADER, CertificateFacts
+from fleet.records.formatting import at_utc, by_name, duration, plural, short_names
 from fleet.records.report import ReportError, jsonl_path, read_report
 from fleet.records.run_file import change_ref_of, plan_of, ran_by_of, read_run_record
 
@@ -112,6 +113,10 @@ class Record:
 
     def extra_html(self) -> str:
         return ""
+
+    def certificate_facts(self) -> Mapping[str, CertificateFacts]:
+        """What is known of each certificate by ARN (issuer, serial, ...): a plan knows; a report does not."""
+        return {}
 
     @property
     def title(self) -> str:
@@ -347,6 +352,21 @@ def _run_id(rows: list[dict[str, str]], path: Path) -> str | None:
 
 def certificate_names(record: Record) -> dict[str, str]:
     return short_names(a for e in record.entries for a in (e.previous, e.certificate))
+
+
+def certificate_header(record: Record) -> list[str]:
+    """The certificates table's columns: with the facts' columns when the record knows any."""
+    return ["Shown as", "ARN", *(FACT_HEADER if record.certificate_facts() else [])]
+
+
+def certificate_rows(record: Record, names: Mapping[str, str]) -> list[list[str]]:
+    """One row per certificate (plain text, escaped by each renderer), sorted by its shown name."""
+    facts = record.certificate_facts()
+    out = []
+    for arn, short in sorted(names.items(), key=by_name):
+        known = facts.get(arn)
+        out.append([short, arn, *((known.cells() if known else [""] * len(FACT_HEADER)) if facts else [])])
+    return out
 
 
 SOURCE_HEADER = ["Report", "SHA-256", "Rows", "Counted"]

@@ -13,11 +13,13 @@ from fleet.records.change_record import (
     DOMAIN_HEADER,
     SOURCE_HEADER,
     Record,
+    certificate_header,
     certificate_names,
+    certificate_rows,
     source_rows,
     superseded_rows,
 )
-from fleet.records.formatting import at_utc, by_name, plural
+from fleet.records.formatting import at_utc, plural
 from fleet.text import printable
 
 # --- HTML ---------------------------------------------------------------------------------------------------
@@ -115,22 +117,22 @@ def html(record: Record) -> str:
         _domains_html(record, names),
     ]
     if names:
-        key = sorted(names.items(), key=by_name)
-        parts += [
-            '<section id="certificates"><h2>Certificates</h2>',
-            html_table(
-                ["Shown as", "ARN"],
-                ([f'<span class="mono">{esc(s)}</span>', f'<span class="mono">{esc(a)}</span>'] for a, s in key),
-                [15, 85],
-                [""] * len(key),
-            ),
-            "</section>",
-        ]
+        parts.append(_certificates_html(record, names))
     if record.sources:
         parts.append(_sources_html(record))
     origin = f"{len(record.sources)} reports" if record.sources else str(record.source)
     parts.append(f"<footer>Rendered by cognito-fleet from {esc(origin)}.</footer></body></html>\n")
     return "\n".join(parts)
+
+
+def _certificates_html(record: Record, names: dict[str, str]) -> str:
+    """Each certificate's shown name and ARN (and, when the record knows them, its issuer, serial, ...)."""
+    header, rows = certificate_header(record), certificate_rows(record, names)
+    widths = [15, 85] if len(header) == 2 else [10, 28, 14, 18, 8, 9, 13]
+    mono = {0, 1, 3}  # shown name, ARN, serial
+    cells = ([f'<span class="mono">{esc(c)}</span>' if i in mono else esc(c) for i, c in enumerate(r)] for r in rows)
+    table = html_table(header, cells, widths, [""] * len(rows))
+    return f'<section id="certificates"><h2>Certificates</h2>{table}</section>'
 
 
 def _sources_html(record: Record) -> str:

@@ -10,11 +10,13 @@ from fleet.records.change_record import (
     DOMAIN_HEADER,
     SOURCE_HEADER,
     Record,
+    certificate_header,
     certificate_names,
+    certificate_rows,
     source_rows,
     superseded_rows,
 )
-from fleet.records.formatting import at_utc, by_name, plural
+from fleet.records.formatting import at_utc, plural
 from fleet.text import printable
 
 # --- Markdown -----------------------------------------------------------------------------------------------
@@ -87,7 +89,7 @@ def markdown(record: Record) -> str:
         out += [""]
     if names:
         out += ["## Certificates", ""]
-        out += md_table(["Shown as", "ARN"], ([short, arn] for arn, short in sorted(names.items(), key=by_name)))
+        out += md_table(certificate_header(record), certificate_rows(record, names))
     if record.sources:
         out += ["", "## Sources", ""]
         out += md_table(SOURCE_HEADER, source_rows(record), frozenset({2, 3}))

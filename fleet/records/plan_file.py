@@ -8,6 +8,11 @@ an edit made without recomputing it; anyone can recompute an unkeyed digest, whi
 file's SHA-256, given with the run, not anything inside the file. Under ``run --plan`` a domain is written only when
 the plan planned that very write and Describe still shows the certificate the plan saw; anything else ends
 ``drifted-since-plan``, unwritten.
+
+Each domain also carries what ACM said of its current certificate and of its target (``current_certificate``,
+``target_certificate``: issuer, serial, type, key algorithm, NotAfter; ``fleet.records.certificate_facts``), for
+the board to read: optional fields of version 2, null when not known. Plans made before them read as before (their
+fingerprint covers the fields they have); the fingerprint of a plan that has them covers them too.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from fleet.errors import FleetError
 from fleet.files import atomic_writer
 from fleet.manifest import Row
 from fleet.outcome import Status, stamp
+from fleet.records.certificate_facts import CertificateFacts, read_facts
 from fleet.records.own_files import PLAN, refuse_foreign
 
 FORMAT, VERSION = "cognito-fleet-plan", 2
@@ -55,6 +61,8 @@ class PlannedDomain:
     error_message: str | None = None
     edge: str | None = None  # what its edge served at plan time
     edge_not_after: str | None = None
+    current_certificate: CertificateFacts | None = None  # ACM's facts of the certificate it is on (None: unknown)
+    target_certificate: CertificateFacts | None = None  # ... of its target
 
     def key(self) -> tuple[str, str, str, str, str]:
         return (self.account_id, self.region, self.user_pool_id, self.domain, self.certificate_arn)
@@ -225,7 +233,11 @@ def _domain(entry: object, index: int, bad: Any) -> PlannedDomain:
         values[k] = entry.get(k)
     if values["action"] not in ACTIONS:
         raise bad(f"{where}.action: {values['action']!r} is not one of {', '.join(sorted(ACTIONS))}")
-    return PlannedDomain(**values)
+    return PlannedDomain(
+        **values,
+        current_certificate=read_facts(entry.get("current_certificate"), f"{where}.current_certificate", bad),
+        target_certificate=read_facts(entry.get("target_certificate"), f"{where}.target_certificate", bad),
+    )
 
 
 def span(delta: timedelta) -> str:

@@ -8,12 +8,14 @@ from which manifest, its fingerprint — and which adds the writes it plans.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
 from fleet.outcome import Status
+from fleet.records.certificate_facts import CertificateFacts
 from fleet.records.change_record import Entry, Record
 from fleet.records.formatting import at_utc, plural, short_names
 from fleet.records.html import arn_cell, esc, html_table, wrappable
@@ -37,6 +39,18 @@ class PlanRecord(Record):
     plan: Plan
     kind: ClassVar[str] = "Plan"
     shows_writes: ClassVar[bool] = False
+
+    def certificate_facts(self) -> Mapping[str, CertificateFacts]:
+        """What ACM said of each certificate the plan names (its domains' current ones and targets)."""
+        facts: dict[str, CertificateFacts] = {}
+        for d in self.plan.domains:
+            for arn, known in (
+                (d.current_certificate_arn, d.current_certificate),
+                (d.certificate_arn, d.target_certificate),
+            ):
+                if arn and known is not None:
+                    facts.setdefault(arn, known)
+        return facts
 
     def planned(self) -> list[Entry]:
         return [e for e in self.entries if e.status == Status.PLANNED]
@@ -79,23 +93,38 @@ class PlanRecord(Record):
             ),
         ]
 
-    def _rows(self) -> tuple[list[Entry], dict[str, str]]:
-        planned = self.planned()
-        return planned, short_names(a for e in planned for a in (e.previous, e.certificate))
+    def _rows(self) -> tuple[list[Entry], dict[str, str], Callable[[str], str]]:
+        """The planned rows, their certificates' shown names, and each certificate's facts in one line ("" when
+        unknown: a plan made before they were kept, or a certificate ACM would not describe)."""
+        planned, facts = self.planned(), self.certificate_facts()
+        names = short_names(a for e in planned for a in (e.previous, e.certificate))
+
+        def known(arn: str) -> str:
+            found = facts.get(arn) if arn else None
+            return found.summary() if found else ""
+
+        return planned, names, known
 
     def extra_markdown(self) -> list[str]:
-        planned, names = self._rows()
+        planned, names, known = self._rows()
         out = ["", f"## What will change ({plural(len(planned), 'write')})", ""]
         if not planned:
             return [*out, "Nothing: no domain is planned to be written."]
-        rows = (
-            [e.domain, e.account_id, e.region, names.get(e.previous, "—"), names[e.certificate], e.edge]
-            for e in planned
-        )
+
+        def cell(arn: str) -> str:
+            shown, facts = names.get(arn, "—"), known(arn)
+            return f"{shown} ({facts})" if facts else shown
+
+        rows = ([e.domain, e.account_id, e.region, cell(e.previous), cell(e.certificate), e.edge] for e in planned)
         return out + md_table(WILL_CHANGE, rows)
 
     def extra_html(self) -> str:
-        planned, names = self._rows()
+        planned, names, known = self._rows()
+
+        def cell(arn: str) -> str:  # the shown name (its ARN on hover), and under it what ACM said of it, escaped
+            facts = known(arn)
+            return arn_cell(arn, names) + (f'<br /><small class="facts">{esc(facts)}</small>' if facts else "")
+
         out = [f'<section id="will-change"><h2>What will change ({esc(plural(len(planned), "write"))})</h2>']
         if not planned:
             out.append("<p>Nothing: no domain is planned to be written.</p>")
@@ -105,13 +134,13 @@ class PlanRecord(Record):
                     wrappable(e.domain),
                     esc(e.account_id),
                     esc(e.region),
-                    arn_cell(e.previous, names),
-                    arn_cell(e.certificate, names),
+                    cell(e.previous),
+                    cell(e.certificate),
                     esc(e.edge),
                 ]
                 for e in planned
             ]
-            out.append(html_table(WILL_CHANGE, rows, [28, 14, 12, 16, 16, 14], ["planned"] * len(rows)))
+            out.append(html_table(WILL_CHANGE, rows, [20, 12, 10, 24, 24, 10], ["planned"] * len(rows)))
         return "".join(out) + "</section>"
 
 

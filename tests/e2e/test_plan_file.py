@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import re
 import stat
@@ -17,7 +18,8 @@ from rich.console import Console
 from fleet.cli import main
 from fleet.cli.plan_table import CHROME, plan_table
 from fleet.records.plan_file import fingerprint, read_plan, span
-from fleet.sandbox.seed import Seeder, write_manifest
+from fleet.sandbox.seed import DISTRUSTED, HEALTHY, HEALTHY_CA, NEW_CA, OLD_CA, Seeder, seed_accounts, write_manifest
+from fleet.sandbox.server import Sandbox
 
 from ..conftest import Fleet
 from ..files import by_domain, events, finished
@@ -299,3 +301,83 @@ def test_a_plan_digest_is_checked_before_anything_and_goes_with_plan() -> None:
     assert code == 2 and "is not a SHA-256" in out
     code, out = invoke("run", "m.csv", "--change-ref", "CHG-1\x1b[2J")
     assert code == 2 and "printable" in out
+
+
+_ids = itertools.count(560000000000, 1000)
+
+
+def test_a_plan_shows_both_certificates_issuer_serial_type_key_and_expiry(box: Sandbox, tmp_path: Path) -> None:
+    """Issue 28 (item 2): a CA is distrusted; the plan to approve says, for every domain, what ACM says of the
+    certificate it is on and of its target, in the file and in its Markdown and HTML records; one DescribeCertificate
+    per distinct certificate."""
+    old_id, healthy_id = str(next(_ids)), str(next(_ids))
+    distrusted = seed_accounts(box.endpoint, [old_id], ["us-east-1"], 2, by=DISTRUSTED)  # one Old CA cert, shared
+    healthy = seed_accounts(box.endpoint, [healthy_id], ["us-east-1"], 1, by=HEALTHY)
+    manifest, plan_path = write_manifest(distrusted + healthy, tmp_path / "m.csv"), tmp_path / "P.json"
+    box.state.reset_counters()
+    code, out = invoke("plan", str(manifest), "--out", str(plan_path), "--endpoint-url", box.endpoint, "--no-progress")
+    assert code == 0, out
+    assert box.state.calls["acm:DescribeCertificate"] == 5  # 1 + 2 certificates in one account, 1 + 1 in the other
+
+    seeder = Seeder(box.endpoint)
+    acm = {a: seeder.client(seeder.session(a), "acm", "us-east-1") for a in (old_id, healthy_id)}
+    lines = {e["domain"]: e for e in json.loads(plan_path.read_text())["domains"]}
+    expected: dict[str, tuple[str, str]] = {}  # domain -> (current, target) as one line of "What will change"
+    by_arn: dict[str, list[str]] = {}  # certificate -> its row of the certificates table
+    for d, (was, will) in [(d, (OLD_CA, NEW_CA)) for d in distrusted] + [
+        (d, (HEALTHY_CA, HEALTHY_CA)) for d in healthy
+    ]:
+        summaries = []
+        for key, arn, issuer, days in (
+            (
+                "current_certificate",
+                d.old_certificate_arn,
+                was,
+                DISTRUSTED.old_days if was == OLD_CA else HEALTHY.old_days,
+            ),
+            (
+                "target_certificate",
+                d.new_certificate_arn,
+                will,
+                DISTRUSTED.new_days if will == NEW_CA else HEALTHY.new_days,
+            ),
+        ):
+            said = acm[d.account_id].describe_certificate(CertificateArn=arn)["Certificate"]  # as the admin reads it
+            facts = lines[d.domain][key]
+            assert facts["issuer"] == said["Issuer"] == issuer
+            assert facts["serial"] == said["Serial"] and re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2})+", facts["serial"])
+            assert (
+                (facts["type"], facts["key_algorithm"])
+                == (said["Type"], said["KeyAlgorithm"])
+                == (
+                    "IMPORTED",
+                    "EC_prime256v1",
+                )
+            )
+            expires = datetime.fromisoformat(facts["not_after"])
+            assert expires == said["NotAfter"] and abs((expires - datetime.now(UTC)).days - days) <= 1
+            when = expires.strftime("%Y-%m-%d %H:%M:%SZ")
+            summaries.append(f"{issuer}; IMPORTED EC_prime256v1; expires {when}; serial {facts['serial']}")
+            by_arn[arn] = [issuer, facts["serial"], "IMPORTED", "EC_prime256v1", when]
+        expected[d.domain] = (summaries[0], summaries[1])
+
+    code, md = invoke("report", str(plan_path))
+    assert code == 0, md
+    change = md.split("## What will change (3 writes)", 1)[1].split("## Failures", 1)[0]
+    for domain, (current, target) in expected.items():
+        [row] = [line for line in change.splitlines() if f"| {domain} |" in line]
+        assert f"… ({current}) | " in row and f"… ({target}) | " in row and row.index(current) < row.index(target)
+    table = md.split("## Certificates", 1)[1]
+    assert "| Shown as | ARN | Issuer | Serial | Type | Key algorithm | Expires (NotAfter) |" in table
+    for arn, cells in by_arn.items():
+        assert f"| {arn} | {' | '.join(cells)} |" in table
+
+    code, out = invoke("report", str(plan_path), "--format", "html", "--out", str(tmp_path / "plan.html"))
+    assert code == 0, out
+    page = (tmp_path / "plan.html").read_text()
+    will_change = page.split('id="will-change"', 1)[1].split("</section>", 1)[0]
+    assert all(f'<small class="facts">{s}</small>' in will_change for pair in expected.values() for s in pair)
+    certificates = page.split('id="certificates"', 1)[1].split("</section>", 1)[0]
+    for arn, cells in by_arn.items():
+        row = certificates.split(arn, 1)[1].split("</tr>", 1)[0]
+        assert all(cell in row for cell in cells)
