@@ -36,6 +36,7 @@ from fleet.errors import EXIT_OK
 from fleet.migration.pipeline import RunResult, default_paths, new_run_id
 from fleet.migration.state_store import state_at
 from fleet.records.report import jsonl_path
+from fleet.state.s3_objects import is_s3
 
 DEFAULT_STATE = Path("reconcile.checkpoint.sqlite")
 # run's row filters: discover's --accounts FILE and --regions say which accounts and regions are read.
@@ -57,9 +58,10 @@ def without(names: frozenset[str], decorator: Decorator) -> Decorator:
 
 # run's wording that is not true of reconcile, which has no MANIFEST: its files sit beside its state.
 RECONCILE_HELP = {
-    "checkpoint": "The state; the manifest, inventory, report and plan go beside it (fleet.checkpoint.sqlite -> "
-    "fleet.csv, fleet.inventory.csv, fleet.report.csv, fleet.plan.json) [default: reconcile.checkpoint.sqlite in "
-    "the working directory; with --plan: the one beside the plan's manifest, NAME.checkpoint.sqlite].",
+    "checkpoint": "The state (a local file); the manifest, inventory, report and plan go beside it "
+    "(fleet.checkpoint.sqlite -> fleet.csv, fleet.inventory.csv, fleet.report.csv, fleet.plan.json) [default: "
+    "reconcile.checkpoint.sqlite in the working directory; with --plan: the one beside the plan's manifest, "
+    "NAME.checkpoint.sqlite].",
     "plan_file": "Apply exactly this approved plan (`reconcile --plan-only` made it, NAME.plan.json): no discovery; "
     "it runs the manifest the plan was made from (NAME.plan.manifest.csv, same SHA-256); a domain on another "
     "certificate than the plan saw, or not planned to be written, is not written (drifted-since-plan, exit 1).",
@@ -113,6 +115,8 @@ def reconcile(plan_only: bool, check: bool, **opts: Any) -> None:
     opts.update(dict.fromkeys(_DISCOVER_SAYS))
     if check and (plan_only or opts["plan_file"] is not None):
         raise click.UsageError("--check watches; it goes with neither --plan nor --plan-only")
+    if is_s3(opts["checkpoint"]) or is_s3(opts["report"]):  # its manifest, inventory and plan sit beside them
+        raise click.UsageError("reconcile keeps its state and files in a local directory: s3:// is for run and plan")
     logs.configure(opts["log_format"], opts["log_level"])  # first: a refusal too is one JSON error under cron
     if opts["plan_file"] is not None:  # an approved plan: exactly its manifest (its state beside), no discovery
         sys.exit(apply_plan(opts))

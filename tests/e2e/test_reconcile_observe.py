@@ -100,6 +100,8 @@ def test_a_refused_plan_is_one_json_error_notified_and_exported(tmp_path: Path) 
     manifest.write_bytes((Path(__file__).parents[2] / "manifests" / "example.csv").read_bytes())
     plan = tmp_path / "prod.plan.json"
     write_plan(plan, "plan-1", datetime.now(UTC), "arn:aws:iam::1:user/hub", str(manifest), [], {})
+    last = {"account_id": "111122223333", "region": "eu-west-1", "domain": "auth.example.com", "status": "verified"}
+    (tmp_path / "prod.report.jsonl").write_text(json.dumps(last) + "\n")  # the last run's report: kept in the metrics
     with Receiver() as hook:
         config = tmp_path / "cognito-fleet.toml"
         config.write_text(f'[defaults]\nnotify = ["{hook.url}"]\nmetrics-file = "m.prom"\nlog-format = "json"\n')
@@ -120,3 +122,5 @@ def test_a_refused_plan_is_one_json_error_notified_and_exported(tmp_path: Path) 
             assert [r["kind"] for r in body["reasons"]] == ["error"] and "PlanError" not in body["text"]
             assert "plan" in body["text"] and body["command"] == args[0]
             assert samples(tmp_path / "m.prom", "cognito_fleet_last_run_exit_code") == {(args[0],): 2.0}
+        domains = samples(tmp_path / "m.prom", "cognito_fleet_domain_status")
+        assert domains == {("run", "auth.example.com", "verified"): 1.0}  # run's: the last report's domains
