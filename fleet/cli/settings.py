@@ -24,8 +24,10 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from fleet.cli.state_options import LocationArg, StateArg
 from fleet.errors import FleetError
 from fleet.migration.engine import SettingsFile
+from fleet.state.s3_objects import SCHEME
 
 CONFIG_ENV = "COGNITO_FLEET_CONFIG"
 DEFAULT_NAME = "cognito-fleet.toml"
@@ -182,7 +184,7 @@ def _value(loaded: Loaded, table: str, key: str, param: click.Parameter, value: 
         value = ",".join(str(v) for v in value)  # regions = ["eu-west-1", "us-east-1"]: the comma list
     elif isinstance(value, bool):
         raise SettingsError(f"{where}: {value!r} is not a value of --{key}")
-    if isinstance(param.type, click.Path):
+    if isinstance(param.type, click.Path | StateArg | LocationArg):  # a file, or s3:// (left as it is)
         value = [_relative(loaded, v) for v in value] if many else _relative(loaded, value)
     elif isinstance(param.type, click.types.StringParamType) and not many and not isinstance(value, bool):
         value = str(value)  # max-failures = 5, external-id = 123
@@ -196,7 +198,7 @@ def _value(loaded: Loaded, table: str, key: str, param: click.Parameter, value: 
 
 
 def _relative(loaded: Loaded, value: Any) -> Any:
-    if isinstance(value, str) and value and not value.startswith("@") and not Path(value).is_absolute():
+    if isinstance(value, str) and value and not value.startswith(("@", SCHEME)) and not Path(value).is_absolute():
         return str(loaded.path.parent / value)
     return value
 

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from fleet.cli import main, settings
+from fleet.cli.state_options import LocationArg, StateArg
 from fleet.records.report import run_record_path
 
 from ..conftest import Fleet
@@ -92,6 +93,28 @@ def test_the_working_directory_file_is_read_when_no_other_is_named(
     assert json.loads(out)["canary"] == 4
     code, out = call(group, "probe", "x.csv", env={"COGNITO_FLEET_CONFIG": ""})
     assert json.loads(out)["canary"] == 4  # an empty variable is no file: the directory's
+
+
+def test_a_state_or_report_in_the_file_is_relative_to_it_unless_in_s3(tmp_path: Path) -> None:
+    """--checkpoint and --report take a file or s3://: a file named in the settings file is relative to it."""
+
+    @click.group()
+    def group() -> None:
+        pass
+
+    @group.command("probe")
+    @click.option("--checkpoint", type=StateArg())
+    @click.option("--report", type=LocationArg())
+    def probe(checkpoint: object, report: object) -> None:
+        click.echo(json.dumps([str(checkpoint), str(report)]))
+
+    settings.attach(group)
+    config = tmp_path / "conf" / "cognito-fleet.toml"
+    config.parent.mkdir()
+    config.write_text("[probe]\ncheckpoint = 'state/fleet.checkpoint.sqlite'\nreport = 's3://bucket/r/prod.csv'\n")
+    code, out = call(group, "probe", "--config", str(config))
+    assert code == 0, out
+    assert json.loads(out) == [str(config.parent / "state" / "fleet.checkpoint.sqlite"), "s3://bucket/r/prod.csv"]
 
 
 @pytest.mark.parametrize(
