@@ -23,9 +23,16 @@ class StateWriteError(FleetError):
 
     exit_code = EXIT_RESUMABLE
 
-    def __init__(self, path: str, cause: str) -> None:
-        super().__init__(f"{path}: the state file cannot be written ({cause}): free space and rerun to resume")
+    def __init__(self, path: str, cause: str, advice: str = "free space and rerun to resume") -> None:
+        super().__init__(f"{path}: the state file cannot be written ({cause}): {advice}")
         self.path, self.cause = path, cause
+
+
+class RaceLost(FleetError):
+    """A conditional write to an S3 state lost (412 PreconditionFailed / 409 ConditionalRequestConflict): someone
+    else changed the object since it was read. Never retried as an overwrite: the run is refused (exit 3)."""
+
+    exit_code = EXIT_LOCKED
 
 
 def leaves(group: BaseException) -> list[BaseException]:

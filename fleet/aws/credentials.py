@@ -42,6 +42,8 @@ class AwsSettings:
         None  # per shared client (all accounts' calls to a region); None: limits.call_ceiling
     )
     insecure_endpoint: bool = False  # allow plain HTTP to a host that is not loopback (fleet/aws/endpoints.py)
+    state_region: str | None = None  # an s3:// state's bucket region; None: found (GetBucketLocation)
+    lock_lease: float = 120.0  # seconds an s3:// state's lock lasts without renewal (fleet/state/s3_lock.py)
 
 
 def client_config(settings: AwsSettings) -> AioConfig:

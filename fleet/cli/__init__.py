@@ -22,7 +22,7 @@ from fleet.cli.option_groups import ALLOWED_HELP, EXIT_HELP
 from fleet.cli.reconcile_command import reconcile
 from fleet.cli.report_command import report_command
 from fleet.cli.run_commands import plan_command, run
-from fleet.cli.state_commands import history_command, hold_command, release_command, rollback
+from fleet.cli.state_commands import history_command, hold_command, release_command, rollback, unlock_command
 from fleet.errors import EXIT_FAILED_ROWS, FleetError, reduce_group
 from fleet.manifest import parse
 from fleet.migration import allow_list
@@ -129,6 +129,7 @@ for _command in (
     release_command,
     history_command,
     report_command,
+    unlock_command,
 ):
     main.add_command(_command)
 

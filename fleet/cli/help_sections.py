@@ -55,6 +55,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "--insecure-endpoint",
         "--edge-check",
         "--edge-address",
+        "--state-region",
+        "--lock-lease",
     ),
     "Output, records and logs": (
         "--report",

@@ -16,6 +16,7 @@ from fleet.aws.edge import EDGE_ADDRESS_ENV, EdgeSettings, split_address
 from fleet.aws.limits import call_ceiling
 from fleet.aws.retry import BackoffPolicy
 from fleet.cli import options, settings
+from fleet.cli.state_options import LOCK_LEASE, RUN_CHECKPOINT, STATE_REGION, LocationArg
 from fleet.discover.select import Selection
 from fleet.migration.engine import EngineSettings
 from fleet.migration.pipeline import (
@@ -152,8 +153,9 @@ filter_options = _apply(  # plan and run: which rows, where the report goes, how
     [
         click.option(
             "--report",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="CSV report; JSON Lines go beside it [default: beside the manifest]",
+            type=LocationArg(),
+            help="CSV report; JSON Lines and the run record go beside it; a file or s3://BUCKET/PREFIX/NAME.csv "
+            "[default: beside the manifest]",
         ),
         click.option(
             "--shard",
@@ -232,11 +234,9 @@ trust_state_dir_option = click.option(
 
 run_only_options = _apply(
     [
-        click.option(
-            "--checkpoint",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="SQLite checkpoint [default: beside the manifest, NAME.checkpoint.sqlite]",
-        ),
+        RUN_CHECKPOINT,
+        STATE_REGION,
+        LOCK_LEASE,
         click.option(
             "--wait/--no-wait",
             default=ENGINE.mode.wait,
@@ -372,6 +372,8 @@ def engine_settings(opts: dict[str, Any], rows: int, run_id: str) -> EngineSetti
             session_name=f"cognito-fleet-{run_id}",
             session_duration=opts["session_duration"],
             pool_connections=call_ceiling(opts["concurrency"]),
+            state_region=opts.get("state_region"),
+            lock_lease=opts.get("lock_lease", ENGINE.aws.lock_lease),
         ),
         # `run`'s own options; `plan` and `discover` keep the defaults.
         mode=Mode(

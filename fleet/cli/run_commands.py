@@ -29,6 +29,8 @@ from fleet.cli.option_groups import (
 )
 from fleet.cli.plan_table import plan_table
 from fleet.cli.progress import Fanout, ProgressBar, summary_table
+from fleet.cli.s3_records import staged
+from fleet.cli.state_options import STATE_REGION, StateArg, state_aws
 from fleet.errors import EXIT_OK, FleetError
 from fleet.migration.engine import Observer
 from fleet.migration.pipeline import (
@@ -47,6 +49,7 @@ from fleet.records.plan_file import Approved, check_usable, read_plan
 from fleet.records.report import check_report_paths, read_report
 from fleet.records.rollback import rollback_state
 from fleet.shard import RowFilter, Shard
+from fleet.state.s3_objects import S3Location
 from fleet.text import printable
 
 
@@ -102,15 +105,15 @@ def execute(
                 work = dataclasses.replace(work, policy=policy, approve=approve)
             result = execute_job(work)
     except FleetError as exc:
-        watch.failed(exc, report, settings.aws, state, run_id)
+        watch.failed(exc, report, settings.aws, _local(state), run_id)
         raise
     code = watch.exit_code(result)
     if result.fleet_held and command != "check":  # nothing was called: one line, exit 0
         logs.say(result.fleet_held, held=True, checkpoint=str(result.checkpoint))
-        watch.finished(result, code, settings.aws, state)
+        watch.finished(result, code, settings.aws, _local(state))
         sys.exit(code)
     by_code, by_account = _log_finished(result, code, read_only, row_logger.throttles, watch.findings)
-    watch.finished(result, code, settings.aws, state)
+    watch.finished(result, code, settings.aws, _local(state))
     if show_progress:
         if read_only:
             plan_table(result.report, result.plan_out or result.report)
@@ -118,7 +121,14 @@ def execute(
     return result, code, watch.lines(result)
 
 
-def _paths(manifest: Path, opts: dict[str, Any], shard: Shard | None, read_only: bool) -> tuple[Path, Path]:
+def _local(state: Path | S3Location) -> Path | None:
+    """The metrics' last-success fallback reads a local state only (an S3 one: the textfile's own value)."""
+    return state if isinstance(state, Path) else None
+
+
+def _paths(
+    manifest: Path, opts: dict[str, Any], shard: Shard | None, read_only: bool
+) -> tuple[Path | S3Location, Path]:
     """The state and the report (plan's: NAME.plan.csv), refused before anything if the report would go over a file
     the tool did not write."""
     default_checkpoint, default_report = default_paths(manifest, shard)
@@ -182,7 +192,7 @@ def _approved(manifest: Path, opts: dict[str, Any]) -> Approved:
     return Approved(found, pinned=pinned is not None)
 
 
-def _rollback_state(manifest: Path) -> Path | None:
+def _rollback_state(manifest: Path) -> Path | S3Location | None:
     """A rollback manifest's run records into the forward state it came from (its rollback record names it)."""
     forward = rollback_state(manifest)
     if forward is not None:
@@ -263,8 +273,9 @@ def print_result(result: RunResult, read_only: bool = False) -> None:
 @observe_options
 def run(manifest: Path, **opts: Any) -> None:
     """Migrate every domain of MANIFEST to its certificate_arn; rerun the same command to resume."""
-    result, code, _ = execute(manifest, opts)
-    print_result(result)
+    with staged(opts["report"], state_aws(opts)) as opts["report"]:  # s3://: written here, uploaded at the end
+        result, code, _ = execute(manifest, opts)
+        print_result(result)
     sys.exit(code)
 
 
@@ -283,10 +294,12 @@ def run(manifest: Path, **opts: Any) -> None:
 )
 @click.option(
     "--checkpoint",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The state whose holds the plan respects (read, never written) [default: beside the manifest, "
-    "NAME.checkpoint.sqlite]: a domain a rollback holds is planned `held`, a held fleet plans nothing.",
+    type=StateArg(),
+    help="The state whose holds the plan respects (read, never written; a file or s3://BUCKET/KEY) [default: "
+    "beside the manifest, NAME.checkpoint.sqlite]: a domain a rollback holds is planned `held`, a held fleet plans "
+    "nothing.",
 )
+@STATE_REGION
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -301,11 +314,12 @@ def plan_command(manifest: Path, **opts: Any) -> None:
     The report defaults to NAME.plan.csv beside the manifest; the run's state is read for its holds (a domain a
     rollback holds is planned `held`), never written.
     """
-    result, code, check_lines = execute(manifest, opts, read_only=True)
-    # The watcher looked even at a held fleet: its lines are the plan's (the hold is one of the check's lines).
-    print_result(dataclasses.replace(result, fleet_held=None) if opts["check"] else result, read_only=True)
-    for line in check_lines if not logs.json_mode() else ():
-        click.echo(line)
+    with staged(opts["report"], state_aws(opts)) as opts["report"]:  # s3://: written here, uploaded at the end
+        result, code, check_lines = execute(manifest, opts, read_only=True)
+        # The watcher looked even at a held fleet: its lines are the plan's (the hold is one of the check's lines).
+        print_result(dataclasses.replace(result, fleet_held=None) if opts["check"] else result, read_only=True)
+        for line in check_lines if not logs.json_mode() else ():
+            click.echo(line)
     sys.exit(code)
 
 

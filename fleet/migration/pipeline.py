@@ -37,7 +37,7 @@ from fleet.migration.planning import plan_facts, planned_domains, planning, warn
 from fleet.migration.result import RunResult as RunResult
 from fleet.migration.result import pending_ages
 from fleet.migration.run_record import for_state, run_info, write_run_record
-from fleet.migration.state_store import scratch, state_at
+from fleet.migration.state_store import StatePath, scratch, state_at
 from fleet.migration.supervise import StopPolicy as StopPolicy
 from fleet.migration.supervise import supervise
 from fleet.outcome import Status
@@ -97,7 +97,7 @@ class Job:
     manifest: Manifest
     report: Path
     settings: EngineSettings
-    state: Path | None = None  # run: the state it extends; plan: the state whose holds it respects (None: none)
+    state: StatePath | None = None  # run: the state it extends; plan: the one whose holds it respects (None: none)
     observer: Observer | None = None
     policy: StopPolicy = field(default_factory=StopPolicy)  # plan: signals only
     clock: Clock = field(default_factory=SystemClock)
@@ -113,7 +113,7 @@ async def run_job(job: Job) -> RunResult:
     the hub is confirmed (HubUnavailable); a run takes the state's lock (LockHeld) and opens it
     (CheckpointMismatch); ``approve`` sees the hub, the fleet and the writes a plan pass found before anything is
     written, and a no raises NotApproved."""
-    held, holds = state_at(job.state).holds() if job.state is not None else (None, {})
+    held, holds = state_at(job.state, job.settings.aws).holds() if job.state is not None else (None, {})
     where = job.state if job.kind is Kind.RUN and job.state is not None else Path()
     watching = job.kind is Kind.PLAN and job.watch  # a hold stops writes, never the watcher
     if held is not None and not watching:  # an operator held the fleet: no call at all, not even the hub's
@@ -165,8 +165,8 @@ class _Ran:
 async def _run(job: Job, aws: Runtime, holds: Mapping[str, Hold], edges: EdgeTally | None) -> _Ran:
     """Lock, [ask], open the state, run the rows, report: the run's pass."""
     assert job.state is not None
-    store, settings, rows = state_at(job.state), job.settings, job.manifest.rows
-    with store.lock():
+    store, settings, rows = state_at(job.state, job.settings.aws, job.run_id), job.settings, job.manifest.rows
+    with store.lock(aws.stop):
         more = {"plan": plan_facts(settings)} if settings.approved else {}
         report = str(job.report)
         info = run_info("run", job.run_id, aws.hub, job.manifest, settings, state=job.state, report=report, **more)
@@ -236,7 +236,7 @@ async def _writes_ahead(job: Job, aws: Runtime, holds: Mapping[str, Hold]) -> li
 
 async def migrate_async(
     source: Manifest | str | Path,
-    checkpoint_path: Path,
+    checkpoint_path: StatePath,
     report_path: Path,
     settings: EngineSettings,
     observer: Observer | None = None,
@@ -265,7 +265,7 @@ async def plan_async(
     run_id: str | None = None,
     allowed: Allowed | None = None,
     out: Path | None = None,
-    state: Path | None = None,
+    state: StatePath | None = None,
     watch: bool = False,
 ) -> RunResult:
     """`plan`, read-only: ``run_job`` of kind plan. ``state``: the run's state, read for its holds (a domain a

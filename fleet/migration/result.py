@@ -16,6 +16,7 @@ from fleet.migration.stuck import age, human
 from fleet.outcome import SUCCESS, Status
 from fleet.records.report import EdgeTally, summary_line
 from fleet.state.checkpoint import Checkpoint
+from fleet.state.s3_objects import S3Location
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,7 @@ class RunResult:
     counts: collections.Counter[str]
     report: Path
     report_jsonl: Path
-    checkpoint: Path
+    checkpoint: Path | S3Location  # where the state is (str() names it either way)
     stopped: str | None = None  # why the run stopped early, if it did
     aborted: bool = False  # stopped because of failures (budget, canary), not time
     drift: int = 0  # domains found moved off their target by someone else, and written again

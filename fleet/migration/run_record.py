@@ -18,6 +18,7 @@ from fleet.migration.engine import EngineSettings
 from fleet.records.own_files import RUN_RECORD, refuse_foreign
 from fleet.records.report import run_record_path
 from fleet.records.rollback import rollback_of
+from fleet.state.s3_objects import S3Location
 
 
 def run_info(
@@ -26,7 +27,7 @@ def run_info(
     hub: Hub,
     manifest: Manifest,
     settings: EngineSettings,
-    state: Path | None = None,
+    state: Path | S3Location | None = None,
     **more: object,
 ) -> dict[str, object]:
     """What ``run_started`` says: who runs what on which fleet, where the calls go (each service's endpoint and
@@ -62,7 +63,7 @@ def run_info(
             "edge_check": settings.edge.check,
             "edge_address": settings.edge.address if settings.edge.check else None,
         },
-        **({"state": os.path.abspath(state)} if state is not None else {}),
+        **({"state": _named(state)} if state is not None else {}),
         **({"change_ref": settings.change_ref} if settings.change_ref else {}),
         **({"settings_file": settings.settings_file.facts()} if settings.settings_file else {}),
         **_rollback(manifest.path),
@@ -109,6 +110,11 @@ def write_run_record(report_path: Path, info: dict[str, object]) -> None:
     with atomic_writer(path) as fh:
         json.dump(record, fh, indent=2, sort_keys=True, default=str)
         fh.write("\n")
+
+
+def _named(state: Path | S3Location) -> str:
+    """A local state by its absolute path; an S3 one by its s3:// URL."""
+    return str(state) if isinstance(state, S3Location) else os.path.abspath(state)
 
 
 def for_state(info: dict[str, object]) -> dict[str, object]:

@@ -1,6 +1,6 @@
-"""Where a job keeps its state, and the one place it is opened (``state_at``): today a local SQLite file
-(``fleet.state.checkpoint``) beside its lock file; another backend (S3) goes beside ``LocalState`` with the same
-four methods, chosen in ``state_at``.
+"""Where a job keeps its state, and the one place it is opened (``state_at``): a local SQLite file
+(``fleet.state.checkpoint``) beside its lock file, or ``s3://BUCKET/KEY`` (``S3State``: fleet/state/s3_state.py,
+locked by fleet/state/s3_lock.py), with the same four methods.
 
 Plans and the prompt's pre-check record into a throw-away state (``scratch``) that carries the run's holds, so they
 leave held domains as the run would.
@@ -13,9 +13,13 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from fleet.aws.credentials import AwsSettings
+from fleet.aws.stop import Stop
+from fleet.migration.state_backend import S3State
 from fleet.state.checkpoint import Checkpoint
 from fleet.state.holds import Hold
 from fleet.state.lock import CheckpointLock
+from fleet.state.s3_objects import S3Location
 
 
 class LocalState:
@@ -36,8 +40,9 @@ class LocalState:
             fleet = state.fleet_hold()
             return (None if fleet is None else fleet.message(str(self.path))), state.holds()
 
-    def lock(self) -> contextlib.AbstractContextManager[object]:
-        """One run at a time: held from before the prompt's pre-check until the report is written."""
+    def lock(self, stop: Stop | None = None) -> contextlib.AbstractContextManager[object]:
+        """One run at a time: held from before the prompt's pre-check until the report is written (the kernel
+        drops it with its process: nothing can take it away, ``stop`` is not needed)."""
         return CheckpointLock(self.path)
 
     def open(self) -> Checkpoint:
@@ -45,8 +50,14 @@ class LocalState:
         return Checkpoint(self.path)
 
 
-def state_at(path: Path) -> LocalState:
-    """The state a job names (``--checkpoint``)."""
+StatePath = Path | S3Location
+
+
+def state_at(path: StatePath, aws: AwsSettings | None = None, run_id: str = "") -> LocalState | S3State:
+    """The state a job names (``--checkpoint``): an ``s3://`` one is reached with ``aws`` (the hub identity) and
+    written as ``run_id``."""
+    if isinstance(path, S3Location):
+        return S3State(path, aws or AwsSettings(), run_id)
     return LocalState(path)
 
 

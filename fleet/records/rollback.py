@@ -34,6 +34,7 @@ from fleet.records.report import read_report
 from fleet.records.run_file import read_run_record, state_named
 from fleet.state.checkpoint import Checkpoint
 from fleet.state.holds import new_rollback_id, who
+from fleet.state.s3_objects import S3Location, is_s3
 
 RECORD_FORMAT = "cognito-fleet-rollback"
 
@@ -133,7 +134,7 @@ def record_path(manifest: Path) -> Path:
     return manifest.with_suffix(".rollback.json")
 
 
-def rollback_state(manifest: Path) -> Path | None:
+def rollback_state(manifest: Path) -> Path | S3Location | None:
     """The forward state a rollback manifest's run records into (its rollback record's), None for any other
     manifest; RollbackError when the record names a state that is not there (a new one would hold nothing)."""
     try:
@@ -142,6 +143,8 @@ def rollback_state(manifest: Path) -> Path | None:
         return None
     if not isinstance(doc, dict) or doc.get("format") != RECORD_FORMAT or not isinstance(doc.get("state"), str):
         return None
+    if is_s3(doc["state"]):  # an S3 state: looked up when the run opens it
+        return S3Location.parse(doc["state"])
     state = Path(doc["state"])
     if not state.is_file():
         raise RollbackError(
@@ -228,15 +231,18 @@ def write_rollback_manifest(
     report: Path,
     out: Path,
     original: Path | None = None,
-    state_path: Path | None = None,
+    state_path: Path | Checkpoint | None = None,
     part: Part | None = None,
 ) -> Rollback:
     """Write the rollback manifest of ``report`` (of ``part`` of it); with ``state_path``, its rollback record
     (naming that state) and the holds of its domains there on their previous certificates: manifest, record, holds,
-    in that order (no hold without a manifest; a failed hold removes both)."""
+    in that order (no hold without a manifest; a failed hold removes both). An open state (an S3 one) is used as
+    given and left open."""
     if state_path is not None:
         refuse_foreign(record_path(out), ROLLBACK)
-    with Checkpoint(state_path, create=False) if state_path is not None else contextlib.nullcontext() as state:
+    owned = Checkpoint(state_path, create=False) if isinstance(state_path, Path) else None
+    given = state_path if isinstance(state_path, Checkpoint) else None  # an open state (an S3 one): left open
+    with owned if owned is not None else contextlib.nullcontext(given) as state:
         rollback = plan_rollback(report, state, original, part)
         if not rollback.rows:
             why = "; could not: " + "; ".join(rollback.missed) if rollback.missed else ""
@@ -246,7 +252,7 @@ def write_rollback_manifest(
         if state is not None and state_path is not None:
             rollback.rollback_id = new_rollback_id()
             try:
-                _write_record(out, report, state_path, rollback)
+                _write_record(out, report, state_path if isinstance(state_path, Path) else state.path, rollback)
                 state.hold_domains(((r.domain, r.certificate_arn) for r in rollback.rows), rollback.rollback_id, who())
             except Exception:
                 out.unlink(missing_ok=True)  # nothing half-done: no manifest without its holds
@@ -255,7 +261,7 @@ def write_rollback_manifest(
         return rollback
 
 
-def _write_record(manifest: Path, report: Path, state: Path, rollback: Rollback) -> None:
+def _write_record(manifest: Path, report: Path, state: Path | str, rollback: Rollback) -> None:
     """The rollback record beside its manifest (0600, whole): which rollback, of which report, into which state."""
     document = {
         "format": RECORD_FORMAT,
@@ -265,7 +271,7 @@ def _write_record(manifest: Path, report: Path, state: Path, rollback: Rollback)
         "who": who(),
         "report": os.path.abspath(report),
         "report_sha256": hashlib.sha256(report.read_bytes()).hexdigest(),
-        "state": os.path.abspath(state),
+        "state": str(state) if str(state).startswith("s3://") else os.path.abspath(state),
         "manifest": os.path.abspath(manifest),
         "domains": [r.domain for r in rollback.rows],
     }

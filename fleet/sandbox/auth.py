@@ -50,7 +50,12 @@ IAM_DIR = _iam_dir()
 # placeholder iam/hub-policy.json's aws:ResourceOrgID condition carries, as if it had been filled in.
 SANDBOX_ORGANIZATION = "o-exampleorgid"
 OTHER_ORGANIZATION = "o-someoneelses0"
-POLICY_FILES = {"hub": "hub-policy.json", "role": "role-policy.json", "readonly": "readonly-role-policy.json"}
+POLICY_FILES = {
+    "hub": "hub-policy.json",
+    "role": "role-policy.json",
+    "readonly": "readonly-role-policy.json",
+    "state": "state-bucket-policy.json",
+}
 READONLY_ROLE_NAME = "CognitoFleetReadOnlyRole"  # iam/role-stackset.yaml's second role
 MAX_SKEW = 15 * 60  # seconds: AWS refuses a signature dated further from its clock ("Signature expired")
 
@@ -262,6 +267,10 @@ class Authority:
         policy = self._policies.get(name)
         if policy is None:
             from moto.iam.access_control import IAMPolicy
+
+            from fleet.sandbox.s3 import teach_moto_string_like
+
+            teach_moto_string_like()
 
             path = self.iam_dir / POLICY_FILES[name]
             try:

@@ -88,6 +88,11 @@ def _knobs_epilog() -> str:
     help="Serve HTTPS with this certificate chain (PEM) instead; needs --tls-key.",
 )
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Its private key (PEM).")
+@click.option(
+    "--bucket",
+    help="Create this S3 bucket for an s3:// state (the hub may use its cognito-fleet/ prefix when the bucket is "
+    "example-fleet-state: iam/state-bucket-policy.json).",
+)
 def serve(
     port: int,
     env_file: Path | None,
@@ -103,6 +108,7 @@ def serve(
     tls_dir: Path | None,
     tls_cert: Path | None,
     tls_key: Path | None,
+    bucket: str | None,
 ) -> None:
     """Run the sandbox until interrupted; prints its endpoint and its edge (COGNITO_FLEET_EDGE_ADDRESS, which `run`
     and `plan` read). Knobs: POST /_sandbox/config, GET /_sandbox/stats.
@@ -117,12 +123,7 @@ def serve(
     from fleet.sandbox.state import Knobs
     from fleet.sandbox.tls import TLSFiles, make_tls_files
 
-    if (tls_cert is None) != (tls_key is None):
-        raise click.UsageError("--tls-cert and --tls-key go together")
-    if tls_cert is not None and (tls or tls_dir is not None):
-        raise click.UsageError("--tls-cert/--tls-key serve a given certificate: not with --tls/--tls-dir")
-    if tls_dir is not None and not tls:
-        raise click.UsageError("--tls-dir needs --tls")
+    _check_tls_options(tls, tls_dir, tls_cert, tls_key)
 
     if env_file is not None:
         env_file.unlink(missing_ok=True)  # a file left by an earlier sandbox names a dead endpoint
@@ -150,6 +151,7 @@ def serve(
         click.echo(f"sandbox endpoint: {box.endpoint}", nl=True)
         # The sandbox checks signatures: the tool must sign with the hub's keys (sandbox-only, not secrets).
         click.echo(f"sandbox edge: {box.edge_address} (TLS: every custom domain's CloudFront edge, by SNI)")
+        _make_bucket(box.endpoint, bucket)
         exports = {"SANDBOX_ENDPOINT": box.endpoint, EDGE_ADDRESS_ENV: box.edge_address, **HUB_CREDENTIALS}
         if files is not None and files.ca is not None:
             click.echo(f"CA certificate: {files.ca}")
@@ -168,6 +170,24 @@ def serve(
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+
+
+def _check_tls_options(tls: bool, tls_dir: Path | None, tls_cert: Path | None, tls_key: Path | None) -> None:
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if tls_cert is not None and (tls or tls_dir is not None):
+        raise click.UsageError("--tls-cert/--tls-key serve a given certificate: not with --tls/--tls-dir")
+    if tls_dir is not None and not tls:
+        raise click.UsageError("--tls-dir needs --tls")
+
+
+def _make_bucket(endpoint: str, bucket: str | None) -> None:
+    """``--bucket``: an S3 bucket for an s3:// state."""
+    if bucket:
+        from fleet.sandbox.seed import create_bucket
+
+        create_bucket(endpoint, bucket)
+        click.echo(f"S3 bucket: s3://{bucket}/ (e.g. --checkpoint s3://{bucket}/cognito-fleet/prod/state.sqlite)")
 
 
 def _interrupt(signum: int, frame: object) -> None:

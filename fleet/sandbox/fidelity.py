@@ -15,6 +15,7 @@ import json
 import re
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +36,7 @@ from fleet.sandbox.auth import (
 )
 from fleet.sandbox.domains import AUTH_FAULTS, COGNITO_PREFIX, DOMAIN_OPERATIONS, DomainRecord, Domains
 from fleet.sandbox.faults import RESET
+from fleet.sandbox.s3 import operation_name, s3_requests
 from fleet.sandbox.state import SandboxState
 from fleet.sandbox.wire import (
     DROP,
@@ -237,11 +239,18 @@ class FidelityApp(_Services):
         region, service = (credential.region, credential.service) if credential else ("us-east-1", "")
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         protocol = "json" if target else "query"
-        params = request_params(environ, body, protocol)
+        params = request_params(environ, body, protocol) if service != "s3" else {}  # an S3 body is an object
         operation = target.rpartition(".")[2] if target else str(params.get("Action", ""))
         try:
             identity = self._identify(environ, body, credential)
-            if self.state.knobs.enforce_iam:
+            if service == "s3":
+                self._count_s3(environ, body)
+            if self.state.knobs.enforce_iam and service == "s3":
+                # The hub's S3 calls are held to the state bucket's policy (fleet/sandbox/s3.py).
+                as_state = replace(identity, policy="state") if identity.policy == "hub" else identity
+                for action, resource, keys in s3_requests(environ, body):
+                    self.authority.authorize(as_state, action, resource, keys)
+            elif self.state.knobs.enforce_iam:
                 resource = resource_of(service, operation, params, identity.account, region)
                 parts = resource.split(":")  # the account that owns the resource (an ARN's fifth field)
                 owner = parts[4] if len(parts) > 5 and parts[4] else identity.account
@@ -287,6 +296,12 @@ class FidelityApp(_Services):
             start_response("500 Internal Server Error", [("Content-Length", "0")])
             return []
         return self._forward(environ, start_response, body)
+
+    def _count_s3(self, environ: dict[str, Any], body: bytes) -> None:
+        with self.state.lock:
+            self.state.calls[operation_name(environ)] += 1
+            if environ.get("REQUEST_METHOD") == "PUT":
+                self.state.calls["s3:bytes_written"] += len(body)
 
     def _identify(self, environ: dict[str, Any], body: bytes, credential: Credential | None) -> Identity:
         if self.state.knobs.verify_signatures:

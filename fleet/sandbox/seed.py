@@ -109,6 +109,14 @@ def admin_client(service: str, endpoint_url: str, region: str = "us-east-1", con
     )
 
 
+def create_bucket(endpoint_url: str, bucket: str) -> None:
+    """An S3 bucket for an s3:// state (the admin's; the hub reads and writes it under
+    iam/state-bucket-policy.json, whose placeholder bucket is fleet.sandbox.s3.STATE_BUCKET). Kept if it exists."""
+    s3 = admin_client("s3", endpoint_url, config=Config(s3={"addressing_style": "path"}))
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=bucket)
+
+
 def probe(endpoint_url: str) -> None:
     """One quick call (no retries): an endpoint that does not answer fails here in seconds, not after the seeder's
     retries with backoff."""

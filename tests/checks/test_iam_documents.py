@@ -23,10 +23,12 @@ import parliament
 import pytest
 from botocore import xform_name
 from cfnlint.decode import cfn_yaml
+from moto.iam import policy_conditions
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from fleet.aws.credentials import AwsSettings
 from fleet.sandbox.auth import OTHER_ORGANIZATION, READONLY_ROLE_NAME, SANDBOX_ORGANIZATION
+from fleet.sandbox.s3 import teach_moto_string_like
 
 ROOT = Path(__file__).resolve().parents[2]
 IAM = ROOT / "iam"
@@ -58,6 +60,16 @@ HUB_ACTIONS = frozenset(
         "sns:Publish",  # --notify sns:TOPIC_ARN (fleet/observe/notify.py)
     }
 )
+# What the hub calls on an s3:// state's bucket (fleet/aws/s3.py), and the IAM action each needs (AWS's service
+# authorization reference for S3: ListObjectsV2 is s3:ListBucket, DeleteObjects is s3:DeleteObject per key).
+STATE_CALLS = {
+    "s3:GetBucketLocation": "s3:GetBucketLocation",
+    "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:GetObject": "s3:GetObject",
+    "s3:PutObject": "s3:PutObject",
+    "s3:DeleteObjects": "s3:DeleteObject",
+}
+STATE_BUCKET_ARN = "arn:aws:s3:::example-fleet-state"
 # Allowed to everyone by AWS, whatever the policies say: never needs (or gets) a statement.
 NEEDS_NO_PERMISSION = frozenset({"sts:GetCallerIdentity"})
 # The one write the role may make (and the CloudFront permission AWS checks with it); a verb below in any action
@@ -333,7 +345,7 @@ def test_policies_cover_every_aws_call_in_the_code() -> None:
     # A new call in fleet/ (say cognito-idp:DescribeUserPoolClient) fails here until a policy, the README's
     # table and the reviewers catch up; a dropped call fails here until its permission is dropped too.
     called = set(fleet_aws_calls()) - NEEDS_NO_PERMISSION
-    assert called == ROLE_ACTIONS | HUB_ACTIONS, {a: sorted(w) for a, w in fleet_aws_calls().items()}
+    assert called == ROLE_ACTIONS | HUB_ACTIONS | set(STATE_CALLS), {a: sorted(w) for a, w in fleet_aws_calls().items()}
 
 
 def test_code_scan_sees_a_new_call(tmp_path: Path) -> None:
@@ -413,6 +425,38 @@ def test_template_header_shows_the_stackset_commands() -> None:
     # Every parameter without a default is passed by the documented command.
     required = {k for k, v in template()["Parameters"].items() if "Default" not in v}
     assert set(re.findall(r"ParameterKey=(\w+)", text)) == required
+
+
+# ---- the state bucket (an s3:// state: docs/s3-state.md) ----------------------------------------------------------
+def test_state_bucket_policy_passes_parliament_with_community_auditors() -> None:
+    text = (IAM / "state-bucket-policy.json").read_text(encoding="utf-8")
+    assert [(f.issue, f.detail) for f in parliament.analyze_policy_string(text).findings] == []
+    strict = parliament.analyze_policy_string(text, include_community_auditors=True)
+    assert [(f.issue, f.detail) for f in strict.findings] == []
+
+
+def test_state_bucket_policy_grants_exactly_what_the_state_calls_on_its_prefix_only() -> None:
+    policy = load_json("state-bucket-policy.json")
+    assert sorted(set(actions(policy))) == sorted(set(STATE_CALLS.values()))
+    for stmt in policy["Statement"]:
+        assert stmt["Effect"] == "Allow" and set(stmt) <= {"Sid", "Effect", "Action", "Resource", "Condition"}
+        resources = [stmt["Resource"]] if isinstance(stmt["Resource"], str) else stmt["Resource"]
+        assert all(r == STATE_BUCKET_ARN or r.startswith(STATE_BUCKET_ARN + "/cognito-fleet/") for r in resources)
+    teach_moto_string_like()  # as the sandbox does: moto alone ignores StringLike (allows)
+    assert "StringLike" in policy_conditions.CONDITION_OPERATIONS
+    evaluated = IAMPolicy(json.dumps(policy))
+
+    def allowed(action: str, resource: str, context: dict[str, str] | None = None) -> bool:
+        decision = evaluated.is_action_permitted(action, resource, incoming_condition_values=context)
+        return bool(decision == PermissionResult.PERMITTED)
+
+    state = f"{STATE_BUCKET_ARN}/cognito-fleet/prod/state.sqlite"
+    assert allowed("s3:PutObject", state) and allowed("s3:GetObject", state)
+    assert allowed("s3:DeleteObject", state + ".lock") and allowed("s3:DeleteObject", state + ".journal/r/0000000001")
+    assert not allowed("s3:DeleteObject", state)  # the snapshot is replaced conditionally, never deleted
+    assert not allowed("s3:PutObject", f"{STATE_BUCKET_ARN}/elsewhere/state.sqlite")
+    assert allowed("s3:ListBucket", STATE_BUCKET_ARN, {"s3:prefix": "cognito-fleet/prod/state.sqlite.journal/"})
+    assert not allowed("s3:ListBucket", STATE_BUCKET_ARN, {"s3:prefix": "secrets/"})
 
 
 # ---- the read-only role (discover, plan, the watcher) -------------------------------------------------------------

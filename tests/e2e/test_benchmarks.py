@@ -92,3 +92,21 @@ def test_lost_writes_benchmark_runs_on_a_tiny_fleet() -> None:
     assert lost["writes_per_domain_max"] == 1 and lost["on_target"] == 8  # ...and every domain written once
     unreachable = figures["unreachable_endpoint"]
     assert unreachable["exit_code"] == 2 and unreachable["left_behind"] == []
+
+
+def test_s3_state_benchmark_runs_on_a_tiny_fleet(tmp_path: Path) -> None:
+    out = tmp_path / "s3.json"
+    args = ["--accounts", "1", "--regions", "us-east-1", "--domains", "2", "--latency", "0", "--repeat", "1"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.s3_state", *args, "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    figures = json.loads(out.read_text())
+    assert figures["local_migrate"]["writes"] == figures["s3_migrate"]["writes"] == 2
+    assert figures["local_migrate"]["s3_requests"] == 0 < figures["s3_migrate"]["s3_requests"]
+    assert figures["s3_migrate"]["s3_bytes_written"] > 0 and figures["s3_converge"]["writes"] == 0
+    assert "| migrate | s3 |" in proc.stdout

@@ -1,0 +1,163 @@
+"""An ``s3://BUCKET/KEY`` state for the job and the state commands (fleet/state/s3_state.py), beside a local one.
+
+- ``S3State``: what ``fleet.migration.state_store.state_at`` gives the job for an s3:// state: its holds, its
+  lease lock (renewed from a thread of its own; a lease that cannot be renewed stops the run: no new row starts,
+  exit 75), the state opened as a local copy journaling to S3.
+- ``opened``: either kind of state as a ``Checkpoint``, for the state commands (history, hold, release, rollback).
+- ``force_unlock`` / ``holder_of``: `cognito-fleet unlock`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fleet.aws.credentials import AwsSettings
+from fleet.aws.s3 import S3Objects
+from fleet.aws.stop import Stop
+from fleet.events import get_logger
+from fleet.state.checkpoint import Checkpoint
+from fleet.state.holds import Hold
+from fleet.state.s3_journal import fence
+from fleet.state.s3_lock import Holder, LeaseLock
+from fleet.state.s3_objects import S3Location, is_s3
+from fleet.state.s3_state import S3Checkpoint
+
+StatePath = Path | S3Location
+
+
+def location(text: str | Path) -> StatePath:
+    """A state argument as given: ``s3://BUCKET/KEY`` or a local path."""
+    return S3Location.parse(text) if isinstance(text, str) and is_s3(text) else Path(text)
+
+
+@functools.cache
+def _store(bucket: str, aws: AwsSettings) -> S3Objects:
+    return S3Objects(bucket, aws, aws.state_region)
+
+
+def store_for(where: S3Location, aws: AwsSettings) -> S3Objects:
+    """The bucket's client (one per bucket and settings in a process)."""
+    return _store(where.bucket, aws)
+
+
+@contextlib.contextmanager
+def opened(
+    where: StatePath, aws: AwsSettings, writer: str | None = None, create: bool = False, compacts: bool = False
+) -> Iterator[Checkpoint]:
+    """The state, closed (an S3 state compacted when ``compacts``) on the way out. ``writer``: who writes
+    (an S3 state's journal names); a local file ignores it."""
+    if isinstance(where, S3Location):
+        state: Checkpoint = S3Checkpoint(where, store_for(where, aws), writer, create=create, compacts=compacts)
+    else:
+        state = Checkpoint(where, create=create)
+    failed = False
+    try:
+        yield state
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        if failed and isinstance(state, S3Checkpoint):
+            state.compacts = False  # on an error the journals stay as they are; the next run compacts them
+        state.close()
+
+
+def exists(where: StatePath, aws: AwsSettings) -> bool:
+    """Whether there is a state there: a file; for S3, a snapshot or journals (one LIST, nothing downloaded)."""
+    if isinstance(where, S3Location):
+        keys = store_for(where, aws).list(where.key)
+        return any(k == where.key or k.startswith(where.key + ".journal/") for k in keys)
+    return where.exists()
+
+
+class S3State:
+    """An ``s3://`` state as ``fleet.migration.state_store`` uses one: read for its holds, locked for one run (the
+    lease lock, renewed from a thread of its own while the run goes on), opened as a local copy that journals
+    every commit to S3 and compacts when closed."""
+
+    def __init__(self, where: S3Location, aws: AwsSettings, run_id: str) -> None:
+        self.where, self.aws, self.run_id = where, aws, run_id
+
+    def __str__(self) -> str:
+        return str(self.where)
+
+    def holds(self) -> tuple[str | None, dict[str, Hold]]:
+        if not exists(self.where, self.aws):
+            return None, {}
+        with opened(self.where, self.aws) as state:
+            fleet = state.fleet_hold()
+            return (None if fleet is None else fleet.message(str(self.where))), state.holds()
+
+    @contextlib.contextmanager
+    def lock(self, stop: Stop | None = None) -> Iterator[object]:
+        """LockHeld (exit 3) when another run holds it; a lock lost while the run goes on ``stop``s it (exit 75)."""
+        lock = LeaseLock(store_for(self.where, self.aws), self.where.key, self.run_id, self.aws.lock_lease)
+        lock.acquire()
+        if lock.taken_from is not None:
+            get_logger().warning(
+                "state_lock_taken_over",
+                lock=lock.where,
+                previous=lock.taken_from.describe(),
+                message=f"the lock's lease had run out: taken over from {lock.taken_from.describe()} (fenced)",
+            )
+        done = threading.Event()
+        keeper = threading.Thread(
+            target=lock.keep, args=(done.wait, time.monotonic, _losing(stop or Stop())), daemon=True
+        )
+        keeper.start()
+        try:
+            yield lock
+        finally:
+            done.set()
+            keeper.join()
+            lock.release()
+
+    def open(self) -> Checkpoint:
+        """The run's state (created if new), compacted into a new snapshot when closed."""
+        return S3Checkpoint(self.where, store_for(self.where, self.aws), self.run_id, create=True, compacts=True)
+
+
+def _losing(stop: Stop) -> Callable[[str], None]:
+    def lost(why: str) -> None:
+        get_logger().error("state_lock_lost", message=f"{why}: no new row starts; exit 75, rerun to resume")
+        stop.request(f"lost the state's lock: {why}")
+
+    return lost
+
+
+def command_writer(kind: str) -> str:
+    """A state command's writer id (its S3 journals' name): when, what, and a random part; sorts in time."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{kind}-{secrets.token_hex(3)}"
+
+
+def holder_of(where: S3Location, aws: AwsSettings) -> str | None:
+    """Who holds an S3 state's lock (None: nobody), for `unlock`."""
+    found = store_for(where, aws).get(where.key + ".lock")
+    if found is None:
+        return None
+    holder = Holder.decode(found.body)
+    who = holder.describe() if holder is not None else "an unreadable lock"
+    return f"{who}, last renewed {found.age:.0f}s ago"
+
+
+def force_unlock(where: StatePath, aws: AwsSettings) -> str:
+    """Fence the holder's journal, then delete the lock (`cognito-fleet unlock`). Returns what was done."""
+    assert isinstance(where, S3Location)
+    store = store_for(where, aws)
+    found = store.get(where.key + ".lock")
+    if found is None:
+        return "it was not locked"
+    holder = Holder.decode(found.body)
+    fenced = ""
+    if holder is not None:
+        seq = fence(store, where.key, holder.run_id, command_writer("unlock"))
+        fenced = f"run {holder.run_id} fenced at journal {seq}; "
+    store.delete([where.key + ".lock"])
+    return fenced + "the next run takes the lock"
