@@ -158,9 +158,10 @@ class UnknownRun(FleetError):
 def history_command(
     states: tuple[StatePath, ...], domain: str | None, run_id: str | None, out: Path | None, **aws: Any
 ) -> None:
-    """Show what state files (--checkpoint; several: the shards of a fleet) know: their runs, holds and releases; a
-    domain's or a run's history; a past report."""
-    from fleet.records.history import history_lines, holds_lines, rewrite_report, runs_table
+    """Show what state files (--checkpoint; several: the shards of a fleet; s3://...) know, in time order under a
+    header line: their runs (a plan applied, a rollback's run named), holds and releases; a domain's records and
+    holds; a run's records; a past report."""
+    from fleet.records.history import listing, rewrite_report
 
     if out is not None and run_id is None:
         raise click.UsageError("--report goes with --run RUN_ID")
@@ -179,9 +180,7 @@ def history_command(
                 writes = checkpoint.writes(run_id)
                 click.echo(f"{out}: {count} domains of run {run_id}, {writes} written by it (and {jsonl_path(out)})")
                 return
-            lines = history_lines(checkpoint, domain, run_id) if domain or run_id else runs_table(checkpoint)
-            if not run_id:
-                lines += holds_lines(checkpoint, domain)
+            lines = listing(checkpoint, domain, run_id)  # a header line, then oldest first
             if len(states) > 1 and lines:
                 click.echo(f"== {state}")
             for line in lines:

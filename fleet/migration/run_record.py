@@ -18,6 +18,7 @@ from fleet.manifest import Manifest
 from fleet.migration.engine import EngineSettings
 from fleet.records.own_files import RUN_RECORD, refuse_foreign
 from fleet.records.report import run_record_path
+from fleet.records.rollback import rollback_of
 from fleet.state.s3_objects import S3Location
 
 
@@ -69,8 +70,15 @@ def run_info(
         **({"plan": {**plan, "path": os.path.abspath(str(plan["path"]))}} if plan is not None else {}),
         **({"change_ref": settings.change_ref} if settings.change_ref else {}),
         **({"settings_file": settings.settings_file.facts()} if settings.settings_file else {}),
+        **_rollback(manifest.path),
         **more,
     }
+
+
+def _rollback(manifest: str) -> dict[str, object]:
+    """A rollback manifest's run names its rollback (the id its holds carry): ``history`` shows it."""
+    found = rollback_of(manifest)
+    return {} if found is None else {"rollback": {k: found[k] for k in ("rollback_id", "record")}}
 
 
 def where_and_who() -> dict[str, str]:
@@ -117,6 +125,6 @@ def for_state(info: dict[str, object]) -> dict[str, object]:
     """What the state's runs table keeps of ``run_started``: who, where, with what (no secret: the options
     already say only whether an external id was set)."""
     keep = ("command", "hub", "host", "user", "version", "manifest_sha256", "endpoints", "options", "report")
-    # where the state is; the plan applied, the change ticket; the settings file that set options
-    keep_too = ("state", "plan", "change_ref", "settings_file")
+    # where the state is; the plan applied, the change ticket; the settings file that set options; the rollback run
+    keep_too = ("state", "plan", "change_ref", "settings_file", "rollback")
     return {k: info[k] for k in (*keep, *keep_too) if k in info}

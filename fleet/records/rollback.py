@@ -105,6 +105,25 @@ def state_name(report_name: str) -> str:
     return (stem.removesuffix(".report") or stem) + ".checkpoint.sqlite"
 
 
+def rollback_of(manifest: str | Path) -> dict[str, str] | None:
+    """The rollback a manifest is, from its rollback record (``rollback_id``, the record's path, ``made_at``, the
+    forward ``state``); None for any other manifest. A rollback's run records it, so its history names it."""
+    path = record_path(Path(manifest))
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != RECORD_FORMAT or not isinstance(doc.get("rollback_id"), str):
+        return None
+    made_at, state = doc.get("made_at"), doc.get("state")
+    return {
+        "rollback_id": doc["rollback_id"],
+        "record": os.path.abspath(path),
+        "made_at": made_at if isinstance(made_at, str) else "",
+        "state": state if isinstance(state, str) else "",
+    }
+
+
 def _knows(state: Path, runs: set[str]) -> bool:
     with Checkpoint(state, create=False) as checkpoint:
         return any(checkpoint.run_info(run) is not None for run in runs)

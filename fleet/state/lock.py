@@ -1,11 +1,14 @@
 """One run per checkpoint: an exclusive flock on ``<checkpoint>.lock``.
 
 The kernel drops a flock when its process dies (kill -9, OOM, reboot), so a stale lock never blocks the
-next run; the file's content only names the holder for the message.
+next run; the file's content only names the holder for the message. A lock file this run created beside a state
+that still does not exist (a no at the prompt: nothing was recorded) is removed on release, while still locked;
+a run that locked a file since removed locks the new one, so two runs never hold two files of one name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -27,12 +30,29 @@ class LockHeld(FleetError):
 class CheckpointLock:
     def __init__(self, checkpoint: str | Path) -> None:
         self.path = Path(f"{checkpoint}.lock")
+        self.checkpoint = Path(checkpoint)
         self._fd: int | None = None
+        self._created = False
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(8):  # a file removed between our open and our flock: lock the one there now
+            self._created = not self.path.exists()
+            fd = self._lock()
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)
+        else:
+            raise LockHeld(f"checkpoint {self.checkpoint}: its lock file {self.path} keeps being replaced; run again")
+        os.ftruncate(fd, 0)
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started_at": utc_now()}
+        os.pwrite(fd, json.dumps(me).encode(), 0)
+        self._fd = fd
+
+    def _lock(self) -> int:
+        """The lock file, flocked (LockHeld when another run holds it)."""
         # Never a symlink's target, nor a file someone else controls or reaches by a hard link (checked before the
-        # truncation below), nor in a directory where someone else could remove it.
+        # truncation in acquire), nor in a directory where someone else could remove it.
         fd = open_owned(self.path, create=True)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -43,13 +63,14 @@ class CheckpointLock:
                 f"checkpoint {self.path.with_suffix('')} is in use by {holder}; "
                 "wait for that run to end (or stop it) and run again"
             ) from None
-        os.ftruncate(fd, 0)
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "started_at": utc_now()}
-        os.pwrite(fd, json.dumps(me).encode(), 0)
-        self._fd = fd
+        return fd
 
     def release(self) -> None:
         if self._fd is not None:
+            if self._created and not self.checkpoint.exists() and _same_file(self._fd, self.path):
+                # nothing recorded (a no at the prompt): leave nothing behind
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()  # still flocked: no other run holds it (one that opened it re-locks)
             os.close(self._fd)  # closing drops the flock; the file stays for the next run
             self._fd = None
 
@@ -59,6 +80,16 @@ class CheckpointLock:
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.release()
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file ``fd`` locked (a run that released it may have removed it)."""
+    try:
+        there = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _describe(content: bytes) -> str:

@@ -60,6 +60,7 @@ def test_no_at_the_prompt_writes_nothing_and_yes_writes(make_fleet) -> None:
     assert code == 1 and "nothing was written" in screen
     assert fleet.box.state.writes == {} and not fleet.checkpoint.exists()
     assert not (fleet.tmp / "manifest.checkpoint.sqlite").exists()
+    assert list(fleet.tmp.glob("*.lock")) == []  # the lock file this run created is gone with it
     code, screen = run_on_a_terminal(fleet, b"y\n", "--no-progress")
     assert code == 0, screen
     assert set(fleet.box.state.writes.values()) == {1} and len(fleet.box.state.writes) == 2
