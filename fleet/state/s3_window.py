@@ -1,4 +1,5 @@
-"""Journal PUTs in flight together: a run's group commits no longer queue behind each other's round trip to S3.
+"""Journal PUTs off the event loop: a run's group commits are applied locally at once and sent by a pool thread;
+while a PUT is on its way, the commits made meanwhile wait to share the next one (``WINDOW``).
 
 Each group commit is applied to the local copy at once (a fast local transaction, in order) and its journal
 object sent by a small pool of threads; a caller still returns only once *its* journal is in S3, so a write to
