@@ -144,7 +144,7 @@ async def run_job(job: Job) -> RunResult:
         stuck_after=settings.mode.stuck_after if job.kind is Kind.RUN else None,
         plan_out=plan_out,
         manifest=job.manifest.path if job.kind is Kind.PLAN else "MANIFEST",
-        fleet_held=held,
+        fleet_held=held or ran.held,
     )
 
 
@@ -160,6 +160,7 @@ class _Ran:
     tally: Tally = field(default_factory=Tally)
     drift: int = 0
     pending: tuple[tuple[str, float], ...] = ()
+    held: str | None = None  # the fleet was held while the run waited for its lock or its prompt: nothing written
 
 
 async def _run(job: Job, aws: Runtime, holds: Mapping[str, Hold], edges: EdgeTally | None) -> _Ran:
@@ -171,6 +172,11 @@ async def _run(job: Job, aws: Runtime, holds: Mapping[str, Hold], edges: EdgeTal
         report = str(job.report)
         info = run_info("run", job.run_id, aws.hub, job.manifest, settings, state=job.state, report=report, **more)
         if job.approve is not None:
+            # Held since the job read the state (before the hub check)? Then no prompt at all (`hold` says "every
+            # run exits at once").
+            held, holds = store.holds()
+            if held is not None:
+                return _Ran(collections.Counter(), held=held)
             writes = await _writes_ahead(job, aws, holds)
             # A pre-check stopped (an outage past --outage-patience) writes nothing: the run stops, resumable.
             if not aws.stop.requested and not job.approve(
@@ -178,6 +184,11 @@ async def _run(job: Job, aws: Runtime, holds: Mapping[str, Hold], edges: EdgeTal
             ):
                 raise NotApproved("not confirmed at the prompt: nothing was written")
         with store.open() as state:
+            # Read again under the lock: a `hold` run while this job checked the hub or waited at the prompt stops
+            # it here, before any write (the rows' own holds are read again by the engine).
+            fleet = state.fleet_hold()
+            if fleet is not None:
+                return _Ran(collections.Counter(), held=fleet.message(str(store)))
             mode = state.begin(job.run_id, job.manifest.path, len(rows), for_state(info))
             if job.observer is not None:
                 job.observer.started({**info, "mode": mode, "checkpoint": str(store)})

@@ -163,6 +163,28 @@ def test_a_fleet_hold_stops_every_run_in_one_line_until_released(make_fleet) -> 
     assert "hold-fleet  the fleet (INC-42" in out and "release-fleet" in out
 
 
+def test_a_hold_made_while_a_run_waits_at_its_prompt_stops_it_before_any_write(make_fleet) -> None:
+    # The run read "not held" before its hub check; on-call holds the fleet while the prompt waits and the
+    # operator answers yes: the state, read again under the lock, stops the run before any write.
+    fleet: Fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=2)
+    Checkpoint(fleet.checkpoint).close()
+    asked: list[int] = []
+
+    def approve(info: dict[str, object]) -> bool:
+        asked.append(int(str(info["writes"])))
+        code, out = invoke("hold", str(fleet.checkpoint), "--reason", "INC-43: hold now")
+        assert code == 0, out
+        return True
+
+    fleet.box.state.reset_counters()
+    result = migrate(fleet.manifest, fleet.checkpoint, fleet.report, fleet.settings(), approve=approve)
+    assert asked == [2]  # it was about to write both
+    assert result.fleet_held and "INC-43" in result.fleet_held and result.exit_code == 0
+    assert fleet.box.state.writes == {}
+    with Checkpoint(fleet.checkpoint, create=False) as state:
+        assert state.fleet_hold() is not None and state.run_info(result.run_id) is None  # no run began
+
+
 def test_a_rollback_covers_a_domain_that_went_failed_after_its_write(make_fleet, tmp_path: Path) -> None:
     fleet: Fleet = make_fleet(accounts=1, regions=("us-east-1",), per_region=3)
     bad = fleet.domains[0]
