@@ -20,7 +20,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from fleet.aws.credentials import AwsSettings
-from fleet.aws.endpoints import require_encryption, resolve
+from fleet.aws.endpoints import credential_endpoints, require_encryption, resolve
 from fleet.errors import FleetError, RaceLost, StateWriteError
 
 _RACES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
@@ -57,6 +57,10 @@ class S3Objects:
         self.requests = 0
         self.bytes_written = 0
         session = botocore.session.Session(profile=settings.profile)
+        # Before any credential is resolved (as Hub.__aenter__): a role profile's AssumeRole or SSO would go where
+        # the environment or the profile says, which the S3 endpoint's check does not cover (issue 25, item 4).
+        for endpoint in credential_endpoints(session, settings.sts_region):
+            require_encryption(endpoint, settings.insecure_endpoint)
         self._config = Config(
             # botocore retries S3's own 5xx and throttles; a conditional PUT retried after a lost answer may meet
             # itself (412): the state compares the bytes (fleet.state.s3_state).

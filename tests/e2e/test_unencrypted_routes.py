@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from fleet.aws.endpoints import Endpoint, InsecureEndpoint, credential_endpoints, proxy_for, require_encryption, summary
 from fleet.cli import main
 from fleet.sandbox.auth import HUB_CREDENTIALS
+from fleet.sandbox.server import Sandbox
 
 from ..conftest import Fleet
 from ..files import events
@@ -218,3 +219,24 @@ def test_the_credential_endpoints_are_those_of_the_profile_chain(
     )
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "https://127.0.0.1:8443")
     assert found("hub")["sts us-east-1 (credentials)"]["source"] == "AWS_ENDPOINT_URL_STS"
+
+
+@pytest.mark.parametrize("command", ["hold", "report"])
+def test_an_s3_state_or_records_commands_assume_role_over_plain_http_is_refused(
+    box: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lookups: list[str], command: str
+) -> None:
+    """The S3 state's own client (fleet/aws/s3.py) resolves the profile's credentials too: the state commands and
+    `report s3://` never open the hub, so they check the credential endpoints themselves (issue 25 item 4)."""
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(profiles(tmp_path, ROLE)))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://sts.invalid")
+    where = ["--endpoint-url", box.endpoint, "--profile", "hub", "--state-region", "us-east-1"]
+    if command == "hold":
+        cli = ["hold", "s3://fleet-state/unencrypted/state.sqlite", "--reason", "incident", *where]
+    else:
+        cli = ["report", "s3://fleet-state/unencrypted/prod.csv", *where]
+    calls = dict(box.state.calls)
+    result = CliRunner().invoke(main, cli)
+    assert result.exit_code == 2, result.output
+    assert "endpoint http://sts.invalid for sts us-east-1 (credentials)" in result.output, result.output
+    assert "unencrypted" in result.output
+    assert lookups == [] and not box.state.assume_role_calls and box.state.calls == calls
