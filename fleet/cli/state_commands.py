@@ -12,7 +12,7 @@ from fleet.cli.option_groups import trust_state_dir_option
 from fleet.cli.s3_records import fetched
 from fleet.cli.state_options import LocationArg, StateArg, state_aws, state_aws_options
 from fleet.errors import FleetError
-from fleet.migration.state_backend import StatePath, command_writer, opened
+from fleet.migration.state_backend import StatePath, for_command, opened
 from fleet.records.report import jsonl_path
 from fleet.records.rollback import Part, check_report, record_path, state_of, write_rollback_manifest
 from fleet.state.s3_objects import S3Location
@@ -70,7 +70,7 @@ def _rollback(
     check_report(report)
     if isinstance(state, S3Location):
         state_path: StatePath = state
-        with opened(state, state_aws(aws), writer=command_writer("rollback")) as checkpoint:
+        with for_command(state, state_aws(aws), "rollback") as checkpoint:
             done = write_rollback_manifest(report, out, original, checkpoint, part)
     else:
         state_path = state_of(report, original, state)
@@ -98,7 +98,7 @@ def hold_command(state: StatePath, reason: str, **aws: Any) -> None:
 
     if not reason.strip():
         raise click.BadParameter("must say why", param_hint="--reason")
-    with opened(state, state_aws(aws), writer=command_writer("hold")) as checkpoint:
+    with for_command(state, state_aws(aws), "hold") as checkpoint:
         checkpoint.set_fleet_hold(who(), reason.strip())
         held = checkpoint.fleet_hold()
     assert held is not None
@@ -118,7 +118,7 @@ def release_command(state: StatePath, domains: tuple[str, ...], everything: bool
 
     if domains and everything:
         raise click.UsageError("give --domain or --all, not both")
-    with opened(state, state_aws(aws), writer=command_writer("release")) as checkpoint:
+    with for_command(state, state_aws(aws), "release") as checkpoint:
         unknown = sorted(set(domains) - set(checkpoint.holds()))
         if unknown:
             raise ReleaseError(f"{state}: not held: {', '.join(unknown)}; nothing released")

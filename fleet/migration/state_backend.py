@@ -24,6 +24,7 @@ from fleet.aws.stop import Stop
 from fleet.events import get_logger
 from fleet.state.checkpoint import Checkpoint
 from fleet.state.holds import Hold
+from fleet.state.lock import LockHeld
 from fleet.state.s3_journal import fence
 from fleet.state.s3_lock import Holder, LeaseLock
 from fleet.state.s3_objects import S3Location, is_s3
@@ -67,6 +68,30 @@ def opened(
         if failed and isinstance(state, S3Checkpoint):
             state.compacts = False  # on an error the journals stay as they are; the next run compacts them
         state.close()
+
+
+@contextlib.contextmanager
+def for_command(where: StatePath, aws: AwsSettings, kind: str) -> Iterator[Checkpoint]:
+    """The state for a command that writes (hold, release, rollback's holds). An S3 state is locked like a run
+    while the lock is free, and compacted before the lock is released: the change is in the snapshot (ordered
+    by its ETag chain) at once, never left to the journals' order by writer id, which follows each operator's
+    clock. While a run holds the lock the command journals as before (a hold must reach a run in progress)."""
+    writer = command_writer(kind)
+    if not isinstance(where, S3Location):
+        with opened(where, aws, writer=writer) as state:
+            yield state
+        return
+    try:
+        locking = S3State(where, aws, writer).lock()
+        locking.__enter__()
+    except LockHeld as held:
+        get_logger().info("state_lock_busy", message=f"journaled beside the run in progress ({held})")
+        with opened(where, aws, writer=writer) as state:
+            yield state
+        return
+    with contextlib.ExitStack() as stack:
+        stack.push(locking.__exit__)
+        yield stack.enter_context(opened(where, aws, writer=writer, compacts=True))
 
 
 def exists(where: StatePath, aws: AwsSettings) -> bool:

@@ -11,7 +11,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from fleet.aws.credentials import AwsSettings
 from fleet.errors import StateWriteError
+from fleet.migration import state_backend
 from fleet.outcome import Outcome, Status
 from fleet.state.base import CheckpointError
 from fleet.state.lock import LockHeld
@@ -315,3 +317,46 @@ def test_only_an_in_flight_mark_waits_for_its_journal_to_land() -> None:
     assert seen == {"m.example.com": True, "v.example.com": False}  # the outcome's journal was still on its way
     state.close()  # waits for it
     assert any(b"v.example.com" in v[0] for v in store.objects.values())
+
+
+def commands_on(store: MemoryStore, monkeypatch: pytest.MonkeyPatch, writers: list[str]) -> AwsSettings:
+    """State commands (fleet.migration.state_backend.for_command) on ``store``, with these writer ids in turn."""
+    monkeypatch.setattr(state_backend, "store_for", lambda where, aws: store)
+    monkeypatch.setattr(state_backend, "command_writer", lambda kind: writers.pop(0))
+    return AwsSettings()
+
+
+def test_a_release_then_a_hold_in_the_same_second_stays_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Journals replay in writer-id order, and `...Z-hold-` sorts before `...Z-release-` (or a skewed clock):
+    each command takes the lock and compacts, so its change is in the snapshot, in the order it was made."""
+    store = MemoryStore()
+    ids = ["20261204T000001Z-hold-aaaaaa", "20261204T000002Z-release-bbbbbb", "20261204T000002Z-hold-cccccc"]
+    aws = commands_on(store, monkeypatch, ids)
+    opened = S3Checkpoint(WHERE, store, "20261204T000000Z-run-a", create=True, compacts=True)
+    opened.begin("20261204T000000Z-run-a", "m.csv", 0)
+    opened.close()
+    for reason in ("first", None, "second"):
+        with state_backend.for_command(WHERE, aws, "x") as state:
+            state.set_fleet_hold("ops", reason)
+    assert journals(store) == [] and KEY + ".lock" not in store.objects  # all in the snapshot; lock released
+    reader = open_state(store, writer=None)
+    held = reader.fleet_hold()
+    reader.close()
+    assert held is not None and held.reason == "second"
+
+
+def test_a_hold_while_a_run_holds_the_lock_is_journaled_for_that_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = MemoryStore()
+    aws = commands_on(store, monkeypatch, ["20261204T000001Z-hold-aaaaaa"])
+    run = LeaseLock(store, KEY, "20261204T000000Z-run-a")
+    run.acquire()
+    first = open_state(store)  # the run's first journal; no snapshot yet
+    first.begin(first.writer or "", "m.csv", 0)
+    first.close()
+    with state_backend.for_command(WHERE, aws, "hold") as state:
+        state.set_fleet_hold("ops", "incident")
+    assert len(journals(store)) == 2 and KEY not in store.objects  # no snapshot written beside the run
+    assert Holder.decode(store.objects[KEY + ".lock"][0]) == run.holder  # the run's lock untouched
+    reader = open_state(store, writer=None)
+    assert reader.fleet_hold() is not None
+    reader.close()
