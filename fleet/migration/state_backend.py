@@ -50,12 +50,19 @@ def store_for(where: S3Location, aws: AwsSettings) -> S3Objects:
 
 @contextlib.contextmanager
 def opened(
-    where: StatePath, aws: AwsSettings, writer: str | None = None, create: bool = False, compacts: bool = False
+    where: StatePath,
+    aws: AwsSettings,
+    writer: str | None = None,
+    create: bool = False,
+    compacts: bool = False,
+    confirm: Callable[[], None] | None = None,
 ) -> Iterator[Checkpoint]:
     """The state, closed (an S3 state compacted when ``compacts``) on the way out. ``writer``: who writes
     (an S3 state's journal names); a local file ignores it."""
     if isinstance(where, S3Location):
-        state: Checkpoint = S3Checkpoint(where, store_for(where, aws), writer, create=create, compacts=compacts)
+        state: Checkpoint = S3Checkpoint(
+            where, store_for(where, aws), writer, create=create, compacts=compacts, confirm=confirm
+        )
     else:
         state = Checkpoint(where, create=create)
     failed = False
@@ -83,7 +90,7 @@ def for_command(where: StatePath, aws: AwsSettings, kind: str) -> Iterator[Check
         return
     try:
         locking = S3State(where, aws, writer).lock()
-        locking.__enter__()
+        lease = locking.__enter__()
     except LockHeld as held:
         get_logger().info("state_lock_busy", message=f"journaled beside the run in progress ({held})")
         with opened(where, aws, writer=writer) as state:
@@ -91,7 +98,7 @@ def for_command(where: StatePath, aws: AwsSettings, kind: str) -> Iterator[Check
         return
     with contextlib.ExitStack() as stack:
         stack.push(locking.__exit__)
-        yield stack.enter_context(opened(where, aws, writer=writer, compacts=True))
+        yield stack.enter_context(opened(where, aws, writer=writer, compacts=True, confirm=lease.confirm))
 
 
 def exists(where: StatePath, aws: AwsSettings) -> bool:
@@ -109,6 +116,9 @@ class S3State:
 
     def __init__(self, where: S3Location, aws: AwsSettings, run_id: str) -> None:
         self.where, self.aws, self.run_id = where, aws, run_id
+        self.lost = False  # the lock was lost: no snapshot from this run (its journals stay the truth)
+        self._lease: LeaseLock | None = None
+        self._state: S3Checkpoint | None = None
 
     def __str__(self) -> str:
         return str(self.where)
@@ -121,10 +131,11 @@ class S3State:
             return (None if fleet is None else fleet.message(str(self.where))), state.holds()
 
     @contextlib.contextmanager
-    def lock(self, stop: Stop | None = None) -> Iterator[object]:
+    def lock(self, stop: Stop | None = None) -> Iterator[LeaseLock]:
         """LockHeld (exit 3) when another run holds it; a lock lost while the run goes on ``stop``s it (exit 75)."""
         lock = LeaseLock(store_for(self.where, self.aws), self.where.key, self.run_id, self.aws.lock_lease)
         lock.acquire()
+        self._lease = lock
         if lock.taken_from is not None:
             get_logger().warning(
                 "state_lock_taken_over",
@@ -134,7 +145,7 @@ class S3State:
             )
         done = threading.Event()
         keeper = threading.Thread(
-            target=lock.keep, args=(done.wait, time.monotonic, _losing(stop or Stop())), daemon=True
+            target=lock.keep, args=(done.wait, time.monotonic, self._losing(stop or Stop())), daemon=True
         )
         keeper.start()
         try:
@@ -146,15 +157,26 @@ class S3State:
 
     def open(self) -> Checkpoint:
         """The run's state (created if new), compacted into a new snapshot when closed."""
-        return S3Checkpoint(self.where, store_for(self.where, self.aws), self.run_id, create=True, compacts=True)
+        confirm = self._lease.confirm if self._lease is not None else None
+        self._state = S3Checkpoint(
+            self.where,
+            store_for(self.where, self.aws),
+            self.run_id,
+            create=True,
+            compacts=not self.lost,
+            confirm=confirm,
+        )
+        return self._state
 
+    def _losing(self, stop: Stop) -> Callable[[str], None]:
+        def lost(why: str) -> None:
+            get_logger().error("state_lock_lost", message=f"{why}: no new row starts; exit 75, rerun to resume")
+            self.lost = True  # compaction off: the snapshot is the next holder's to write
+            if self._state is not None:
+                self._state.compacts = False
+            stop.request(f"lost the state's lock: {why}")
 
-def _losing(stop: Stop) -> Callable[[str], None]:
-    def lost(why: str) -> None:
-        get_logger().error("state_lock_lost", message=f"{why}: no new row starts; exit 75, rerun to resume")
-        stop.request(f"lost the state's lock: {why}")
-
-    return lost
+        return lost
 
 
 def command_writer(kind: str) -> str:

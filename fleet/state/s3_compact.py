@@ -4,6 +4,7 @@ snapshot, conditionally, then the journals it holds deleted (``fleet.state.s3_st
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from fleet.errors import StateWriteError
@@ -17,6 +18,7 @@ class SnapshotCompaction:
 
     path: str
     compacts: bool
+    confirm: Callable[[], None] | None  # raises unless this opener still holds the state's lock
 
     location: S3Location
     store: ObjectStore
@@ -52,6 +54,12 @@ class SnapshotCompaction:
 
         Until the ``final`` one, this writer's latest journal is kept: a run that takes the lock over finds this
         writer's last sequence number by listing, and fences the next one."""
+        if self.confirm is not None:
+            try:
+                self.confirm()  # the lock may have been lost (taken over) since the last renewal
+            except Exception:
+                self.compacts = False  # the journals stay the truth
+                raise
         copy = Path(self._scratch) / "upload.sqlite"
         copy.unlink(missing_ok=True)
         self._db.execute("VACUUM INTO ?", (str(copy),))  # a consistent copy, WAL folded in

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import Enum
@@ -104,6 +105,7 @@ class LeaseLock:
         self.etag: str | None = None
         self.taken_from: Holder | None = None  # the stale holder this run took over from (fenced)
         self.where = f"s3://{store.bucket}/{self.lock_key}"
+        self._mutex = threading.Lock()  # a renewal (keeper thread) and a confirmation (compaction) one at a time
 
     def acquire(self) -> None:
         """Take the lock, or LockHeld (exit 3) naming its live holder. A race with another taker is lost as a
@@ -142,8 +144,17 @@ class LeaseLock:
 
     def renew(self) -> None:
         """Renew the lease (If-Match on our ETag); RaceLost when someone else holds it now."""
-        assert self.etag is not None
-        self.etag = self.store.put(self.lock_key, self.holder.encode(), if_match=self.etag)
+        with self._mutex:
+            assert self.etag is not None
+            self.etag = self.store.put(self.lock_key, self.holder.encode(), if_match=self.etag)
+
+    def confirm(self) -> None:
+        """LockLost unless the lock in S3 is still the one this run last wrote (its ETag): a snapshot is uploaded
+        only by the lock's holder; a run that lost it leaves its journals to the next one."""
+        with self._mutex:
+            found = self.store.get(self.lock_key)
+            if self.etag is None or found is None or found.etag != self.etag:
+                raise LockLost(f"{self.where}: no longer this run's lock; its snapshot is left to the next run")
 
     def release(self) -> None:
         """Delete the lock if it is still ours (a lock taken over since is the new holder's)."""

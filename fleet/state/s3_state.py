@@ -16,6 +16,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 
@@ -39,7 +40,8 @@ COMPACT_EVERY = 1000  # journals per snapshot during a run (bounds the GETs a re
 
 class S3Checkpoint(SnapshotCompaction, Checkpoint):
     """A ``Checkpoint`` whose durable copy is in S3. ``writer``: the run id (or command id) its journals are
-    named by; None opens it read-only. ``compacts``: this opener holds the state's lock and uploads snapshots."""
+    named by; None opens it read-only. ``compacts``: this opener holds the state's lock and uploads snapshots, each
+    after ``confirm`` (the lock's ``LeaseLock.confirm``) says the lock is still its own."""
 
     def __init__(
         self,
@@ -49,9 +51,10 @@ class S3Checkpoint(SnapshotCompaction, Checkpoint):
         create: bool = True,
         compacts: bool = False,
         compact_every: int = COMPACT_EVERY,
+        confirm: Callable[[], None] | None = None,
     ) -> None:
         self.location, self.store, self.writer = location, store, writer
-        self.compacts, self.compact_every = compacts, compact_every
+        self.compacts, self.compact_every, self.confirm = compacts, compact_every, confirm
         self._journaling = False
         self._seq = 0
         self._replayed: list[s3_journal.Entry] = []

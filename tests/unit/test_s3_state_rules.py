@@ -12,13 +12,14 @@ import anyio
 import pytest
 
 from fleet.aws.credentials import AwsSettings
+from fleet.aws.stop import Stop
 from fleet.errors import StateWriteError
 from fleet.migration import state_backend
 from fleet.outcome import Outcome, Status
 from fleet.state.base import CheckpointError
 from fleet.state.lock import LockHeld
 from fleet.state.s3_journal import WINDOW, encode, fence, journal_key
-from fleet.state.s3_lock import Decision, Holder, LeaseLock, decide
+from fleet.state.s3_lock import Decision, Holder, LeaseLock, LockLost, decide
 from fleet.state.s3_objects import Found, RaceLost, S3Location
 from fleet.state.s3_state import S3Checkpoint
 
@@ -360,3 +361,26 @@ def test_a_hold_while_a_run_holds_the_lock_is_journaled_for_that_run(monkeypatch
     reader = open_state(store, writer=None)
     assert reader.fleet_hold() is not None
     reader.close()
+
+
+def test_a_run_that_lost_its_lock_uploads_no_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Told by its keeper (lost): compaction is off. Not told yet (a takeover since the last renewal): the
+    snapshot PUT first finds the lock's ETag changed. Either way the journals stay for the next holder."""
+    store = MemoryStore()
+    aws = commands_on(store, monkeypatch, [])
+    told = state_backend.S3State(WHERE, aws, "20261204T000000Z-run-a")
+    state = told.open()
+    state.begin("20261204T000000Z-run-a", "m.csv", 1)
+    told._losing(Stop())("taken over")
+    state.close()
+    assert KEY not in store.objects and len(journals(store)) == 1
+
+    lock = LeaseLock(store, KEY, "20261204T000100Z-run-b")
+    lock.acquire()
+    state = open_state(store, writer="20261204T000100Z-run-b", compacts=True, confirm=lock.confirm)
+    state.begin("20261204T000100Z-run-b", "m.csv", 1)
+    store.time += 1000  # run-b stalls past its lease: run-c takes the lock over
+    LeaseLock(store, KEY, "20261204T000200Z-run-c").acquire()
+    with pytest.raises(LockLost):
+        state.close()
+    assert KEY not in store.objects and len(journals(store)) >= 2
