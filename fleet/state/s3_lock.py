@@ -75,17 +75,19 @@ class Holder:
 
 class Decision(Enum):
     CREATE = "create"  # no lock: create one
-    TAKE_OVER = "take over"  # a lock whose lease ran out (or unreadable and as old): replace it
-    REFUSE = "refuse"  # a live holder
+    TAKE_OVER = "take over"  # a lock whose lease ran out: replace it (and fence its holder)
+    REFUSE = "refuse"  # a live holder, or an unreadable lock (no run id to fence: cognito-fleet unlock)
 
 
 def decide(found: StoredObject | None, default_lease: float) -> Decision:
-    """What to do with the lock as found. An unreadable lock counts as stale after ``default_lease``."""
+    """What to do with the lock as found. An unreadable lock is never taken over: its holder's journal could not
+    be fenced (``default_lease`` is kept for the callers' signature)."""
     if found is None:
         return Decision.CREATE
     holder = Holder.decode(found.body)
-    lease = holder.lease_seconds if holder is not None else default_lease
-    return Decision.TAKE_OVER if found.age > lease else Decision.REFUSE
+    if holder is None:
+        return Decision.REFUSE
+    return Decision.TAKE_OVER if found.age > holder.lease_seconds else Decision.REFUSE
 
 
 def me(run_id: str, lease: float) -> Holder:
@@ -116,15 +118,21 @@ class LeaseLock:
             if decision is Decision.REFUSE:
                 assert found is not None
                 raise LockHeld(self._held_message(found))
+            assert decision is Decision.CREATE or found is not None
+            self.taken_from = Holder.decode(found.body) if found is not None else None
             try:
-                if decision is Decision.CREATE:
+                if found is None:
                     self.etag = self.store.put(self.lock_key, self.holder.encode(), if_none_match=True)
                 else:
-                    assert found is not None
                     self.etag = self.store.put(self.lock_key, self.holder.encode(), if_match=found.etag)
-                    self.taken_from = Holder.decode(found.body)
             except RaceLost:
-                continue  # someone else created or took it meanwhile: look again (a live holder now)
+                # Our own PUT, retried by botocore after its answer was lost, meets itself (412): a lock whose
+                # body is ours is ours. Otherwise someone else created or took it meanwhile: look again.
+                mine = self.store.get(self.lock_key)
+                if mine is None or mine.body != self.holder.encode():
+                    self.taken_from = None
+                    continue
+                self.etag = mine.etag
             if self.taken_from is not None:
                 # The stale holder may only be stalled: nothing it journals from now on is accepted.
                 fence(self.store, self.key, self.taken_from.run_id, self.holder.run_id)
@@ -133,9 +141,13 @@ class LeaseLock:
 
     def _held_message(self, found: StoredObject) -> str:
         holder = Holder.decode(found.body)
-        who = holder.describe() if holder is not None else "an unreadable lock"
-        lease = holder.lease_seconds if holder is not None else self.holder.lease_seconds
-        left = max(0, math.ceil(lease - found.age))
+        if holder is None:
+            return (
+                f"state s3://{self.store.bucket}/{self.key} is locked by an unreadable lock (not taken over: its "
+                f"holder cannot be fenced); if no run holds it: cognito-fleet unlock s3://{self.store.bucket}/{self.key}"
+            )
+        left = max(0, math.ceil(holder.lease_seconds - found.age))
+        who = holder.describe()
         return (
             f"state s3://{self.store.bucket}/{self.key} is in use by {who}; its lease runs out in {left}s unless "
             f"renewed; wait for that run to end (if its holder is dead: cognito-fleet unlock "

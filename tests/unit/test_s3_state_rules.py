@@ -156,8 +156,8 @@ def lock_body(lease: float = 120) -> bytes:
         (Found(lock_body(120), '"x"', 119), Decision.REFUSE),
         (Found(lock_body(120), '"x"', 121), Decision.TAKE_OVER),
         (Found(lock_body(5), '"x"', 6), Decision.TAKE_OVER),  # the holder's own lease rules
-        (Found(b"garbage", '"x"', 60), Decision.REFUSE),  # unreadable: stale only after our lease
-        (Found(b"garbage", '"x"', 121), Decision.TAKE_OVER),
+        (Found(b"garbage", '"x"', 60), Decision.REFUSE),
+        (Found(b"garbage", '"x"', 121), Decision.REFUSE),  # unreadable: its holder cannot be fenced (unlock)
     ],
 )
 def test_lock_decisions(found: Found | None, decision: Decision) -> None:
@@ -384,3 +384,17 @@ def test_a_run_that_lost_its_lock_uploads_no_snapshot(monkeypatch: pytest.Monkey
     with pytest.raises(LockLost):
         state.close()
     assert KEY not in store.objects and len(journals(store)) >= 2
+
+
+def test_a_lock_create_retried_after_a_lost_answer_is_ours_and_an_unreadable_lock_is_not_taken_over() -> None:
+    store = MemoryStore()
+    lock = LeaseLock(store, KEY, "20261204T000000Z-run-a")
+    store.before_put[KEY + ".lock"] = lock.holder.encode()  # our first PUT landed; botocore's retry gets 412
+    lock.acquire()
+    assert lock.etag == store.objects[KEY + ".lock"][1] and lock.taken_from is None
+    lock.release()
+    assert KEY + ".lock" not in store.objects
+    store.objects[KEY + ".lock"] = (b"{not json", '"x"', -1000.0)  # unreadable, and long past any lease
+    with pytest.raises(LockHeld, match=r"unreadable lock.*cognito-fleet unlock s3://fleet-state/"):
+        LeaseLock(store, KEY, "20261204T000100Z-run-b").acquire()
+    assert store.objects[KEY + ".lock"][0] == b"{not json" and journals(store) == []
