@@ -204,11 +204,12 @@ def unlock_command(state: StatePath, yes: bool, **aws: Any) -> None:
     if not isinstance(state, S3Location):
         raise click.UsageError(f"{state}: a local state's lock is released when its holder exits; nothing to unlock")
     settings = state_aws(aws)
-    holder = holder_of(state, settings)
-    if holder is None:
+    found = holder_of(state, settings)
+    if found is None:
         click.echo(f"{state}: not locked")
         return
+    holder, etag = found
     click.echo(f"{state}: locked by {holder}")
     if not yes and not click.confirm("Remove the lock (and fence its holder)?", default=False, err=True):
         raise click.Abort()
-    click.echo(f"{state}: unlocked ({force_unlock(state, settings)})")
+    click.echo(f"{state}: unlocked ({force_unlock(state, settings, etag)})")  # only the lock shown

@@ -184,27 +184,38 @@ def command_writer(kind: str) -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{kind}-{secrets.token_hex(3)}"
 
 
-def holder_of(where: S3Location, aws: AwsSettings) -> str | None:
-    """Who holds an S3 state's lock (None: nobody), for `unlock`."""
+def holder_of(where: S3Location, aws: AwsSettings) -> tuple[str, str] | None:
+    """Who holds an S3 state's lock and the lock's ETag (None: nobody), for `unlock` to show, then pass back."""
     found = store_for(where, aws).get(where.key + ".lock")
     if found is None:
         return None
     holder = Holder.decode(found.body)
     who = holder.describe() if holder is not None else "an unreadable lock"
-    return f"{who}, last renewed {found.age:.0f}s ago"
+    return f"{who}, last renewed {found.age:.0f}s ago", found.etag
 
 
-def force_unlock(where: StatePath, aws: AwsSettings) -> str:
-    """Fence the holder's journal, then delete the lock (`cognito-fleet unlock`). Returns what was done."""
+def force_unlock(where: StatePath, aws: AwsSettings, shown: str | None = None) -> str:
+    """Fence the holder's journal, then delete the lock (`cognito-fleet unlock`). Returns what was done.
+    ``shown``: the ETag of the lock the operator was shown; a lock changed since (renewed by a live holder, or
+    another run's now) is refused (LockHeld), never deleted."""
     assert isinstance(where, S3Location)
     store = store_for(where, aws)
     found = store.get(where.key + ".lock")
     if found is None:
         return "it was not locked"
+    if shown is not None and found.etag != shown:
+        holder = Holder.decode(found.body)
+        who = holder.describe() if holder is not None else "an unreadable lock"
+        raise LockHeld(
+            f"{where}: the lock changed since it was shown (now {who}: renewed, or another run's); nothing "
+            "removed; run unlock again if its holder is dead"
+        )
     holder = Holder.decode(found.body)
     fenced = ""
     if holder is not None:
         seq = fence(store, where.key, holder.run_id, command_writer("unlock"))
         fenced = f"run {holder.run_id} fenced at journal {seq}; "
+    # S3's DeleteObjects takes no If-Match: the check above and this delete are one GET apart (a renewal between
+    # them is not seen); the fence already stops the holder shown from writing.
     store.delete([where.key + ".lock"])
     return fenced + "the next run takes the lock"

@@ -398,3 +398,21 @@ def test_a_lock_create_retried_after_a_lost_answer_is_ours_and_an_unreadable_loc
     with pytest.raises(LockHeld, match=r"unreadable lock.*cognito-fleet unlock s3://fleet-state/"):
         LeaseLock(store, KEY, "20261204T000100Z-run-b").acquire()
     assert store.objects[KEY + ".lock"][0] == b"{not json" and journals(store) == []
+
+
+def test_unlock_removes_only_the_lock_it_showed(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = MemoryStore()
+    aws = commands_on(store, monkeypatch, ["20261204T000300Z-unlock-aaaaaa"])
+    LeaseLock(store, KEY, "20261204T000000Z-run-a").acquire()
+    shown = state_backend.holder_of(WHERE, aws)
+    assert shown is not None and "run 20261204T000000Z-run-a" in shown[0]
+    store.time += 1000  # while the operator reads the prompt, run-a's lease runs out and run-b takes it over
+    taker = LeaseLock(store, KEY, "20261204T000100Z-run-b")
+    taker.acquire()
+    with pytest.raises(LockHeld, match=r"changed since it was shown.*run 20261204T000100Z-run-b"):
+        state_backend.force_unlock(WHERE, aws, shown[1])
+    assert store.objects[KEY + ".lock"][1] == taker.etag  # run-b's lock is still there, run-b not fenced
+    assert not [k for k in journals(store) if "run-b" in k]
+    current = state_backend.holder_of(WHERE, aws)
+    assert current is not None
+    assert "fenced" in state_backend.force_unlock(WHERE, aws, current[1]) and KEY + ".lock" not in store.objects
