@@ -281,7 +281,8 @@ def print_result(result: RunResult, read_only: bool = False) -> None:
 @observe_options
 def run(manifest: Path, **opts: Any) -> None:
     """Migrate every domain of MANIFEST to its certificate_arn; rerun the same command to resume."""
-    with staged(opts["report"], state_aws(opts)) as opts["report"]:  # s3://: written here, uploaded at the end
+    # s3://: written here, uploaded at the end
+    with staged(opts["report"], state_aws(opts), opts.get("checkpoint")) as opts["report"]:
         result, code, _ = execute(manifest, opts)
         print_result(result)
     sys.exit(code)
@@ -322,7 +323,8 @@ def plan_command(manifest: Path, **opts: Any) -> None:
     The report defaults to NAME.plan.csv beside the manifest; the run's state is read for its holds (a domain a
     rollback holds is planned `held`), never written.
     """
-    with staged(opts["report"], state_aws(opts)) as opts["report"]:  # s3://: written here, uploaded at the end
+    # s3://: written here, uploaded at the end
+    with staged(opts["report"], state_aws(opts), opts.get("checkpoint")) as opts["report"]:
         result, code, check_lines = execute(manifest, opts, read_only=True)
         # The watcher looked even at a held fleet: its lines are the plan's (the hold is one of the check's lines).
         print_result(dataclasses.replace(result, fleet_held=None) if opts["check"] else result, read_only=True)

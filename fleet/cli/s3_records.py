@@ -29,12 +29,21 @@ def _stem(key: str) -> str:
 
 
 @contextlib.contextmanager
-def staged(where: Path | S3Location | None, aws: AwsSettings) -> Iterator[Path | None]:
+def staged(
+    where: Path | S3Location | None, aws: AwsSettings, state: Path | S3Location | None = None
+) -> Iterator[Path | None]:
     """A local path to write ``where``'s records at; for S3, a temporary one whose files are uploaded at the end
-    (beside the report's key, same names)."""
+    (beside the report's key, same names). Refused (exit 2, before any AWS call) unless the key ends in .csv
+    (the names beside it derive from that suffix) and lies outside ``state``'s objects (KEY, KEY.lock, journals)."""
     if not isinstance(where, S3Location):
         yield where
         return
+    if not where.key.endswith(".csv"):
+        raise click.BadParameter(f"{where}: a report's key must end in .csv (e.g. {where}.csv)", param_hint="--report")
+    if isinstance(state, S3Location) and state.bucket == where.bucket and where.key.startswith(state.key):
+        raise click.BadParameter(
+            f"{where}: would overwrite or sit among the objects of the state {state}", param_hint="--report"
+        )
     with tempfile.TemporaryDirectory(prefix="cognito-fleet-records-") as scratch:  # 0700
         name = where.key.rsplit("/", 1)[-1]
         local = Path(scratch) / name

@@ -416,3 +416,27 @@ def test_unlock_removes_only_the_lock_it_showed(monkeypatch: pytest.MonkeyPatch)
     current = state_backend.holder_of(WHERE, aws)
     assert current is not None
     assert "fenced" in state_backend.force_unlock(WHERE, aws, current[1]) and KEY + ".lock" not in store.objects
+
+
+@pytest.mark.parametrize(
+    ("report", "refusal"),
+    [
+        ("s3://fleet-state/r/prod.txt", "must end in .csv"),  # its run record and JSON Lines would not be found
+        (f"s3://fleet-state/{KEY}.csv", "among the objects of the state"),
+        (f"s3://fleet-state/{KEY}.journal/x.csv", "among the objects of the state"),
+    ],
+)
+def test_a_record_key_that_cannot_be_uploaded_whole_is_refused_before_any_aws_call(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, report: str, refusal: str
+) -> None:
+    from click.testing import CliRunner
+
+    from fleet.cli import main, s3_records
+
+    def no_aws(*_: object) -> None:
+        raise AssertionError("an AWS client was made")
+
+    monkeypatch.setattr(s3_records, "store_for", no_aws)
+    cli = ["run", str(tmp_path / "m.csv"), "--report", report, "--checkpoint", f"s3://fleet-state/{KEY}"]
+    result = CliRunner().invoke(main, cli)
+    assert result.exit_code == 2 and refusal in result.output, result.output
