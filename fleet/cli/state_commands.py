@@ -68,12 +68,12 @@ def _rollback(
     report: Path, out: Path, original: Path | None, state: StatePath | None, part: Part, aws: dict[str, Any]
 ) -> None:
     check_report(report)
-    if isinstance(state, S3Location):
-        state_path: StatePath = state
-        with for_command(state, state_aws(aws), "rollback") as checkpoint:
+    # --state, else the one the run record names: an s3:// one is opened as --state s3:// is.
+    state_path: StatePath = state if isinstance(state, S3Location) else state_of(report, original, state)
+    if isinstance(state_path, S3Location):
+        with for_command(state_path, state_aws(aws), "rollback") as checkpoint:
             done = write_rollback_manifest(report, out, original, checkpoint, part)
     else:
-        state_path = state_of(report, original, state)
         done = write_rollback_manifest(report, out, original, state_path, part)
     statuses = ", ".join(f"{k}={v}" for k, v in sorted(done.by_status.items()))
     click.echo(f"{out}: {len(done.rows)} domains back to their previous certificates ({statuses})")

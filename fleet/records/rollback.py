@@ -72,15 +72,19 @@ def check_report(report: Path) -> None:
     read_report(report, NEEDS)
 
 
-def state_of(report: Path, original: Path | None, given: Path | None) -> Path:
-    """The forward state of ``report``: --state, else the one its run record names, else the state named like the
-    report or like --manifest that knows the report's run (RollbackError, naming where it looked, if none)."""
+def state_of(report: Path, original: Path | None, given: Path | None) -> Path | S3Location:
+    """The forward state of ``report``: --state, else the one its run record names (an s3:// one as it is: the
+    caller opens it as it opens ``--state s3://``), else the state named like the report or like --manifest that
+    knows the report's run (RollbackError, naming where it looked, if none)."""
     if given is not None:
         if not given.is_file():
             raise RollbackError(f"--state {given}: no such file")
         return given
     runs = {line.get("run_id") or "" for line in read_report(report, ()).lines} - {""}
-    candidates = [p for p in (state_named(read_run_record(report)),) if p is not None]
+    named = state_named(read_run_record(report))
+    if isinstance(named, S3Location):
+        return named
+    candidates = [p for p in (named,) if p is not None]
     candidates += [report.with_name(state_name(report.name))]
     if original is not None:  # as `run` names a manifest's default state
         candidates.append(Path(f"{original.with_suffix('') if original.suffix else original}.checkpoint.sqlite"))

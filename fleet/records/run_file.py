@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from fleet.records.report import run_record_path
+from fleet.state.s3_objects import S3Location, StateLocationError, is_s3
 
 
 def read_run_record(report_csv: Path) -> dict[str, object]:
@@ -29,10 +30,18 @@ def read_run_record(report_csv: Path) -> dict[str, object]:
     return data
 
 
-def state_named(run: dict[str, object]) -> Path | None:
-    """The state file the run used, as its record names it (absolute), if it does."""
+def state_named(run: dict[str, object]) -> Path | S3Location | None:
+    """The state the run used, as its record names it (an absolute path, or s3://BUCKET/KEY kept as a URL: a
+    Path would fold it into ``s3:/BUCKET/KEY``), if it does."""
     state = run.get("state")
-    return Path(state) if isinstance(state, str) and state else None
+    if not isinstance(state, str) or not state:
+        return None
+    if is_s3(state):
+        try:
+            return S3Location.parse(state)
+        except StateLocationError:
+            return None
+    return Path(state)
 
 
 def ran_by_of(run: dict[str, object]) -> str:

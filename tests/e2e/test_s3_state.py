@@ -157,6 +157,15 @@ def test_a_rollback_recorded_in_an_s3_state_holds_its_domains_in_the_next_forwar
     assert code == 0, err
     stem = report.removeprefix(f"s3://{STATE_BUCKET}/").removesuffix(".csv")
     assert {stem + s for s in (".csv", ".jsonl", ".run.json")} <= set(keys(fleet.box, state))
+    # A local copy of the report: its run record names the S3 state (no --state needed), kept as a URL.
+    local = fleet.tmp / "copy" / "prod.report.csv"
+    local.parent.mkdir()
+    for suffix in (".csv", ".run.json"):
+        body = s3(fleet.box).get_object(Bucket=STATE_BUCKET, Key=stem + suffix)["Body"].read()
+        local.with_name("prod.report" + suffix).write_bytes(body)
+    first = fleet.domains[0].domain
+    code, out = invoke("rollback", str(local), "--out", str(fleet.tmp / "one.csv"), "--domain", first, *endpoint)
+    assert code == 0 and f"held in {state} by rollback-" in out, out
     back = fleet.tmp / "back.csv"
     code, out = invoke("rollback", report, "--out", str(back), "--state", state, *endpoint)
     assert code == 0 and f"held in {state} by rollback-" in out, out
