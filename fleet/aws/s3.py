@@ -21,7 +21,7 @@ from typing import Any
 
 from fleet.aws.credentials import AwsSettings
 from fleet.aws.endpoints import credential_endpoints, require_encryption, resolve
-from fleet.errors import FleetError, RaceLost, StateWriteError
+from fleet.errors import EXIT_RESUMABLE, FleetError, RaceLost, StateWriteError
 
 _RACES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 _ADVICE = "check the hub's S3 permissions (iam/state-bucket-policy.json) and the network, and rerun to resume"
@@ -39,6 +39,12 @@ class S3Object:
 
 class S3Unavailable(FleetError):
     """The state's bucket cannot be reached or read (no such bucket, access denied, no credentials)."""
+
+
+class S3Interrupted(S3Unavailable):
+    """S3 became unreachable after the run had opened its state: what is written is in S3, rerun to resume."""
+
+    exit_code = EXIT_RESUMABLE
 
 
 def _code(exc: Exception) -> str:

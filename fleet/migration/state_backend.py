@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fleet.aws.credentials import AwsSettings
-from fleet.aws.s3 import S3Objects
+from fleet.aws.s3 import S3Interrupted, S3Objects, S3Unavailable
 from fleet.aws.stop import Stop
+from fleet.errors import FleetError, reduce_group
 from fleet.events import get_logger
 from fleet.state.checkpoint import Checkpoint
 from fleet.state.holds import Hold
@@ -150,10 +151,29 @@ class S3State:
         keeper.start()
         try:
             yield lock
+        except BaseException as exc:
+            found = reduce_group(exc) if isinstance(exc, BaseExceptionGroup) else exc
+            if isinstance(found, S3Unavailable) and not isinstance(found, S3Interrupted) and self._state is not None:
+                raise S3Interrupted(f"{found}; rerun to resume") from None  # 75: the state was open, not 2
+            raise
         finally:
             done.set()
             keeper.join()
+            self._release(lock)
+
+    @staticmethod
+    def _release(lock: LeaseLock) -> None:
+        """Delete the lock; an error here is logged, never the command's outcome (a finished run keeps its code):
+        the lock then runs out by its lease and the next run takes it over."""
+        try:
             lock.release()
+        except FleetError as exc:
+            get_logger().warning(
+                "state_lock_not_released",
+                lock=lock.where,
+                message=f"{lock.where}: not deleted ({exc}); the next run takes it over once its lease "
+                f"({lock.holder.lease_seconds:.0f}s) runs out",
+            )
 
     def open(self) -> Checkpoint:
         """The run's state (created if new), compacted into a new snapshot when closed."""

@@ -440,3 +440,29 @@ def test_a_record_key_that_cannot_be_uploaded_whole_is_refused_before_any_aws_ca
     cli = ["run", str(tmp_path / "m.csv"), "--report", report, "--checkpoint", f"s3://fleet-state/{KEY}"]
     result = CliRunner().invoke(main, cli)
     assert result.exit_code == 2 and refusal in result.output, result.output
+
+
+class NoDelete(MemoryStore):
+    def delete(self, keys: list[str]) -> None:
+        raise StateWriteError(f"s3://{self.bucket}/{keys[0]}", "S3: InternalError")
+
+
+def test_exit_codes_a_lock_not_released_is_logged_and_s3_lost_after_open_is_resumable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fleet.aws.s3 import S3Unavailable
+
+    store = NoDelete()
+    aws = commands_on(store, monkeypatch, [])
+    run = state_backend.S3State(WHERE, aws, "20261204T000000Z-run-a")
+    with run.lock():
+        pass  # a finished run: the failed DELETE of its lock does not replace its exit code
+    assert store.objects.pop(KEY + ".lock")  # left to run out by its lease (removed here for the next cases)
+    with pytest.raises(S3Unavailable) as before, run.lock():
+        raise S3Unavailable("s3://fleet-state/k: cannot read it (AccessDenied)")
+    assert before.value.exit_code == 2  # nothing opened yet
+    store.objects.pop(KEY + ".lock")
+    with pytest.raises(S3Unavailable) as after, run.lock():
+        run.open().close()
+        raise S3Unavailable("s3://fleet-state/k: cannot read it (timeout)")
+    assert after.value.exit_code == 75 and "rerun to resume" in str(after.value)
