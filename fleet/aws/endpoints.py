@@ -148,7 +148,7 @@ def ca_bundle(botocore_session: Any) -> str:
 
 
 def redacted(proxy: str) -> str:
-    """A proxy URL without its user and password (they are credentials of the proxy)."""
+    """A URL (a proxy's, a Pushgateway's) without its user and password: they are credentials."""
     parts = urlsplit(proxy)
     if "@" not in parts.netloc:
         return proxy

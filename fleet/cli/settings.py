@@ -14,7 +14,9 @@ the key's line is found in the text). Which file set which options goes into ``r
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,8 +76,31 @@ def _position(text: str, table: str, key: str | None) -> tuple[int, int]:
     return 1, 1
 
 
+# A file found in the working directory must not loosen a control: these come from the command line or their
+# environment variable only (a plan's pin is the approver's word; trusting a directory or plain HTTP is a choice
+# made where it is seen).
+COMMAND_LINE_ONLY = frozenset({"plan-sha256", "trust-state-dir", "insecure-endpoint"})
+
+
+def _controlled_by_others(path: Path) -> str | None:
+    """Why someone other than you (or root) could change the file, if they could: it sets the run's options."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None  # reading it says why
+    if st.st_uid not in (os.geteuid(), 0):
+        return f"it belongs to uid {st.st_uid}, not to you or root"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"it is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}; chmod go-w {path})"
+    return None
+
+
 def read(path: Path) -> Loaded:
-    """Read and parse ``path`` (SettingsError: cannot read, not TOML, a key outside a table, a non-table)."""
+    """Read and parse ``path`` (SettingsError: someone else could change it, cannot read, not TOML, a key outside a
+    table, a non-table)."""
+    why = _controlled_by_others(path)
+    if why is not None:
+        raise SettingsError(f"{path}: the settings file is refused: {why}: whoever can change it controls the run")
     try:
         data = path.read_bytes()
         text = data.decode("utf-8")
@@ -139,6 +164,12 @@ def check_tables(loaded: Loaded, group: click.Group) -> None:
         if table != DEFAULTS and table not in names:
             known = ", ".join(sorted(names))
             raise SettingsError(f"{loaded.where(table)}: [{table}]: not a command ({known}; or [defaults])")
+        for key in loaded.tables[table]:
+            if key in COMMAND_LINE_ONLY:
+                raise SettingsError(
+                    f"{loaded.where(table, key)}: [{table}] {key}: give --{key} on the command line (or its "
+                    "environment variable), not in a settings file: a file must not loosen a control"
+                )
         if table != DEFAULTS:  # every command reading the file checks every table: a typo in [run] fails validate
             keys = keys_of(names[table])
             for key in loaded.tables[table]:

@@ -8,8 +8,10 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fleet.aws.credentials import AwsSettings
+from fleet.aws.endpoints import redacted
 from fleet.events import event
 from fleet.observe import metrics, notify
 from fleet.observe.facts import RunFacts, epoch
@@ -74,7 +76,12 @@ def publish(facts: RunFacts, outputs: Outputs, aws: AwsSettings, state: Path | N
         try:
             metrics.push(outputs.pushgateway, facts)
         except Exception as exc:  # unreachable, refused, 4xx/5xx: logged, the run's result unchanged
-            event("metrics_failed", "warning", target=outputs.pushgateway, message=f"{type(exc).__name__}: {exc}")
+            # A gateway URL may carry basic-auth credentials: never logged (the error text may quote the URL too).
+            shown, said = redacted(outputs.pushgateway), f"{type(exc).__name__}: {exc}"
+            userinfo = urlsplit(outputs.pushgateway).netloc.rpartition("@")[0]
+            if userinfo:
+                said = said.replace(userinfo, "***")
+            event("metrics_failed", "warning", target=shown, message=said)
     why = notify.reasons(facts, held_before)
     if outputs.notify and why:
         notify.send(outputs.notify, notify.message(facts, why), aws)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import click
@@ -158,6 +159,31 @@ def test_any_command_reading_the_file_checks_every_table(tmp_path: Path) -> None
     result = CliRunner().invoke(main, ["validate", manifest, "--config", str(config)])
     assert result.exit_code == 2
     assert f"{config}:3:1: [run] canery: run has no option --canery" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "mode", "owner", "says"),
+    [
+        ("[run]\ncanary = 2\n", 0o666, None, "writable by group or others (mode 0666"),
+        ("[run]\ncanary = 2\n", 0o644, 65534, "belongs to uid 65534, not to you or root"),
+        ('[run]\nplan-sha256 = "' + "0" * 64 + '"\n', 0o644, None, ":2:1: [run] plan-sha256: give --plan-sha256"),
+        ('[defaults]\ntrust-state-dir = ["/tmp"]\n', 0o644, None, "[defaults] trust-state-dir: give --trust"),
+        ("[plan]\ninsecure-endpoint = true\n", 0o644, None, "[plan] insecure-endpoint: give --insecure-endpoint"),
+    ],
+)
+def test_a_settings_file_cannot_loosen_a_control(
+    tmp_path: Path, text: str, mode: int, owner: int | None, says: str
+) -> None:
+    # Another user who can write the working directory's cognito-fleet.toml must not pin a tampered plan, trust a
+    # shared directory or allow plain HTTP: those come from the command line; and a file others can change is refused.
+    config = tmp_path / "cognito-fleet.toml"
+    config.write_text(text)
+    config.chmod(mode)
+    if owner is not None:
+        os.chown(config, owner, owner)
+    manifest = str(Path(__file__).resolve().parents[2] / "manifests" / "example.csv")
+    result = CliRunner().invoke(main, ["validate", manifest, "--config", str(config)])
+    assert result.exit_code == 2 and says in result.output, result.output
 
 
 def test_run_takes_its_options_from_the_file_below_the_command_line_and_records_the_file(make_fleet) -> None:
