@@ -35,24 +35,10 @@ class StateArg(click.ParamType[StatePath]):
         return local
 
 
-class LocationArg(click.ParamType):  # type: ignore[type-arg]
-    """A file argument that may also be ``s3://BUCKET/KEY``."""
+class LocationArg(StateArg):
+    """A file argument that may also be ``s3://BUCKET/KEY`` (a report, a record): a state's rules, another name."""
 
     name = "PATH"
-
-    def __init__(self, exists: bool = False) -> None:
-        self._local = click.Path(dir_okay=False, exists=exists, path_type=Path)
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path | S3Location:
-        if isinstance(value, S3Location | Path):
-            return value
-        if is_s3(value):
-            try:
-                return S3Location.parse(str(value))
-            except StateLocationError as exc:
-                self.fail(str(exc), param, ctx)
-        local: Path = self._local.convert(value, param, ctx)
-        return local
 
 
 RUN_CHECKPOINT = click.option(
