@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 
 def csv_rows(path: Path) -> list[dict[str, str]]:
@@ -32,3 +33,20 @@ def finished(text: str) -> dict[str, object]:
     found = [e for e in events(text) if e["event"] == "run_finished"]
     assert len(found) == 1, text
     return found[0]
+
+
+def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Every sample of a Prometheus text exposition by metric name (the library's parser: a malformed file fails
+    here)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.setdefault(s.name, []).append((dict(s.labels), s.value))
+    return out
+
+
+def per_domain(found: dict[str, list[tuple[dict[str, str], float]]], name: str) -> dict[str, Any]:
+    """One metric's samples by their domain label: (status label or None, value)."""
+    return {labels["domain"]: (labels.get("status"), value) for labels, value in found.get(name, [])}

@@ -6,33 +6,20 @@ from __future__ import annotations
 import base64
 import time
 from datetime import datetime
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from prometheus_client.parser import text_string_to_metric_families
 
 from fleet.cli import main
 from fleet.sandbox.seed import Seeder
 
 from ..conftest import Fleet
-from ..files import by_domain, finished
+from ..files import by_domain, finished, per_domain, samples
 from ..receiver import Receiver
 
 WAIT = ("--wait", "--wait-timeout", "1", "--wait-interval", "0.05")  # the stuck edge is given up after 1 s
 
 
-def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
-    """Every sample of a text exposition by metric name (the library's parser: a malformed file fails here)."""
-    out: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out.setdefault(s.name, []).append((dict(s.labels), s.value))
-    return out
-
-
-def per_domain(found: dict[str, list[tuple[dict[str, str], float]]], name: str) -> dict[str, Any]:
-    return {labels["domain"]: (labels.get("status"), value) for labels, value in found.get(name, [])}
 
 
 def not_after(fleet: Fleet, account: str, arn: str) -> float:

@@ -8,24 +8,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from prometheus_client.parser import text_string_to_metric_families
 
 from fleet.cli import main
 from fleet.observe import metrics, notify
 from fleet.observe.check import findings, lines
 from fleet.observe.facts import DomainFacts, RunFacts
 
-
-def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
-    out: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out.setdefault(s.name, []).append((dict(s.labels), s.value))
-    return out
-
-
-def per_domain(found: dict[str, list[tuple[dict[str, str], float]]], name: str) -> dict[str, Any]:
-    return {labels["domain"]: (labels.get("status"), value) for labels, value in found.get(name, [])}
+from ..files import per_domain, samples
 
 
 def facts(*statuses: tuple[str, str | None], **overrides: Any) -> RunFacts:
